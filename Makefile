@@ -1,0 +1,43 @@
+# Two commands on a fresh machine:
+#   make run    install, migrate, load demo data, serve on http://127.0.0.1:8000
+#   make test   install and run the whole test suite (PostgreSQL when it answers)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1:8000
+DEMO_ADMIN_PASSWORD ?= agentwallet-demo
+
+.PHONY: run test install install-dev lint bench clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	DEBUG=1 $(BIN)/python manage.py migrate --no-input
+	DEBUG=1 DEMO_ADMIN_PASSWORD=$(DEMO_ADMIN_PASSWORD) $(BIN)/python manage.py seed_demo
+	@echo "Portal/admin: http://$(HOST)/admin/  (user admin, password $(DEMO_ADMIN_PASSWORD))"
+	@echo "API docs:     http://$(HOST)/api/docs/"
+	DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
+
+test: install-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/test.sh
+
+lint: install-dev
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+bench: install-dev
+	$(BIN)/python bench/provision.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

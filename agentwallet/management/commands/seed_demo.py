@@ -1,0 +1,134 @@
+"""python manage.py seed_demo: demo principals, policies, agents and cards (idempotent)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from policies.models import Policy, Vendor
+from policies.services import policy_create
+from wallets.actors import Actor
+from wallets.models import Agent
+from wallets.services import agent_provision, api_key_create
+
+DEMO_POLICIES: list[dict[str, Any]] = [
+    {
+        "slug": "ci-tight",
+        "name": "CI (tight)",
+        "currency": "USD",
+        "description": "For CI agents: small daily and per-PR budgets, no x402.",
+        "daily_cap": Decimal("50"),
+        "monthly_cap": Decimal("500"),
+        "per_trace_cap": Decimal("5"),
+        "per_authorization_cap": Decimal("25"),
+        "velocity_per_hour": 30,
+        "time_zone": "America/New_York",
+        "default_vendors": ["openai", "github"],
+        "vendor_caps": {"openai": Decimal("200")},
+    },
+    {
+        "slug": "eu-infra",
+        "name": "EU infrastructure",
+        "currency": "EUR",
+        "description": "Deploy agents on European hosts, capped in euros.",
+        "daily_cap": Decimal("300"),
+        "monthly_cap": Decimal("4000"),
+        "per_trace_cap": Decimal("150"),
+        "time_zone": "Europe/Berlin",
+        "default_vendors": ["hetzner", "ovh", "github"],
+        "vendor_caps": {"hetzner": Decimal("2500"), "ovh": Decimal("1000")},
+    },
+]
+
+DEMO_AGENTS = [
+    {
+        "name": "claude-code-main",
+        "principal_email": "alice@acme.dev",
+        "principal_slack_user_id": "U0ALICE001",
+        "policy": "starter",
+    },
+    {
+        "name": "codex-refactor",
+        "principal_email": "alice@acme.dev",
+        "principal_slack_user_id": "U0ALICE001",
+        "policy": "starter",
+    },
+    {
+        "name": "ci-runner",
+        "principal_email": "bob@acme.dev",
+        "principal_slack_user_id": "U0BOB00001",
+        "policy": "ci-tight",
+    },
+    {
+        "name": "deploy-bot",
+        "principal_email": "bob@acme.dev",
+        "principal_slack_user_id": "U0BOB00001",
+        "policy": "eu-infra",
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo data (safe to run again: nothing is duplicated)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--admin-password",
+            default=os.environ.get("DEMO_ADMIN_PASSWORD", ""),
+            help="Create (or reset) the portal superuser 'admin' with this password. "
+            "Default: $DEMO_ADMIN_PASSWORD; none is created without one.",
+        )
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = Actor.system("seed_demo")
+        vendors = {vendor.slug: vendor for vendor in Vendor.objects.all()}
+        for spec in DEMO_POLICIES:
+            if Policy.objects.filter(slug=spec["slug"]).exists():
+                continue
+            spec = dict(spec)
+            spec["default_vendors"] = [vendors[slug] for slug in spec["default_vendors"]]
+            spec["vendor_caps"] = {vendors[s]: amount for s, amount in spec["vendor_caps"].items()}
+            policy_create(**spec)
+            self.stdout.write(f"policy {spec['slug']}")
+
+        for spec in DEMO_AGENTS:
+            if Agent.objects.filter(
+                name=spec["name"], principal__email=spec["principal_email"]
+            ).exists():
+                continue
+            provisioned = agent_provision(
+                actor=actor,
+                policy=Policy.objects.get(slug=spec["policy"]),
+                **{key: value for key, value in spec.items() if key != "policy"},
+            )
+            self.stdout.write(
+                f"agent {provisioned.agent.name} ({provisioned.agent.pk}) "
+                f"with {len(provisioned.cards)} cards; "
+                f"API key (shown once): {provisioned.raw_key}"
+            )
+
+        if not _staff_key_exists():
+            _, raw_key = api_key_create(name="demo staff key", agent=None, created_by=actor)
+            self.stdout.write(f"staff API key (shown once): {raw_key}")
+
+        if options["admin_password"]:
+            user, _ = get_user_model().objects.get_or_create(
+                username="admin", defaults={"email": "admin@acme.dev"}
+            )
+            user.is_staff = user.is_superuser = True
+            user.set_password(options["admin_password"])
+            user.save()
+            self.stdout.write("portal user: admin (password as given)")
+        self.stdout.write(self.style.SUCCESS("demo data loaded"))
+
+
+def _staff_key_exists() -> bool:
+    from wallets.models import ApiKey, ApiKeyKind
+
+    return ApiKey.objects.filter(kind=ApiKeyKind.STAFF, name="demo staff key").exists()

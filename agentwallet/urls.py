@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from agentwallet import views
+
+admin.site.site_header = "AgentWallet"
+admin.site.site_title = "AgentWallet admin"
+admin.site.index_title = "Spend control"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/", include("agentwallet.api_urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "agentwallet.views.not_found"
+handler500 = "agentwallet.views.internal_error"

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentwallet.api.fields import validate_input
+from cards import selectors, services
+from cards.serializers import (
+    CardCreateInputSerializer,
+    CardFreezeInputSerializer,
+    CardOutputSerializer,
+    CardUnfreezeInputSerializer,
+    IssuedCardOutputSerializer,
+)
+from wallets.actors import actor_from_request
+from wallets.permissions import require_staff
+from wallets.selectors import agent_get_for_actor
+
+CardListOutputSerializer = inline_serializer(
+    "CardListOutput", {"results": CardOutputSerializer(many=True)}
+)
+
+
+class CardListCreateApi(APIView):
+    @extend_schema(operation_id="agent_cards_list", responses=CardListOutputSerializer)
+    def get(self, request: Request, agent_id: uuid.UUID) -> Response:
+        agent = agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
+        cards = selectors.card_list_for_agent(agent=agent)
+        return Response({"results": CardOutputSerializer(cards, many=True).data})
+
+    @extend_schema(
+        operation_id="agent_cards_create",
+        request=CardCreateInputSerializer,
+        responses={201: IssuedCardOutputSerializer},
+    )
+    def post(self, request: Request, agent_id: uuid.UUID) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get_for_actor(actor=actor, agent_id=agent_id)
+        data = validate_input(
+            CardCreateInputSerializer, request.data, context={"currency": agent.policy.currency}
+        )
+        new_card = services.card_create_for_agent(agent=agent, actor=actor, **data)
+        body = IssuedCardOutputSerializer(IssuedCardOutputSerializer.shape(new_card)).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class CardDetailApi(APIView):
+    @extend_schema(operation_id="agent_cards_retrieve", responses=CardOutputSerializer)
+    def get(self, request: Request, agent_id: uuid.UUID, card_id: uuid.UUID) -> Response:
+        agent = agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
+        card = selectors.card_get_for_agent(agent=agent, card_id=card_id)
+        return Response(CardOutputSerializer(card).data)
+
+
+class CardFreezeApi(APIView):
+    """Freeze one card; the very next authorization on it is declined."""
+
+    @extend_schema(
+        operation_id="agent_cards_freeze",
+        request=CardFreezeInputSerializer,
+        responses=CardOutputSerializer,
+    )
+    def post(self, request: Request, agent_id: uuid.UUID, card_id: uuid.UUID) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get_for_actor(actor=actor, agent_id=agent_id)
+        card = selectors.card_get_for_agent(agent=agent, card_id=card_id)
+        data = validate_input(CardFreezeInputSerializer, request.data)
+        card = services.card_freeze(card=card, actor=actor, reason=data["reason"])
+        return Response(CardOutputSerializer(card).data)
+
+
+class CardUnfreezeApi(APIView):
+    """Unfreeze one card. Staff only: an agent cannot lift its own freeze; another
+    agent's card still answers 404 first, so ids cannot be probed."""
+
+    @extend_schema(
+        operation_id="agent_cards_unfreeze",
+        request=CardUnfreezeInputSerializer,
+        responses=CardOutputSerializer,
+    )
+    def post(self, request: Request, agent_id: uuid.UUID, card_id: uuid.UUID) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get_for_actor(actor=actor, agent_id=agent_id)
+        card = selectors.card_get_for_agent(agent=agent, card_id=card_id)
+        require_staff(actor)
+        data = validate_input(CardUnfreezeInputSerializer, request.data)
+        card = services.card_unfreeze(card=card, actor=actor, reason=data["reason"])
+        return Response(CardOutputSerializer(card).data)
+
+
+AgentFreezeOutputSerializer = inline_serializer(
+    "AgentFreezeOutput",
+    {"agent_id": serializers.UUIDField(), "changed": CardOutputSerializer(many=True)},
+)
+
+
+class AgentFreezeApi(APIView):
+    """Freeze every card of the agent at once (the kill switch)."""
+
+    @extend_schema(
+        operation_id="agents_freeze",
+        request=CardFreezeInputSerializer,
+        responses=AgentFreezeOutputSerializer,
+    )
+    def post(self, request: Request, agent_id: uuid.UUID) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get_for_actor(actor=actor, agent_id=agent_id)
+        data = validate_input(CardFreezeInputSerializer, request.data)
+        cards = services.agent_cards_freeze(agent=agent, actor=actor, reason=data["reason"])
+        return Response(
+            {"agent_id": agent.pk, "changed": CardOutputSerializer(cards, many=True).data}
+        )
+
+
+class AgentUnfreezeApi(APIView):
+    @extend_schema(
+        operation_id="agents_unfreeze",
+        request=CardUnfreezeInputSerializer,
+        responses=AgentFreezeOutputSerializer,
+    )
+    def post(self, request: Request, agent_id: uuid.UUID) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get_for_actor(actor=actor, agent_id=agent_id)
+        require_staff(actor)
+        data = validate_input(CardUnfreezeInputSerializer, request.data)
+        cards = services.agent_cards_unfreeze(agent=agent, actor=actor, reason=data["reason"])
+        return Response(
+            {"agent_id": agent.pk, "changed": CardOutputSerializer(cards, many=True).data}
+        )

@@ -1,0 +1,213 @@
+"""Writes for cards: issuance, freeze, unfreeze, close. Each records a CardEvent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from agentwallet.lib.errors import Conflict
+from cards.crypto import encrypt_number, number_fingerprint
+from cards.issuers import IssuedCard, get_issuer
+from cards.models import Card, CardEvent, CardEventKind, CardStatus
+from policies.models import Vendor
+from wallets.actors import Actor
+from wallets.models import Agent
+
+
+@dataclass(frozen=True, repr=False)
+class NewCard:
+    """A card just issued, with the secrets shown this once."""
+
+    card: Card
+    secrets: IssuedCard
+
+
+@contextmanager
+def issuer_compensation() -> Iterator[list[IssuedCard]]:
+    """Close cards at the issuer if the transaction that issued them fails.
+
+    The issuer is outside our database, so all-or-nothing needs a compensating call.
+    """
+    issued: list[IssuedCard] = []
+    try:
+        yield issued
+    except BaseException:
+        issuer = get_issuer()
+        for secret in issued:
+            issuer.close_card(issuer_card_id=secret.issuer_card_id)
+        raise
+
+
+def card_issue(
+    *,
+    agent: Agent,
+    vendor: Vendor,
+    actor: Actor,
+    issued: list[IssuedCard],
+    monthly_cap: Decimal | None = None,
+    trace_id: str = "",
+    expires_in_seconds: int | None = None,
+    single_use: bool = False,
+    now: datetime | None = None,
+) -> NewCard:
+    """Issue one card locked to `vendor`. Call inside a transaction and an
+    `issuer_compensation()` block, passing its list as `issued`."""
+    now = now or timezone.now()
+    is_ephemeral = bool(trace_id) or expires_in_seconds is not None
+    expires_at = now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
+    if is_ephemeral and expires_at is None:
+        expires_at = now + timedelta(days=7)
+    if (
+        not is_ephemeral
+        and Card.objects.filter(agent=agent, vendor=vendor, is_ephemeral=False)
+        .exclude(status=CardStatus.CLOSED)
+        .exists()
+    ):
+        raise Conflict(
+            f"Agent already has an open {vendor.name} card; close it first or "
+            "ask for an ephemeral card (trace_id or expires_in_seconds)."
+        )
+    issuer = get_issuer()
+    secrets = issuer.issue_card(
+        cardholder_ref=str(agent.pk), spending_currency=agent.policy.currency
+    )
+    issued.append(secrets)
+    card = Card(
+        agent=agent,
+        vendor=vendor,
+        issuer=issuer.name,
+        issuer_card_id=secrets.issuer_card_id,
+        last4=secrets.last4,
+        exp_month=secrets.exp_month,
+        exp_year=secrets.exp_year,
+        number_ciphertext=encrypt_number(secrets.number),
+        number_fingerprint=number_fingerprint(secrets.number),
+        allowed_mccs=list(vendor.mccs),
+        monthly_cap=None if monthly_cap is None else Money(monthly_cap, agent.policy.currency),
+        is_ephemeral=is_ephemeral,
+        single_use=single_use,
+        trace_id=trace_id,
+        expires_at=expires_at,
+    )
+    try:
+        with transaction.atomic():
+            card.save(force_insert=True)
+    except IntegrityError as exc:
+        raise Conflict("The card could not be issued: it conflicts with an existing card.") from exc
+    CardEvent.objects.create(
+        card=card,
+        kind=CardEventKind.ISSUED,
+        actor=actor.label,
+        reason=f"trace {trace_id}" if trace_id else "",
+    )
+    return NewCard(card=card, secrets=secrets)
+
+
+def card_create_for_agent(
+    *,
+    agent: Agent,
+    vendor: Vendor,
+    actor: Actor,
+    monthly_cap: Decimal | None = None,
+    trace_id: str = "",
+    expires_in_seconds: int | None = None,
+    single_use: bool = False,
+) -> NewCard:
+    """An extra or ephemeral card, issued on its own (POST /api/agents/{id}/cards)."""
+    with issuer_compensation() as issued, transaction.atomic():
+        return card_issue(
+            agent=agent,
+            vendor=vendor,
+            actor=actor,
+            issued=issued,
+            monthly_cap=monthly_cap,
+            trace_id=trace_id,
+            expires_in_seconds=expires_in_seconds,
+            single_use=single_use,
+        )
+
+
+def _require_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why (it is recorded with the freeze)."})
+    return reason
+
+
+def _set_status(card: Card, status: str, kind: str, actor: Actor, reason: str) -> Card:
+    issuer = get_issuer(card.issuer)
+    if kind == CardEventKind.FROZEN:
+        issuer.freeze_card(issuer_card_id=card.issuer_card_id)
+    elif kind == CardEventKind.UNFROZEN:
+        issuer.unfreeze_card(issuer_card_id=card.issuer_card_id)
+    else:
+        issuer.close_card(issuer_card_id=card.issuer_card_id)
+    card.status = status
+    card.save(update_fields=["status", "updated_at"])
+    CardEvent.objects.create(card=card, kind=kind, actor=actor.label, reason=reason)
+    return card
+
+
+@transaction.atomic
+def card_freeze(*, card: Card, actor: Actor, reason: str) -> Card:
+    """Freeze at once: the very next authorization sees the new status."""
+    reason = _require_reason(reason)
+    card = Card.objects.select_for_update().get(pk=card.pk)
+    if card.status == CardStatus.CLOSED:
+        raise Conflict("A closed card cannot be frozen.")
+    if card.status == CardStatus.FROZEN:
+        return card  # already frozen: nothing changes, nothing recorded twice
+    return _set_status(card, CardStatus.FROZEN, CardEventKind.FROZEN, actor, reason)
+
+
+@transaction.atomic
+def card_unfreeze(*, card: Card, actor: Actor, reason: str = "") -> Card:
+    card = Card.objects.select_for_update().get(pk=card.pk)
+    if card.status == CardStatus.CLOSED:
+        raise Conflict("A closed card cannot be unfrozen.")
+    if card.status == CardStatus.ACTIVE:
+        return card
+    return _set_status(card, CardStatus.ACTIVE, CardEventKind.UNFROZEN, actor, reason.strip())
+
+
+@transaction.atomic
+def card_close(*, card: Card, actor: Actor, reason: str = "") -> Card:
+    card = Card.objects.select_for_update().get(pk=card.pk)
+    if card.status == CardStatus.CLOSED:
+        return card
+    return _set_status(card, CardStatus.CLOSED, CardEventKind.CLOSED, actor, reason.strip())
+
+
+@transaction.atomic
+def agent_cards_freeze(*, agent: Agent, actor: Actor, reason: str) -> list[Card]:
+    """Freeze every active card of the agent (the kill switch). Returns those frozen."""
+    reason = _require_reason(reason)
+    cards = list(
+        Card.objects.select_for_update()
+        .filter(agent=agent, status=CardStatus.ACTIVE)
+        .order_by("pk")
+    )
+    return [
+        _set_status(card, CardStatus.FROZEN, CardEventKind.FROZEN, actor, reason) for card in cards
+    ]
+
+
+@transaction.atomic
+def agent_cards_unfreeze(*, agent: Agent, actor: Actor, reason: str = "") -> list[Card]:
+    cards = list(
+        Card.objects.select_for_update()
+        .filter(agent=agent, status=CardStatus.FROZEN)
+        .order_by("pk")
+    )
+    return [
+        _set_status(card, CardStatus.ACTIVE, CardEventKind.UNFROZEN, actor, reason.strip())
+        for card in cards
+    ]

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+from djmoney.models.fields import MoneyField
+
+
+class VendorCategory(models.TextChoices):
+    CLOUD = "cloud", "Cloud"
+    LLM = "llm", "LLM"
+    ML_PLATFORM = "ml-platform", "ML platform"
+    DEVTOOLS = "devtools", "Developer tools"
+    OBSERVABILITY = "observability", "Observability"
+    DATA = "data", "Data"
+    PAYMENTS = "payments", "Payments"
+    COMMUNICATIONS = "communications", "Communications"
+    OTHER = "other", "Other"
+
+
+class Vendor(models.Model):
+    """A service agents may pay, with the card-network identity it charges under."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    category = models.CharField(
+        max_length=20, choices=VendorCategory.choices, default=VendorCategory.OTHER
+    )
+    # Merchant category codes (4-digit strings), most likely first: the card's first lock.
+    mccs = models.JSONField(default=list)
+    # Statement descriptors, matched case-insensitively on prefixes.
+    descriptors = models.JSONField(default=list, blank=True)
+    # Card-acceptor ids seen for this vendor: an optional second-layer lock.
+    network_ids = models.JSONField(default=list, blank=True)
+    currencies = models.JSONField(default=list, blank=True)
+    is_curated = models.BooleanField(default=False, help_text="Shipped with the product.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(category__in=VendorCategory.values),
+                name="policies_vendor_category_valid",
+            ),
+            models.CheckConstraint(condition=~Q(slug=""), name="policies_vendor_slug_not_empty"),
+            models.CheckConstraint(condition=~Q(name=""), name="policies_vendor_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Policy(models.Model):
+    """A named template of caps, all in one cap currency."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    # Rolling 24 hours for the agent (a burst at 21:00 does not reset at midnight).
+    daily_cap = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
+    # Calendar month in `time_zone`.
+    monthly_cap = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
+    # Lifetime of one trace (PR, deploy, task) across all agents and vendors.
+    per_trace_cap = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    per_authorization_cap = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    velocity_per_hour = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many authorizations per rolling hour (empty: no limit).",
+    )
+    x402_allowed = models.BooleanField(default=False)
+    x402_per_call_cap = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    time_zone = models.CharField(max_length=64, default="UTC")
+    default_vendors = models.ManyToManyField(Vendor, blank=True, related_name="default_in_policies")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(daily_cap__gt=Decimal("0")), name="policies_policy_daily_cap_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(monthly_cap__gt=Decimal("0")),
+                name="policies_policy_monthly_cap_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(per_trace_cap__isnull=True) | Q(per_trace_cap__gt=Decimal("0")),
+                name="policies_policy_per_trace_cap_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(per_authorization_cap__isnull=True)
+                | Q(per_authorization_cap__gt=Decimal("0")),
+                name="policies_policy_per_authorization_cap_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(x402_per_call_cap__isnull=True) | Q(x402_per_call_cap__gt=Decimal("0")),
+                name="policies_policy_x402_cap_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(velocity_per_hour__isnull=True) | Q(velocity_per_hour__gt=0),
+                name="policies_policy_velocity_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(x402_allowed=False) | Q(x402_per_call_cap__isnull=False),
+                name="policies_policy_x402_needs_cap",
+            ),
+            # Every cap is in the policy's one cap currency.
+            models.CheckConstraint(
+                condition=Q(daily_cap_currency=F("currency"))
+                & Q(monthly_cap_currency=F("currency")),
+                name="policies_policy_caps_in_policy_currency",
+            ),
+            models.CheckConstraint(
+                condition=(Q(per_trace_cap__isnull=True) | Q(per_trace_cap_currency=F("currency")))
+                & (
+                    Q(per_authorization_cap__isnull=True)
+                    | Q(per_authorization_cap_currency=F("currency"))
+                )
+                & (Q(x402_per_call_cap__isnull=True) | Q(x402_per_call_cap_currency=F("currency"))),
+                name="policies_policy_optional_caps_in_policy_currency",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_cap__lte=F("monthly_cap")),
+                name="policies_policy_daily_within_monthly",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyVendorCap(models.Model):
+    """A monthly cap for one vendor under a policy (each agent's card for it)."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="vendor_caps")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="policy_caps")
+    monthly_cap = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
+
+    class Meta:
+        ordering = ["vendor__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "vendor"], name="policies_policyvendorcap_one_per_vendor"
+            ),
+            models.CheckConstraint(
+                condition=Q(monthly_cap__gt=Decimal("0")),
+                name="policies_policyvendorcap_cap_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.monthly_cap}/month under {self.policy}"

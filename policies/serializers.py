@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from agentwallet.api.fields import MoneyField, StrictInputSerializer
+from agentwallet.lib.timewindows import is_valid_time_zone
+from policies.models import Policy, Vendor, VendorCategory
+
+MCC_FIELD = serializers.RegexField(
+    r"^\d{4}$", max_length=4, error_messages={"invalid": "An MCC is 4 digits."}
+)
+
+
+class VendorOutputSerializer(serializers.ModelSerializer[Vendor]):
+    class Meta:
+        model = Vendor
+        fields = [
+            "slug",
+            "name",
+            "category",
+            "mccs",
+            "descriptors",
+            "network_ids",
+            "currencies",
+            "is_curated",
+        ]
+        read_only_fields = fields
+
+
+class VendorCreateInputSerializer(StrictInputSerializer):
+    slug = serializers.SlugField(max_length=50)
+    name = serializers.CharField(max_length=100)
+    category = serializers.ChoiceField(choices=VendorCategory.choices, default=VendorCategory.OTHER)
+    mccs = serializers.ListField(
+        child=serializers.RegexField(r"^\d{4}$", max_length=4), min_length=1, max_length=20
+    )
+    descriptors = serializers.ListField(
+        child=serializers.CharField(max_length=64), max_length=20, default=list
+    )
+    network_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64), max_length=50, default=list
+    )
+    currencies = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Z]{3}$", max_length=3),
+        min_length=1,
+        max_length=20,
+        default=lambda: ["USD"],
+    )
+
+
+class VendorCapSerializer(serializers.Serializer[Any]):
+    vendor = serializers.SlugRelatedField(slug_field="slug", queryset=Vendor.objects.all())
+    monthly_cap = MoneyField()
+
+
+class PolicyOutputSerializer(serializers.ModelSerializer[Policy]):
+    daily_cap = MoneyField()
+    monthly_cap = MoneyField()
+    per_trace_cap = MoneyField(allow_null=True)
+    per_authorization_cap = MoneyField(allow_null=True)
+    x402_per_call_cap = MoneyField(allow_null=True)
+    default_vendors = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    vendor_caps = VendorCapSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Policy
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "currency",
+            "daily_cap",
+            "monthly_cap",
+            "per_trace_cap",
+            "per_authorization_cap",
+            "velocity_per_hour",
+            "x402_allowed",
+            "x402_per_call_cap",
+            "time_zone",
+            "default_vendors",
+            "vendor_caps",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class _PolicyFieldsSerializer(StrictInputSerializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(allow_blank=True, max_length=2000, required=False)
+    daily_cap = MoneyField()
+    monthly_cap = MoneyField()
+    per_trace_cap = MoneyField(required=False, allow_null=True)
+    per_authorization_cap = MoneyField(required=False, allow_null=True)
+    velocity_per_hour = serializers.IntegerField(
+        min_value=1, max_value=100_000, required=False, allow_null=True
+    )
+    x402_allowed = serializers.BooleanField(required=False)
+    x402_per_call_cap = MoneyField(required=False, allow_null=True)
+    time_zone = serializers.CharField(max_length=64, required=False)
+    default_vendors = serializers.SlugRelatedField(
+        slug_field="slug", many=True, queryset=Vendor.objects.all(), required=False
+    )
+    vendor_caps = VendorCapSerializer(many=True, required=False)
+
+    def validate_time_zone(self, value: str) -> str:
+        if not is_valid_time_zone(value):
+            raise serializers.ValidationError(f"Unknown time zone {value!r}.")
+        return value
+
+    def validate_vendor_caps(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        slugs = [item["vendor"].slug for item in value]
+        if len(slugs) != len(set(slugs)):
+            raise serializers.ValidationError("Each vendor may appear once.")
+        return value
+
+    def check_currency(self, attrs: dict[str, Any], currency: str) -> dict[str, Any]:
+        """Every cap must be in the policy's cap currency; return plain amounts."""
+        errors: dict[str, str] = {}
+        for name in (
+            "daily_cap",
+            "monthly_cap",
+            "per_trace_cap",
+            "per_authorization_cap",
+            "x402_per_call_cap",
+        ):
+            money = attrs.get(name)
+            if money is not None and str(money.currency) != currency:
+                errors[name] = f"Caps must be in the policy currency {currency}."
+            elif name in attrs:
+                attrs[name] = None if money is None else money.amount
+        caps = {}
+        for item in attrs.get("vendor_caps", []):
+            if str(item["monthly_cap"].currency) != currency:
+                errors["vendor_caps"] = f"Caps must be in the policy currency {currency}."
+            caps[item["vendor"]] = item["monthly_cap"].amount
+        if "vendor_caps" in attrs:
+            attrs["vendor_caps"] = caps
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class PolicyCreateInputSerializer(_PolicyFieldsSerializer):
+    slug = serializers.SlugField(max_length=50)
+    currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return self.check_currency(attrs, attrs["currency"])
+
+
+class PolicyUpdateInputSerializer(_PolicyFieldsSerializer):
+    """PATCH: any subset of the fields; the currency and slug cannot change."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Nothing to change.")
+        policy: Policy = self.context["policy"]
+        return self.check_currency(attrs, policy.currency)

@@ -1,0 +1,156 @@
+"""Writes for vendors and policies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from djmoney.money import Money
+
+from agentwallet.lib.timewindows import is_valid_time_zone
+from policies.models import Policy, PolicyVendorCap, Vendor, VendorCategory
+
+CAP_FIELDS = (
+    "daily_cap",
+    "monthly_cap",
+    "per_trace_cap",
+    "per_authorization_cap",
+    "x402_per_call_cap",
+)
+PLAIN_FIELDS = ("name", "description", "velocity_per_hour", "x402_allowed", "time_zone")
+
+
+def _clean_mccs(mccs: Iterable[str]) -> list[str]:
+    cleaned = []
+    for mcc in mccs:
+        if not (isinstance(mcc, str) and len(mcc) == 4 and mcc.isdigit()):
+            raise ValidationError({"mccs": f"{mcc!r} is not a 4-digit merchant category code."})
+        if mcc not in cleaned:
+            cleaned.append(mcc)
+    return cleaned
+
+
+@transaction.atomic
+def vendor_create(
+    *,
+    slug: str,
+    name: str,
+    mccs: Iterable[str],
+    category: str = VendorCategory.OTHER,
+    descriptors: Iterable[str] = (),
+    network_ids: Iterable[str] = (),
+    currencies: Iterable[str] = ("USD",),
+    is_curated: bool = False,
+) -> Vendor:
+    mcc_list = _clean_mccs(mccs)
+    if not mcc_list:
+        raise ValidationError({"mccs": "A vendor needs at least one merchant category code."})
+    if Vendor.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"A vendor with slug {slug!r} already exists."})
+    vendor = Vendor(
+        slug=slug,
+        name=name,
+        category=category,
+        mccs=mcc_list,
+        descriptors=list(descriptors),
+        network_ids=list(network_ids),
+        currencies=list(currencies),
+        is_curated=is_curated,
+    )
+    vendor.full_clean()
+    vendor.save()
+    return vendor
+
+
+def _cap(value: Decimal | None, currency: str) -> Money | None:
+    return None if value is None else Money(value, currency)
+
+
+def _set_vendor_caps(policy: Policy, vendor_caps: Mapping[Vendor, Decimal]) -> None:
+    PolicyVendorCap.objects.filter(policy=policy).exclude(vendor__in=list(vendor_caps)).delete()
+    for vendor, amount in vendor_caps.items():
+        PolicyVendorCap.objects.update_or_create(
+            policy=policy, vendor=vendor, defaults={"monthly_cap": Money(amount, policy.currency)}
+        )
+
+
+def _validate_policy(policy: Policy) -> None:
+    if not is_valid_time_zone(policy.time_zone):
+        raise ValidationError({"time_zone": f"Unknown time zone {policy.time_zone!r}."})
+    if policy.x402_allowed and policy.x402_per_call_cap is None:
+        raise ValidationError({"x402_per_call_cap": "Needed when x402 is allowed."})
+    if policy.daily_cap.amount > policy.monthly_cap.amount:
+        raise ValidationError({"daily_cap": "The daily cap cannot exceed the monthly cap."})
+    policy.full_clean(exclude=["default_vendors"])
+
+
+@transaction.atomic
+def policy_create(
+    *,
+    slug: str,
+    name: str,
+    currency: str,
+    daily_cap: Decimal,
+    monthly_cap: Decimal,
+    per_trace_cap: Decimal | None = None,
+    per_authorization_cap: Decimal | None = None,
+    velocity_per_hour: int | None = None,
+    x402_allowed: bool = False,
+    x402_per_call_cap: Decimal | None = None,
+    time_zone: str = "UTC",
+    description: str = "",
+    default_vendors: Iterable[Vendor] = (),
+    vendor_caps: Mapping[Vendor, Decimal] | None = None,
+) -> Policy:
+    """Create a policy; every amount is in `currency`, the policy's cap currency."""
+    if Policy.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"A policy with slug {slug!r} already exists."})
+    policy = Policy(
+        slug=slug,
+        name=name,
+        description=description,
+        currency=currency,
+        daily_cap=Money(daily_cap, currency),
+        monthly_cap=Money(monthly_cap, currency),
+        per_trace_cap=_cap(per_trace_cap, currency),
+        per_authorization_cap=_cap(per_authorization_cap, currency),
+        velocity_per_hour=velocity_per_hour,
+        x402_allowed=x402_allowed,
+        x402_per_call_cap=_cap(x402_per_call_cap, currency),
+        time_zone=time_zone,
+    )
+    _validate_policy(policy)
+    policy.save()
+    policy.default_vendors.set(list(default_vendors))
+    _set_vendor_caps(policy, vendor_caps or {})
+    return policy
+
+
+@transaction.atomic
+def policy_update(
+    *,
+    policy: Policy,
+    changes: Mapping[str, Any],
+) -> Policy:
+    """Apply a partial update. Caps stay in the policy's currency, which cannot change."""
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    updated: list[str] = []
+    for field in PLAIN_FIELDS:
+        if field in changes:
+            setattr(policy, field, changes[field])
+            updated.append(field)
+    for field in CAP_FIELDS:
+        if field in changes:
+            setattr(policy, field, _cap(changes[field], policy.currency))
+            updated += [field, f"{field}_currency"]
+    _validate_policy(policy)
+    if updated:
+        policy.save(update_fields=[*updated, "updated_at"])
+    if "default_vendors" in changes:
+        policy.default_vendors.set(list(changes["default_vendors"]))
+    if "vendor_caps" in changes:
+        _set_vendor_caps(policy, changes["vendor_caps"])
+    return policy

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework_api_key.models import APIKey as LibraryAPIKey
+
+from cards.models import Card
+from cards.services import agent_cards_freeze
+from ledger.selectors import agents_with_spend
+from wallets.actors import Actor
+from wallets.models import Agent, ApiKey, Principal
+from wallets.services import api_key_revoke
+
+# We keep keys in our own model (wallets.ApiKey); hide the library's unused one.
+admin.site.unregister(LibraryAPIKey)
+
+
+class CardInline(admin.TabularInline[Card, Agent]):
+    model = Card
+    extra = 0
+    can_delete = False
+    fields = ["vendor", "last4", "status", "monthly_cap", "is_ephemeral", "trace_id", "expires_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Agent | None = None) -> bool:
+        return False
+
+
+@admin.register(Principal)
+class PrincipalAdmin(admin.ModelAdmin[Principal]):
+    list_display = ["email", "name", "slack_user_id", "created_at"]
+    search_fields = ["email", "name", "slack_user_id"]
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin[Agent]):
+    list_display = [
+        "name",
+        "principal",
+        "policy",
+        "status",
+        "spent_24h",
+        "spent_month",
+        "trace_id",
+        "created_at",
+    ]
+    list_filter = ["status", "policy"]
+    list_select_related = ["principal", "policy"]
+    search_fields = ["name", "principal__email", "trace_id", "id"]
+    raw_id_fields = ["principal"]
+    readonly_fields = ["id", "created_at", "updated_at", "trace_id", "trace_expires_at"]
+    inlines = [CardInline]
+    actions = ["freeze_all_cards"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # provisioning (API or seed) creates agents with key and cards
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
+        return agents_with_spend(Agent.objects.all(), now=timezone.now())
+
+    @admin.display(description="Spent (rolling 24h)", ordering="spent_24h")
+    def spent_24h(self, agent: Agent) -> str:
+        return f"{agent.spent_24h or 0:.2f} of {agent.policy.daily_cap}"  # type: ignore[attr-defined]
+
+    @admin.display(description="Spent (30 days)", ordering="spent_30d")
+    def spent_month(self, agent: Agent) -> str:
+        return f"{agent.spent_30d or 0:.2f}"  # type: ignore[attr-defined]
+
+    @admin.action(description="Freeze all cards of selected agents")
+    def freeze_all_cards(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
+        actor = Actor.for_user(request.user)
+        frozen = sum(
+            len(agent_cards_freeze(agent=agent, actor=actor, reason="Frozen from the admin"))
+            for agent in queryset
+        )
+        self.message_user(request, f"Froze {frozen} card(s).", messages.SUCCESS)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    list_display = ["name", "prefix", "kind", "agent", "revoked", "last_used_at", "created"]
+    list_filter = ["kind", "revoked"]
+    list_select_related = ["agent"]
+    search_fields = ["name", "prefix", "agent__name"]
+    fields = [
+        "name",
+        "prefix",
+        "kind",
+        "agent",
+        "created_by",
+        "created",
+        "last_used_at",
+        "expiry_date",
+        "revoked",
+        "revoked_at",
+    ]
+    readonly_fields = [
+        "prefix",
+        "kind",
+        "agent",
+        "created_by",
+        "created",
+        "last_used_at",
+        "revoked",
+        "revoked_at",
+    ]
+    actions = ["revoke_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # keys are shown once: create them with manage.py create_api_key
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        actor = Actor.for_user(request.user)
+        for key in queryset:
+            api_key_revoke(api_key=key, actor=actor)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)

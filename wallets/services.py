@@ -1,0 +1,122 @@
+"""Writes for principals, agents, API keys and trace context."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from cards.services import NewCard, card_issue, issuer_compensation
+from policies.models import Policy, Vendor
+from wallets.actors import Actor
+from wallets.models import Agent, ApiKey, ApiKeyKind, Principal
+
+TRACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}$")
+MAX_TRACE_TTL_SECONDS = 30 * 24 * 3600
+
+
+def validate_trace_id(trace_id: str) -> str:
+    if not TRACE_ID_PATTERN.match(trace_id):
+        raise ValidationError(
+            {"trace_id": "Use 1-128 letters, digits and ._:/#@+- (for example PR-4823)."}
+        )
+    return trace_id
+
+
+@dataclass(frozen=True, repr=False)
+class ProvisionedAgent:
+    agent: Agent
+    api_key: ApiKey
+    raw_key: str  # shown once
+    cards: list[NewCard] = field(default_factory=list)
+
+
+def principal_get_or_create(*, email: str, slack_user_id: str = "", name: str = "") -> Principal:
+    email = email.strip().lower()
+    principal, created = Principal.objects.get_or_create(
+        email=email, defaults={"slack_user_id": slack_user_id, "name": name}
+    )
+    if created:
+        principal.full_clean()
+    elif slack_user_id and principal.slack_user_id != slack_user_id:
+        if Principal.objects.filter(slack_user_id=slack_user_id).exclude(pk=principal.pk).exists():
+            raise ValidationError(
+                {"principal_slack_user_id": "That Slack user belongs to another principal."}
+            )
+        principal.slack_user_id = slack_user_id
+        principal.save(update_fields=["slack_user_id"])
+    return principal
+
+
+def api_key_create(*, name: str, agent: Agent | None, created_by: Actor) -> tuple[ApiKey, str]:
+    """Create a key; the raw key is returned once and only its hash is stored."""
+    name = name.strip()
+    if not name or len(name) > 50:
+        raise ValidationError({"name": "A key needs a name of 1-50 characters."})
+    kind = ApiKeyKind.STAFF if agent is None else ApiKeyKind.AGENT
+    return ApiKey.objects.create_key(name=name, kind=kind, agent=agent, created_by=created_by.label)
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.revoked:
+        return api_key
+    api_key.revoked = True
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked", "revoked_at"])
+    return api_key
+
+
+def agent_provision(
+    *,
+    name: str,
+    principal_email: str,
+    policy: Policy,
+    actor: Actor,
+    principal_slack_user_id: str = "",
+    vendors: Sequence[Vendor] | None = None,
+) -> ProvisionedAgent:
+    """Create an agent, its API key and one card per vendor, all or nothing.
+
+    `vendors` replaces the policy's default vendors when given.
+    """
+    with issuer_compensation() as issued, transaction.atomic():
+        principal = principal_get_or_create(
+            email=principal_email, slack_user_id=principal_slack_user_id
+        )
+        agent = Agent(name=name.strip(), principal=principal, policy=policy)
+        agent.full_clean()
+        agent.save(force_insert=True)
+        api_key, raw_key = api_key_create(name=f"{agent.name} key", agent=agent, created_by=actor)
+        card_vendors = list(policy.default_vendors.all()) if vendors is None else list(vendors)
+        cards = [
+            card_issue(agent=agent, vendor=vendor, actor=actor, issued=issued)
+            for vendor in sorted(card_vendors, key=lambda v: v.slug)
+        ]
+        return ProvisionedAgent(agent=agent, api_key=api_key, raw_key=raw_key, cards=cards)
+
+
+def agent_trace_set(*, agent: Agent, trace_id: str, ttl_seconds: int | None = None) -> Agent:
+    """Set the agent's active trace context; charges without their own trace get it."""
+    validate_trace_id(trace_id)
+    ttl = settings.AGENTWALLET_TRACE_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    if not 1 <= ttl <= MAX_TRACE_TTL_SECONDS:
+        raise ValidationError({"ttl_seconds": f"Must be between 1 and {MAX_TRACE_TTL_SECONDS}."})
+    agent.trace_id = trace_id
+    agent.trace_expires_at = timezone.now() + timedelta(seconds=ttl)
+    agent.save(update_fields=["trace_id", "trace_expires_at", "updated_at"])
+    return agent
+
+
+def agent_trace_clear(*, agent: Agent) -> Agent:
+    agent.trace_id = ""
+    agent.trace_expires_at = None
+    agent.save(update_fields=["trace_id", "trace_expires_at", "updated_at"])
+    return agent
