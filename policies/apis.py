@@ -75,7 +75,7 @@ class PolicyDetailApi(APIView):
     def patch(self, request: Request, slug: str) -> Response:
         policy = selectors.policy_get_by_slug(slug=slug)
         changes = validate_input(
-            PolicyUpdateInputSerializer, request.data, context={"policy": policy}
+            PolicyUpdateInputSerializer, request.data, context={"policy": policy}, partial=True
         )
         services.policy_update(policy=policy, changes=changes)
         return Response(PolicyOutputSerializer(selectors.policy_get_by_slug(slug=slug)).data)
