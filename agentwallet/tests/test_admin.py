@@ -6,9 +6,15 @@ from cards.models import Card, CardEvent, CardStatus
 from wallets.models import ApiKey
 
 ADMIN_PAGES = [
-    "/admin/", "/admin/wallets/agent/", "/admin/wallets/principal/", "/admin/wallets/apikey/",
-    "/admin/cards/card/", "/admin/cards/cardevent/", "/admin/policies/policy/",
-    "/admin/policies/vendor/", "/admin/ledger/ledgerentry/",
+    "/admin/",
+    "/admin/wallets/agent/",
+    "/admin/wallets/principal/",
+    "/admin/wallets/apikey/",
+    "/admin/cards/card/",
+    "/admin/cards/cardevent/",
+    "/admin/policies/policy/",
+    "/admin/policies/vendor/",
+    "/admin/ledger/ledgerentry/",
 ]
 
 
@@ -25,18 +31,22 @@ def test_admin_detail_pages_render(alice, admin_client):
 
 def test_admin_freeze_action_goes_through_the_service(alice, admin_client):
     ids = [str(new.card.pk) for new in alice.cards[:2]]
-    response = admin_client.post("/admin/cards/card/", {
-        "action": "freeze_selected", "_selected_action": ids})
+    response = admin_client.post(
+        "/admin/cards/card/", {"action": "freeze_selected", "_selected_action": ids}
+    )
     assert response.status_code == 302
     assert set(Card.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
-        CardStatus.FROZEN}
+        CardStatus.FROZEN
+    }
     event = CardEvent.objects.filter(card_id=ids[0], kind="frozen").get()
     assert event.actor == "user:admin"
 
 
 def test_admin_revoke_action(alice, admin_client):
-    response = admin_client.post("/admin/wallets/apikey/", {
-        "action": "revoke_selected", "_selected_action": [alice.api_key.pk]})
+    response = admin_client.post(
+        "/admin/wallets/apikey/",
+        {"action": "revoke_selected", "_selected_action": [alice.api_key.pk]},
+    )
     assert response.status_code == 302
     assert ApiKey.objects.get(pk=alice.api_key.pk).revoked
 

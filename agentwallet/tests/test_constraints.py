@@ -15,14 +15,17 @@ from policies.models import Policy, PolicyVendorCap, Vendor
 from wallets.models import Agent, ApiKey, Principal
 
 
-@pytest.mark.parametrize(("values", "constraint"), [
-    ({"status": "melted"}, "cards_card_status_valid"),
-    ({"monthly_cap": Decimal("0")}, "cards_card_monthly_cap_positive"),
-    ({"monthly_cap": Decimal("-1")}, "cards_card_monthly_cap_positive"),
-    ({"exp_month": 13}, "cards_card_exp_month_valid"),
-    ({"exp_month": 0}, "cards_card_exp_month_valid"),
-    ({"is_ephemeral": True, "expires_at": None}, "cards_card_ephemeral_expires"),
-])
+@pytest.mark.parametrize(
+    ("values", "constraint"),
+    [
+        ({"status": "melted"}, "cards_card_status_valid"),
+        ({"monthly_cap": Decimal("0")}, "cards_card_monthly_cap_positive"),
+        ({"monthly_cap": Decimal("-1")}, "cards_card_monthly_cap_positive"),
+        ({"exp_month": 13}, "cards_card_exp_month_valid"),
+        ({"exp_month": 0}, "cards_card_exp_month_valid"),
+        ({"is_ephemeral": True, "expires_at": None}, "cards_card_ephemeral_expires"),
+    ],
+)
 def test_card_constraints(alice, values, constraint):
     card = alice.cards[0].card
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
@@ -38,7 +41,8 @@ def test_one_open_standing_card_per_agent_and_vendor(alice):
     Card.objects.filter(pk=first.pk).update(status=CardStatus.CLOSED)
     Card.objects.filter(pk=other.pk).update(vendor=first.vendor)
     Card.objects.filter(pk=first.pk).update(
-        status=CardStatus.ACTIVE, is_ephemeral=True, expires_at=timezone.now())
+        status=CardStatus.ACTIVE, is_ephemeral=True, expires_at=timezone.now()
+    )
 
 
 def test_card_numbers_and_issuer_ids_are_unique(alice):
@@ -51,24 +55,30 @@ def test_card_numbers_and_issuer_ids_are_unique(alice):
 
 def test_card_event_constraints(alice):
     card = alice.cards[0].card
-    for values in ({"kind": "exploded", "actor": "x"}, {"kind": "issued", "actor": ""},
-                   {"kind": "frozen", "actor": "x", "reason": ""}):
+    for values in (
+        {"kind": "exploded", "actor": "x"},
+        {"kind": "issued", "actor": ""},
+        {"kind": "frozen", "actor": "x", "reason": ""},
+    ):
         with pytest.raises(IntegrityError), transaction.atomic():
             CardEvent.objects.create(card=card, **values)
 
 
-@pytest.mark.parametrize("values", [
-    {"daily_cap": Decimal("0")},
-    {"monthly_cap": Decimal("-5")},
-    {"per_trace_cap": Decimal("0")},
-    {"per_authorization_cap": Decimal("-1")},
-    {"x402_per_call_cap": Decimal("0")},
-    {"velocity_per_hour": 0},
-    {"x402_allowed": True, "x402_per_call_cap": None},
-    {"daily_cap_currency": "EUR"},
-    {"per_trace_cap_currency": "EUR"},
-    {"daily_cap": Decimal("20000")},  # above the monthly cap
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"daily_cap": Decimal("0")},
+        {"monthly_cap": Decimal("-5")},
+        {"per_trace_cap": Decimal("0")},
+        {"per_authorization_cap": Decimal("-1")},
+        {"x402_per_call_cap": Decimal("0")},
+        {"velocity_per_hour": 0},
+        {"x402_allowed": True, "x402_per_call_cap": None},
+        {"daily_cap_currency": "EUR"},
+        {"per_trace_cap_currency": "EUR"},
+        {"daily_cap": Decimal("20000")},  # above the monthly cap
+    ],
+)
 def test_policy_constraints(starter_policy, values):
     with pytest.raises(IntegrityError), transaction.atomic():
         Policy.objects.filter(pk=starter_policy.pk).update(**values)
@@ -79,8 +89,9 @@ def test_policy_vendor_cap_constraints(starter_policy):
     with pytest.raises(IntegrityError), transaction.atomic():
         PolicyVendorCap.objects.filter(pk=cap.pk).update(monthly_cap=Decimal("0"))
     with pytest.raises(IntegrityError), transaction.atomic():
-        PolicyVendorCap.objects.create(policy=starter_policy, vendor=cap.vendor,
-                                       monthly_cap=Decimal("1"))
+        PolicyVendorCap.objects.create(
+            policy=starter_policy, vendor=cap.vendor, monthly_cap=Decimal("1")
+        )
 
 
 def test_vendor_constraints(db):
@@ -92,9 +103,13 @@ def test_vendor_constraints(db):
 
 def test_agent_constraints(alice, bob):
     agent = alice.agent
-    for values in ({"status": "rogue"}, {"name": ""}, {"trace_id": "PR-1"},
-                   {"trace_expires_at": timezone.now()},
-                   {"name": bob.agent.name, "principal": bob.agent.principal}):
+    for values in (
+        {"status": "rogue"},
+        {"name": ""},
+        {"trace_id": "PR-1"},
+        {"trace_expires_at": timezone.now()},
+        {"name": bob.agent.name, "principal": bob.agent.principal},
+    ):
         with pytest.raises(IntegrityError), transaction.atomic():
             Agent.objects.filter(pk=agent.pk).update(**values)
 
@@ -109,16 +124,25 @@ def test_principal_constraints(alice, bob):
 
 def test_api_key_constraints(alice):
     key = alice.api_key
-    for values in ({"kind": "root"}, {"kind": "staff"}, {"agent": None},
-                   {"revoked": True}, {"revoked_at": timezone.now()}):
+    for values in (
+        {"kind": "root"},
+        {"kind": "staff"},
+        {"agent": None},
+        {"revoked": True},
+        {"revoked_at": timezone.now()},
+    ):
         with pytest.raises(IntegrityError), transaction.atomic():
             ApiKey.objects.filter(pk=key.pk).update(**values)
 
 
 def test_ledger_entry_constraints(alice):
     card = alice.cards[0].card
-    base = {"agent": alice.agent, "card": card, "vendor": card.vendor,
-            "created_at": timezone.now() - timedelta(minutes=1)}
+    base = {
+        "agent": alice.agent,
+        "card": card,
+        "vendor": card.vendor,
+        "created_at": timezone.now() - timedelta(minutes=1),
+    }
     LedgerEntry.objects.create(kind="hold", amount=Decimal("1"), cap_amount=Decimal("1"), **base)
     for values in (
         {"kind": "teleport", "amount": Decimal("1"), "cap_amount": Decimal("1")},
@@ -126,8 +150,12 @@ def test_ledger_entry_constraints(alice):
         {"kind": "refund", "amount": Decimal("1"), "cap_amount": Decimal("1")},
         {"kind": "hold", "amount": Decimal("-1"), "cap_amount": Decimal("1")},
         {"kind": "hold", "amount": Decimal("1"), "cap_amount": Decimal("1"), "rail": "wire"},
-        {"kind": "hold", "amount": Decimal("1"), "cap_amount": Decimal("1"),
-         "fx_rate": Decimal("0")},
+        {
+            "kind": "hold",
+            "amount": Decimal("1"),
+            "cap_amount": Decimal("1"),
+            "fx_rate": Decimal("0"),
+        },
     ):
         with pytest.raises(IntegrityError), transaction.atomic():
             LedgerEntry.objects.create(**base, **values)

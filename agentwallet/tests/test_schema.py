@@ -9,9 +9,14 @@ def test_openapi_schema_validates_without_warnings(db, tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     schema = yaml.safe_load(target.read_text())
     paths = schema["paths"]
-    for path in ("/api/agents", "/api/agents/{agent_id}/cards/{card_id}/freeze",
-                 "/api/agents/{agent_id}/budget", "/api/agents/{agent_id}/trace",
-                 "/api/policies/{slug}", "/api/vendors"):
+    for path in (
+        "/api/agents",
+        "/api/agents/{agent_id}/cards/{card_id}/freeze",
+        "/api/agents/{agent_id}/budget",
+        "/api/agents/{agent_id}/trace",
+        "/api/policies/{slug}",
+        "/api/vendors",
+    ):
         assert path in paths
     assert schema["components"]["securitySchemes"]["bearerKey"]["scheme"] == "bearer"
     assert "Money" in schema["components"]["schemas"]

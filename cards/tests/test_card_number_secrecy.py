@@ -11,12 +11,17 @@ from cards.models import Card
 
 def test_card_number_never_appears_after_issuance_or_in_logs(staff_client, caplog):
     caplog.set_level(logging.DEBUG)  # includes django.db.backends SQL logging
-    created = staff_client.post("/api/agents", {
-        "name": "secretive", "principal_email": "s@example.com", "policy": "starter",
-    }, format="json").json()
+    created = staff_client.post(
+        "/api/agents",
+        {
+            "name": "secretive",
+            "principal_email": "s@example.com",
+            "policy": "starter",
+        },
+        format="json",
+    ).json()
     agent_id = created["agent"]["id"]
     numbers = [card["number"] for card in created["cards"]]
-    cvcs = [card["cvc"] for card in created["cards"]]
     card_ids = [card["card"]["id"] for card in created["cards"]]
 
     later = [
@@ -35,6 +40,7 @@ def test_card_number_never_appears_after_issuance_or_in_logs(staff_client, caplo
         assert number not in bodies
         assert number not in logged
         assert number[:-4] not in bodies  # not even the number without its last four
+    assert '"cvc"' not in bodies
 
 
 def test_card_rows_hold_no_plaintext_number_and_no_cvc(alice):

@@ -16,8 +16,11 @@ def test_freeze_through_the_api_is_recorded_with_who_when_and_why(alice, staff_c
     card = alice.cards[0].card
     started = timezone.now()
 
-    response = staff_client.post(f"/api/agents/{alice.agent.pk}/cards/{card.pk}/freeze",
-                                 {"reason": "prompt injection suspected"}, format="json")
+    response = staff_client.post(
+        f"/api/agents/{alice.agent.pk}/cards/{card.pk}/freeze",
+        {"reason": "prompt injection suspected"},
+        format="json",
+    )
 
     assert response.status_code == 200
     assert response.json()["status"] == "frozen"
@@ -32,8 +35,10 @@ def test_agent_may_freeze_its_own_card_but_not_unfreeze_it(alice, alice_client):
     card = alice.cards[0].card
     base = f"/api/agents/{alice.agent.pk}/cards/{card.pk}"
 
-    assert alice_client.post(f"{base}/freeze", {"reason": "done with it"},
-                             format="json").status_code == 200
+    assert (
+        alice_client.post(f"{base}/freeze", {"reason": "done with it"}, format="json").status_code
+        == 200
+    )
     response = alice_client.post(f"{base}/unfreeze", {}, format="json")
 
     assert response.status_code == 403
@@ -46,8 +51,11 @@ def test_agent_may_freeze_its_own_card_but_not_unfreeze_it(alice, alice_client):
 def test_staff_unfreeze_is_recorded(alice, staff_client):
     card = alice.cards[0].card
     card_freeze(card=card, actor=Actor.system("test"), reason="spike")
-    response = staff_client.post(f"/api/agents/{alice.agent.pk}/cards/{card.pk}/unfreeze",
-                                 {"reason": "false alarm"}, format="json")
+    response = staff_client.post(
+        f"/api/agents/{alice.agent.pk}/cards/{card.pk}/unfreeze",
+        {"reason": "false alarm"},
+        format="json",
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "active"
     [event] = _events(card, CardEventKind.UNFROZEN)
@@ -72,18 +80,25 @@ def test_a_closed_card_cannot_be_frozen_or_unfrozen(alice, staff_client):
 
 
 def test_agent_freeze_freezes_every_card_at_once(alice, bob, alice_client):
-    response = alice_client.post(f"/api/agents/{alice.agent.pk}/freeze",
-                                 {"reason": "runaway loop"}, format="json")
+    response = alice_client.post(
+        f"/api/agents/{alice.agent.pk}/freeze", {"reason": "runaway loop"}, format="json"
+    )
 
     assert response.status_code == 200
     assert len(response.json()["changed"]) == 6
     assert set(Card.objects.filter(agent=alice.agent).values_list("status", flat=True)) == {
-        CardStatus.FROZEN}
-    assert CardEvent.objects.filter(card__agent=alice.agent, kind=CardEventKind.FROZEN,
-                                    reason="runaway loop").count() == 6
+        CardStatus.FROZEN
+    }
+    assert (
+        CardEvent.objects.filter(
+            card__agent=alice.agent, kind=CardEventKind.FROZEN, reason="runaway loop"
+        ).count()
+        == 6
+    )
     # Bob's cards are untouched.
     assert set(Card.objects.filter(agent=bob.agent).values_list("status", flat=True)) == {
-        CardStatus.ACTIVE}
+        CardStatus.ACTIVE
+    }
 
 
 def test_agent_unfreeze_restores_frozen_cards_only(alice, staff_client):
@@ -101,6 +116,7 @@ def test_agent_unfreeze_restores_frozen_cards_only(alice, staff_client):
 def test_freeze_is_visible_to_the_very_next_read(alice, staff_client):
     """The decision engine reads the card row; no cache stands between."""
     card = alice.cards[0].card
-    staff_client.post(f"/api/agents/{alice.agent.pk}/cards/{card.pk}/freeze",
-                      {"reason": "now"}, format="json")
+    staff_client.post(
+        f"/api/agents/{alice.agent.pk}/cards/{card.pk}/freeze", {"reason": "now"}, format="json"
+    )
     assert Card.objects.get(pk=card.pk).status == CardStatus.FROZEN

@@ -7,8 +7,9 @@ from cards.crypto import decrypt_number, encrypt_number, number_fingerprint
 from cards.issuers.sandbox import SandboxIssuer, luhn_check_digit, luhn_valid
 
 
-@pytest.mark.parametrize("number", ["4242424242424242", "4000056655665556",
-                                    "5555555555554444", "378282246310005"])
+@pytest.mark.parametrize(
+    "number", ["4242424242424242", "4000056655665556", "5555555555554444", "378282246310005"]
+)
 def test_luhn_accepts_known_test_numbers(number):
     assert luhn_valid(number)
 

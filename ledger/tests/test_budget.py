@@ -12,8 +12,15 @@ from ledger.models import LedgerEntry
 def entry(provisioned, *, at, cap, kind="hold", trace_id="", card_index=0):
     card = provisioned.cards[card_index].card
     return LedgerEntry.objects.create(
-        kind=kind, agent=provisioned.agent, card=card, vendor=card.vendor, trace_id=trace_id,
-        amount=abs(Decimal(cap)), cap_amount=Decimal(cap), created_at=at)
+        kind=kind,
+        agent=provisioned.agent,
+        card=card,
+        vendor=card.vendor,
+        trace_id=trace_id,
+        amount=abs(Decimal(cap)),
+        cap_amount=Decimal(cap),
+        created_at=at,
+    )
 
 
 def test_budget_of_a_new_agent_spends_nothing(alice, alice_client):
@@ -30,8 +37,7 @@ def test_budget_of_a_new_agent_spends_nothing(alice, alice_client):
     assert openai["vendor_cap"]["cap"] == {"amount": "2000.00", "currency": "USD"}
     assert openai["card_cap"]["cap"] is None
     assert body["traces"] == []
-    assert body["x402"] == {"allowed": True,
-                            "per_call_cap": {"amount": "5.00", "currency": "USD"}}
+    assert body["x402"] == {"allowed": True, "per_call_cap": {"amount": "5.00", "currency": "USD"}}
 
 
 @time_machine.travel(datetime(2026, 3, 10, 12, 0, tzinfo=UTC), tick=False)
@@ -49,13 +55,15 @@ def test_budget_sums_the_rolling_day_and_the_month(alice, alice_client):
     assert body["month"]["spent"]["amount"] == "130.25"
     assert body["month"]["window_start"] == "2026-03-01T00:00:00Z"
     [trace] = body["traces"]
-    assert trace == {"trace_id": "PR-1", "cap": {"amount": "20.00", "currency": "USD"},
-                     "spent": {"amount": "30.25", "currency": "USD"},
-                     "remaining": {"amount": "0.00", "currency": "USD"}}
+    assert trace == {
+        "trace_id": "PR-1",
+        "cap": {"amount": "20.00", "currency": "USD"},
+        "spent": {"amount": "30.25", "currency": "USD"},
+        "remaining": {"amount": "0.00", "currency": "USD"},
+    }
 
 
 def test_trace_context_shows_up_as_an_open_trace(alice, alice_client):
-    alice_client.put(f"/api/agents/{alice.agent.pk}/trace", {"trace_id": "PR-77"},
-                     format="json")
+    alice_client.put(f"/api/agents/{alice.agent.pk}/trace", {"trace_id": "PR-77"}, format="json")
     body = alice_client.get(f"/api/agents/{alice.agent.pk}/budget").json()
     assert [trace["trace_id"] for trace in body["traces"]] == ["PR-77"]

@@ -10,10 +10,18 @@ def money(amount, currency="USD"):
 
 
 def test_adding_a_vendor_is_one_call(staff_client, alice_client):
-    response = staff_client.post("/api/vendors", {
-        "slug": "acme-llm", "name": "Acme LLM", "category": "llm", "mccs": ["5734", "7372"],
-        "descriptors": ["ACME LLM"], "currencies": ["USD"],
-    }, format="json")
+    response = staff_client.post(
+        "/api/vendors",
+        {
+            "slug": "acme-llm",
+            "name": "Acme LLM",
+            "category": "llm",
+            "mccs": ["5734", "7372"],
+            "descriptors": ["ACME LLM"],
+            "currencies": ["USD"],
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     vendor = Vendor.objects.get(slug="acme-llm")
     assert vendor.mccs == ["5734", "7372"]
@@ -30,43 +38,58 @@ def test_vendor_list_is_readable_by_agents(alice_client):
 
 
 def test_creating_a_policy_in_euros(staff_client):
-    response = staff_client.post("/api/policies", {
-        "slug": "eu", "name": "EU", "currency": "EUR", "time_zone": "Europe/Berlin",
-        "daily_cap": money("100", "EUR"), "monthly_cap": money("1000.50", "EUR"),
-        "per_trace_cap": money("25", "EUR"), "velocity_per_hour": 20,
-        "default_vendors": ["hetzner", "ovh"],
-        "vendor_caps": [{"vendor": "hetzner", "monthly_cap": money("600", "EUR")}],
-    }, format="json")
+    response = staff_client.post(
+        "/api/policies",
+        {
+            "slug": "eu",
+            "name": "EU",
+            "currency": "EUR",
+            "time_zone": "Europe/Berlin",
+            "daily_cap": money("100", "EUR"),
+            "monthly_cap": money("1000.50", "EUR"),
+            "per_trace_cap": money("25", "EUR"),
+            "velocity_per_hour": 20,
+            "default_vendors": ["hetzner", "ovh"],
+            "vendor_caps": [{"vendor": "hetzner", "monthly_cap": money("600", "EUR")}],
+        },
+        format="json",
+    )
 
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["monthly_cap"] == {"amount": "1000.50", "currency": "EUR"}
     assert body["default_vendors"] == ["hetzner", "ovh"]
-    assert body["vendor_caps"] == [{"vendor": "hetzner",
-                                    "monthly_cap": {"amount": "600.00", "currency": "EUR"}}]
+    assert body["vendor_caps"] == [
+        {"vendor": "hetzner", "monthly_cap": {"amount": "600.00", "currency": "EUR"}}
+    ]
     policy = Policy.objects.get(slug="eu")
     assert policy.monthly_cap.amount == Decimal("1000.50")
     assert str(policy.monthly_cap.currency) == "EUR"
 
 
 def test_patching_a_policy_changes_only_what_is_given(staff_client):
-    response = staff_client.patch("/api/policies/starter", {
-        "daily_cap": money("750"), "per_trace_cap": None,
-        "vendor_caps": [{"vendor": "openai", "monthly_cap": money("3000")}],
-    }, format="json")
+    response = staff_client.patch(
+        "/api/policies/starter",
+        {
+            "daily_cap": money("750"),
+            "per_trace_cap": None,
+            "vendor_caps": [{"vendor": "openai", "monthly_cap": money("3000")}],
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.content
     policy = Policy.objects.get(slug="starter")
     assert policy.daily_cap.amount == Decimal("750")
     assert policy.per_trace_cap is None
     assert policy.monthly_cap.amount == Decimal("10000")
     assert {c.vendor.slug: c.monthly_cap.amount for c in policy.vendor_caps.all()} == {
-        "openai": Decimal("3000")}
+        "openai": Decimal("3000")
+    }
 
 
 def test_unknown_policy_answers_404(staff_client):
     assert staff_client.get("/api/policies/nope").status_code == 404
-    assert staff_client.patch("/api/policies/nope", {"name": "x"},
-                              format="json").status_code == 404
+    assert staff_client.patch("/api/policies/nope", {"name": "x"}, format="json").status_code == 404
 
 
 def test_policy_list_query_count_is_fixed(staff_client, django_assert_max_num_queries):

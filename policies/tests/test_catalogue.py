@@ -6,10 +6,30 @@ from pathlib import Path
 
 from policies.models import Policy, Vendor
 
-DESIGN_VENDORS = {"aws", "gcp", "azure", "hetzner", "ovh", "vercel", "render", "flyio",
-                  "openai", "anthropic", "google-ai", "replicate", "modal", "github", "gitlab",
-                  "bitbucket", "sentry", "datadog", "pagerduty", "snowflake", "stripe",
-                  "twilio"}
+DESIGN_VENDORS = {
+    "aws",
+    "gcp",
+    "azure",
+    "hetzner",
+    "ovh",
+    "vercel",
+    "render",
+    "flyio",
+    "openai",
+    "anthropic",
+    "google-ai",
+    "replicate",
+    "modal",
+    "github",
+    "gitlab",
+    "bitbucket",
+    "sentry",
+    "datadog",
+    "pagerduty",
+    "snowflake",
+    "stripe",
+    "twilio",
+}
 
 
 def test_the_curated_catalogue_holds_the_22_vendors(db):
@@ -23,8 +43,9 @@ def test_the_curated_catalogue_holds_the_22_vendors(db):
 
 
 def test_the_catalogue_matches_the_shipped_data_file(db):
-    shipped = json.loads((Path(__file__).resolve().parents[1] / "data" /
-                          "curated_vendors.json").read_text())["vendors"]
+    shipped = json.loads(
+        (Path(__file__).resolve().parents[1] / "data" / "curated_vendors.json").read_text()
+    )["vendors"]
     hetzner = next(item for item in shipped if item["slug"] == "hetzner")
     vendor = Vendor.objects.get(slug="hetzner")
     assert vendor.mccs == hetzner["mccs"]
@@ -41,7 +62,12 @@ def test_the_starter_policy_is_as_designed(db):
     assert policy.x402_allowed
     assert policy.x402_per_call_cap.amount == Decimal("5")
     assert set(policy.default_vendors.values_list("slug", flat=True)) == {
-        "openai", "anthropic", "aws", "vercel", "github", "snowflake"}
+        "openai",
+        "anthropic",
+        "aws",
+        "vercel",
+        "github",
+        "snowflake",
+    }
     caps = {cap.vendor.slug: cap.monthly_cap.amount for cap in policy.vendor_caps.all()}
-    assert caps == {"openai": Decimal("2000"), "anthropic": Decimal("2000"),
-                    "aws": Decimal("5000")}
+    assert caps == {"openai": Decimal("2000"), "anthropic": Decimal("2000"), "aws": Decimal("5000")}

@@ -23,8 +23,11 @@ def test_setting_and_clearing_the_trace_context(alice, alice_client):
 
 
 def test_trace_context_lapses_after_its_ttl(alice, alice_client):
-    alice_client.put(f"/api/agents/{alice.agent.pk}/trace",
-                     {"trace_id": "PR-1", "ttl_seconds": 60}, format="json")
+    alice_client.put(
+        f"/api/agents/{alice.agent.pk}/trace",
+        {"trace_id": "PR-1", "ttl_seconds": 60},
+        format="json",
+    )
     agent = Agent.objects.get(pk=alice.agent.pk)
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
         assert agent.active_trace_at(timezone.now()) == ""
