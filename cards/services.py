@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +20,8 @@ from cards.models import Card, CardEvent, CardEventKind, CardStatus
 from policies.models import Vendor
 from wallets.actors import Actor
 from wallets.models import Agent
+
+DEFAULT_EPHEMERAL_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True, repr=False)
@@ -46,35 +48,23 @@ def issuer_compensation() -> Iterator[list[IssuedCard]]:
         raise
 
 
-def card_issue(
+def _issue_at_issuer(
     *,
     agent: Agent,
     vendor: Vendor,
-    actor: Actor,
     issued: list[IssuedCard],
+    now: datetime,
     monthly_cap: Decimal | None = None,
     trace_id: str = "",
     expires_in_seconds: int | None = None,
     single_use: bool = False,
-    now: datetime | None = None,
 ) -> NewCard:
-    """Issue one card locked to `vendor`. Call inside a transaction and an
-    `issuer_compensation()` block, passing its list as `issued`."""
-    now = now or timezone.now()
+    """Create the card at the issuer and build (not save) our row for it."""
     is_ephemeral = bool(trace_id) or expires_in_seconds is not None
-    expires_at = now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
-    if is_ephemeral and expires_at is None:
-        expires_at = now + timedelta(days=7)
-    if (
-        not is_ephemeral
-        and Card.objects.filter(agent=agent, vendor=vendor, is_ephemeral=False)
-        .exclude(status=CardStatus.CLOSED)
-        .exists()
-    ):
-        raise Conflict(
-            f"Agent already has an open {vendor.name} card; close it first or "
-            "ask for an ephemeral card (trace_id or expires_in_seconds)."
-        )
+    if expires_in_seconds is not None:
+        expires_at: datetime | None = now + timedelta(seconds=expires_in_seconds)
+    else:
+        expires_at = now + DEFAULT_EPHEMERAL_LIFETIME if is_ephemeral else None
     issuer = get_issuer()
     secrets = issuer.issue_card(
         cardholder_ref=str(agent.pk), spending_currency=agent.policy.currency
@@ -97,18 +87,36 @@ def card_issue(
         trace_id=trace_id,
         expires_at=expires_at,
     )
-    try:
-        with transaction.atomic():
-            card.save(force_insert=True)
-    except IntegrityError as exc:
-        raise Conflict("The card could not be issued: it conflicts with an existing card.") from exc
-    CardEvent.objects.create(
-        card=card,
+    return NewCard(card=card, secrets=secrets)
+
+
+def _issued_event(new_card: NewCard, actor: Actor) -> CardEvent:
+    trace_id = new_card.card.trace_id
+    return CardEvent(
+        card=new_card.card,
         kind=CardEventKind.ISSUED,
         actor=actor.label,
         reason=f"trace {trace_id}" if trace_id else "",
     )
-    return NewCard(card=card, secrets=secrets)
+
+
+def cards_issue_for_new_agent(
+    *, agent: Agent, vendors: Sequence[Vendor], actor: Actor, issued: list[IssuedCard]
+) -> list[NewCard]:
+    """One standing card per vendor for an agent that has none yet, in two INSERTs.
+
+    Call inside a transaction and an `issuer_compensation()` block (provisioning).
+    """
+    now = timezone.now()
+    new_cards = [
+        _issue_at_issuer(agent=agent, vendor=vendor, issued=issued, now=now)
+        for vendor in sorted(
+            {vendor.pk: vendor for vendor in vendors}.values(), key=lambda vendor: vendor.slug
+        )
+    ]
+    Card.objects.bulk_create([new_card.card for new_card in new_cards])
+    CardEvent.objects.bulk_create([_issued_event(new_card, actor) for new_card in new_cards])
+    return new_cards
 
 
 def card_create_for_agent(
@@ -122,17 +130,36 @@ def card_create_for_agent(
     single_use: bool = False,
 ) -> NewCard:
     """An extra or ephemeral card, issued on its own (POST /api/agents/{id}/cards)."""
+    is_ephemeral = bool(trace_id) or expires_in_seconds is not None
+    if (
+        not is_ephemeral
+        and Card.objects.filter(agent=agent, vendor=vendor, is_ephemeral=False)
+        .exclude(status=CardStatus.CLOSED)
+        .exists()
+    ):
+        raise Conflict(
+            f"Agent already has an open {vendor.name} card; close it first or "
+            "ask for an ephemeral card (trace_id or expires_in_seconds)."
+        )
     with issuer_compensation() as issued, transaction.atomic():
-        return card_issue(
+        new_card = _issue_at_issuer(
             agent=agent,
             vendor=vendor,
-            actor=actor,
             issued=issued,
+            now=timezone.now(),
             monthly_cap=monthly_cap,
             trace_id=trace_id,
             expires_in_seconds=expires_in_seconds,
             single_use=single_use,
         )
+        try:
+            with transaction.atomic():
+                new_card.card.save(force_insert=True)
+        except IntegrityError as exc:
+            # A concurrent request took the slot between our check and the insert.
+            raise Conflict("The card conflicts with an existing open card.") from exc
+        _issued_event(new_card, actor).save(force_insert=True)
+        return new_card
 
 
 def _require_reason(reason: str) -> str:

@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cards.services import NewCard, card_issue, issuer_compensation
+from cards.services import NewCard, cards_issue_for_new_agent, issuer_compensation
 from policies.models import Policy, Vendor
 from wallets.actors import Actor
 from wallets.models import Agent, ApiKey, ApiKeyKind, Principal
@@ -39,11 +40,18 @@ class ProvisionedAgent:
 
 def principal_get_or_create(*, email: str, slack_user_id: str = "", name: str = "") -> Principal:
     email = email.strip().lower()
-    principal, created = Principal.objects.get_or_create(
-        email=email, defaults={"slack_user_id": slack_user_id, "name": name}
-    )
-    if created:
-        principal.full_clean()
+    validate_email(email)
+    principal = Principal.objects.filter(email=email).first()
+    if principal is None:
+        principal = Principal(email=email, slack_user_id=slack_user_id, name=name)
+        principal.clean_fields()
+        try:
+            with transaction.atomic():
+                principal.save(force_insert=True)
+        except IntegrityError as exc:
+            raise ValidationError(
+                {"principal_slack_user_id": "That Slack user belongs to another principal."}
+            ) from exc
     elif slack_user_id and principal.slack_user_id != slack_user_id:
         if Principal.objects.filter(slack_user_id=slack_user_id).exclude(pk=principal.pk).exists():
             raise ValidationError(
@@ -60,7 +68,10 @@ def api_key_create(*, name: str, agent: Agent | None, created_by: Actor) -> tupl
     if not name or len(name) > 50:
         raise ValidationError({"name": "A key needs a name of 1-50 characters."})
     kind = ApiKeyKind.STAFF if agent is None else ApiKeyKind.AGENT
-    return ApiKey.objects.create_key(name=name, kind=kind, agent=agent, created_by=created_by.label)
+    api_key = ApiKey(name=name, kind=kind, agent=agent, created_by=created_by.label)
+    raw_key = ApiKey.objects.assign_key(api_key)
+    api_key.save(force_insert=True)  # the library's create_key tries an UPDATE first
+    return api_key, raw_key
 
 
 @transaction.atomic
@@ -92,14 +103,19 @@ def agent_provision(
             email=principal_email, slack_user_id=principal_slack_user_id
         )
         agent = Agent(name=name.strip(), principal=principal, policy=policy)
-        agent.full_clean()
+        # Field checks only: the foreign keys were just resolved and the database
+        # constraints hold the rest, so full_clean's dozen queries buy nothing here.
+        agent.clean_fields(exclude=["principal", "policy"])
+        if Agent.objects.filter(principal=principal, name=agent.name).exists():
+            raise ValidationError({"name": "This principal already has an agent of that name."})
         agent.save(force_insert=True)
-        api_key, raw_key = api_key_create(name=f"{agent.name} key", agent=agent, created_by=actor)
+        api_key, raw_key = api_key_create(
+            name=f"{agent.name[:45]} key", agent=agent, created_by=actor
+        )
         card_vendors = list(policy.default_vendors.all()) if vendors is None else list(vendors)
-        cards = [
-            card_issue(agent=agent, vendor=vendor, actor=actor, issued=issued)
-            for vendor in sorted(card_vendors, key=lambda v: v.slug)
-        ]
+        cards = cards_issue_for_new_agent(
+            agent=agent, vendors=card_vendors, actor=actor, issued=issued
+        )
         return ProvisionedAgent(agent=agent, api_key=api_key, raw_key=raw_key, cards=cards)
 
 

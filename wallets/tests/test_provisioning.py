@@ -119,3 +119,12 @@ def test_duplicate_agent_name_for_same_principal_is_refused(provision, staff_cli
     )
     assert response.status_code == 400
     assert Agent.objects.filter(name="twin").count() == 1
+
+
+def test_provisioning_takes_a_fixed_number_of_queries(
+    provision, starter_policy, django_assert_max_num_queries
+):
+    provision(name="warm", email="same@example.com")
+    # Six cards or sixty, the cards and their events go in one INSERT each.
+    with django_assert_max_num_queries(12):
+        provision(name="measured", email="same@example.com")
