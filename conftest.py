@@ -100,3 +100,90 @@ def requires_postgres(db: None) -> None:
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+class SignedNetwork:
+    """Posts to the network endpoints as a processor would: signed with HMAC-SHA256."""
+
+    def __init__(self, client: APIClient, secret: str) -> None:
+        self.client = client
+        self.secret = secret
+
+    def signature(self, body: bytes, timestamp: int | None = None, secret: str | None = None
+                  ) -> str:
+        import hashlib
+        import hmac
+        import time
+
+        t = int(time.time()) if timestamp is None else timestamp
+        mac = hmac.new((secret or self.secret).encode(), f"{t}.".encode() + body,
+                       hashlib.sha256).hexdigest()
+        return f"t={t},v1={mac}"
+
+    def post(self, path: str, payload: Any, **kwargs: Any) -> Any:
+        import json
+
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        header = kwargs.pop("signature", None) or self.signature(body)
+        return self.client.post(path, data=body, content_type="application/json",
+                                HTTP_AGENTWALLET_SIGNATURE=header, **kwargs)
+
+    def authorize(self, card, amount: str = "10.00", currency: str = "USD", *,
+                  network_id: str | None = None, mcc: str | None = None, **extra: Any) -> Any:
+        import uuid
+
+        payload = {
+            "id": network_id or f"auth_{uuid.uuid4().hex[:16]}",
+            "card_id": str(card.pk if hasattr(card, "pk") else card),
+            "amount": {"amount": amount, "currency": currency},
+            "merchant": {"name": "ACME", "mcc": mcc or (card.allowed_mccs[0]
+                                                        if hasattr(card, "allowed_mccs")
+                                                        else "5734"),
+                         "network_id": extra.pop("merchant_network_id", ""),
+                         "country": "US"},
+            **extra,
+        }
+        return self.post("/api/network/authorizations", payload)
+
+    def capture(self, network_id: str, amount: str, currency: str = "USD", **extra: Any) -> Any:
+        return self.post(f"/api/network/authorizations/{network_id}/capture",
+                         {"amount": {"amount": amount, "currency": currency}, **extra})
+
+    def reverse(self, network_id: str, amount: str | None = None, currency: str = "USD",
+                **extra: Any) -> Any:
+        payload = {**extra}
+        if amount is not None:
+            payload["amount"] = {"amount": amount, "currency": currency}
+        return self.post(f"/api/network/authorizations/{network_id}/reverse", payload)
+
+
+@pytest.fixture
+def network(db: None, settings: Any) -> SignedNetwork:
+    return SignedNetwork(APIClient(), settings.AGENTWALLET_NETWORK_SECRET)
+
+
+def card_for(provisioned: ProvisionedAgent, vendor_slug: str):
+    return next(new.card for new in provisioned.cards if new.card.vendor.slug == vendor_slug)
+
+
+@pytest.fixture
+def fx_rates(db: None):
+    from ledger.fx import fx_rates_load
+
+    return fx_rates_load()
+
+
+@pytest.fixture(autouse=True)
+def _ledger_maintenance_between_tests(request: pytest.FixtureRequest) -> Any:
+    """Transactional tests are emptied with TRUNCATE/DELETE, which the ledger's
+    immutability trigger refuses; maintenance mode lets only that flush through."""
+    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+        yield
+        return
+    from django.db import connection
+
+    from ledger.immutability import set_ledger_maintenance
+
+    set_ledger_maintenance(connection, enabled=False)
+    yield
+    set_ledger_maintenance(connection, enabled=True)

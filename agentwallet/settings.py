@@ -175,8 +175,10 @@ DEFAULT_CURRENCY = "USD"
 MONEY_MAX_DIGITS = 14
 MONEY_DECIMAL_PLACES = 2
 MONEY_ROUNDING = ROUND_HALF_EVEN
-EXCHANGE_BACKEND = "djmoney.contrib.exchange.backends.FixerBackend"
-BASE_CURRENCY = "USD"
+EXCHANGE_BACKEND = "ledger.fx.EcbBackend"
+BASE_CURRENCY = "EUR"
+AGENTWALLET_FX_URL = env.str("AGENTWALLET_FX_URL", default="")
+AGENTWALLET_HOLD_EXPIRY_DAYS = env.int("AGENTWALLET_HOLD_EXPIRY_DAYS", default=7)
 
 # --- AgentWallet ----------------------------------------------------------------
 # Card numbers are encrypted at rest under a key derived from this secret.

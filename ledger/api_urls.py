@@ -6,4 +6,23 @@ from ledger import apis
 
 urlpatterns = [
     path("agents/<uuid:agent_id>/budget", apis.AgentBudgetApi.as_view(), name="agent-budget"),
+    path("ledger", apis.LedgerListApi.as_view(), name="ledger"),
+    path("traces", apis.TraceListApi.as_view(), name="traces"),
+    path("traces/<str:trace_id>", apis.TraceDetailApi.as_view(), name="trace-detail"),
+    path(
+        "network/authorizations",
+        apis.NetworkAuthorizationCreateApi.as_view(),
+        name="network-authorizations",
+    ),
+    path(
+        "network/authorizations/<str:network_id>/capture",
+        apis.NetworkAuthorizationCaptureApi.as_view(),
+        name="network-capture",
+    ),
+    path(
+        "network/authorizations/<str:network_id>/reverse",
+        apis.NetworkAuthorizationReverseApi.as_view(),
+        name="network-reverse",
+    ),
+    path("network/refunds", apis.NetworkRefundApi.as_view(), name="network-refunds"),
 ]

@@ -1,16 +1,41 @@
 from __future__ import annotations
 
+import logging
 import uuid
+from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from django.db import DatabaseError
+from djmoney.money import Money
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ledger.selectors import agent_budget
-from ledger.serializers import AgentBudgetOutputSerializer
+from agentwallet.api.fields import validate_input
+from agentwallet.api.pagination import CreatedCursorPagination
+from agentwallet.lib.money import from_cents
+from ledger import selectors, services
+from ledger.filters import LedgerEntryFilter
+from ledger.models import HoldState
+from ledger.network import IsNetwork, NetworkSignatureAuthentication
+from ledger.serializers import (
+    AgentBudgetOutputSerializer,
+    LedgerEntryOutputSerializer,
+    NetworkAuthorizationInputSerializer,
+    NetworkCaptureInputSerializer,
+    NetworkDecisionOutputSerializer,
+    NetworkPostingOutputSerializer,
+    NetworkRefundInputSerializer,
+    NetworkReverseInputSerializer,
+    TraceDetailOutputSerializer,
+    TraceSummaryOutputSerializer,
+)
 from wallets.actors import actor_from_request
 from wallets.selectors import agent_get_for_actor
+
+logger = logging.getLogger("agentwallet.network")
 
 
 class AgentBudgetApi(APIView):
@@ -19,5 +44,221 @@ class AgentBudgetApi(APIView):
     @extend_schema(operation_id="agents_budget", responses=AgentBudgetOutputSerializer)
     def get(self, request: Request, agent_id: uuid.UUID) -> Response:
         agent = agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
-        budget = agent_budget(agent=agent)
+        budget = selectors.agent_budget(agent=agent)
         return Response(AgentBudgetOutputSerializer(AgentBudgetOutputSerializer.shape(budget)).data)
+
+
+class LedgerEntryPagination(CreatedCursorPagination):
+    page_size = 100
+
+
+class LedgerListApi(APIView):
+    """The ledger, newest first; agent keys see their own entries only."""
+
+    pagination_class = LedgerEntryPagination
+
+    @extend_schema(
+        operation_id="ledger_list",
+        parameters=[
+            OpenApiParameter("agent", str),
+            OpenApiParameter("card", str),
+            OpenApiParameter("vendor", str),
+            OpenApiParameter("trace_id", str),
+            OpenApiParameter("rail", str, enum=["card", "usdc"]),
+            OpenApiParameter("kind", str),
+            OpenApiParameter("flag", str),
+            OpenApiParameter("since", str, description="ISO 8601, inclusive"),
+            OpenApiParameter("until", str, description="ISO 8601, exclusive"),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=LedgerEntryOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        entries = selectors.ledger_entries_for_actor(actor=actor_from_request(request))
+        filterset = LedgerEntryFilter(request.query_params, queryset=entries)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        return paginator.get_paginated_response(LedgerEntryOutputSerializer(page, many=True).data)
+
+
+class TraceListApi(APIView):
+    @extend_schema(operation_id="traces_list", responses=TraceSummaryOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        traces = selectors.trace_list_for_actor(actor=actor_from_request(request))
+        return Response(TraceSummaryOutputSerializer(traces, many=True).data)
+
+
+class TraceDetailApi(APIView):
+    @extend_schema(operation_id="traces_retrieve", responses=TraceDetailOutputSerializer)
+    def get(self, request: Request, trace_id: str) -> Response:
+        detail = selectors.trace_detail_for_actor(
+            actor=actor_from_request(request), trace_id=trace_id
+        )
+        return Response(TraceDetailOutputSerializer(detail).data)
+
+
+# --- The card network (signed requests) -------------------------------------------
+
+
+class NetworkApi(APIView):
+    authentication_classes = [NetworkSignatureAuthentication]
+    permission_classes = [IsNetwork]
+
+
+class NetworkAuthorizationCreateApi(NetworkApi):
+    """Approve or decline a card authorization in real time. Fails closed: if the
+    database cannot be reached the answer is a decline."""
+
+    @extend_schema(
+        operation_id="network_authorizations_create",
+        request=NetworkAuthorizationInputSerializer,
+        responses=NetworkDecisionOutputSerializer,
+    )
+    def post(self, request: Request) -> Response:
+        data = validate_input(NetworkAuthorizationInputSerializer, request.data)
+        money = data["amount"]
+        merchant = data["merchant"]
+        auth_request = services.AuthorizationRequest(
+            network_id=data["id"],
+            card_id=data["card_id"],
+            amount=money.amount,
+            currency=str(money.currency),
+            merchant_mcc=merchant["mcc"],
+            merchant_name=merchant["name"],
+            merchant_network_id=merchant["network_id"],
+            merchant_country=merchant["country"],
+            trace_id=data["trace_id"],
+        )
+        try:
+            outcome = services.authorization_decide(request=auth_request)
+        except DatabaseError:
+            logger.exception("authorization %s declined: database unavailable", data["id"])
+            return Response(_unavailable(data["id"]))
+        return Response(
+            NetworkDecisionOutputSerializer(
+                NetworkDecisionOutputSerializer.shape(
+                    outcome.authorization, replayed=outcome.replayed
+                )
+            ).data
+        )
+
+
+def _unavailable(network_id: str) -> dict[str, Any]:
+    return {
+        "id": network_id,
+        "decision": "declined",
+        "reason": "system_unavailable",
+        "authorization_id": None,
+        "cap_amount": None,
+        "fx_rate": None,
+        "fx_rate_date": None,
+        "trace_id": "",
+        "cap": None,
+        "approval_id": None,
+        "replayed": False,
+    }
+
+
+def _posting_body(outcome: services.PostingOutcome) -> dict[str, Any]:
+    auth = outcome.authorization
+    held = None
+    if auth is not None and auth.cap_amount is not None:
+        held = Money(from_cents(auth.held_cents), auth.cap_amount.currency)
+    return NetworkPostingOutputSerializer(
+        {
+            "authorization_id": auth.network_id if auth else None,
+            "hold_state": auth.hold_state if auth else None,
+            "held": held if auth and auth.hold_state != HoldState.NONE else None,
+            "entries": outcome.entries,
+            "replayed": outcome.replayed,
+        }
+    ).data
+
+
+class NetworkAuthorizationCaptureApi(NetworkApi):
+    """Clearing: always recorded (partial, several, over the hold, or forced)."""
+
+    @extend_schema(
+        operation_id="network_authorizations_capture",
+        request=NetworkCaptureInputSerializer,
+        responses={201: NetworkPostingOutputSerializer},
+    )
+    def post(self, request: Request, network_id: str) -> Response:
+        data = validate_input(NetworkCaptureInputSerializer, request.data)
+        money = data["amount"]
+        try:
+            outcome = services.authorization_capture(
+                network_id=network_id,
+                amount=money.amount,
+                currency=str(money.currency),
+                network_txn_id=data.get("id"),
+            )
+        except services.NotFoundError as exc:
+            if "card_id" not in data:
+                raise NotFound(
+                    f"{exc} Send card_id to post a capture we never authorized."
+                ) from exc
+            if "id" not in data:
+                raise ValidationError(
+                    {"id": "A capture without an authorization needs the network's transaction id."}
+                ) from exc
+            try:
+                outcome = services.capture_without_authorization(
+                    card_id=data["card_id"],
+                    amount=money.amount,
+                    currency=str(money.currency),
+                    network_txn_id=data["id"],
+                    trace_id=data["trace_id"],
+                )
+            except services.NotFoundError as missing:
+                raise NotFound(str(missing)) from missing
+        code = status.HTTP_200_OK if outcome.replayed else status.HTTP_201_CREATED
+        return Response(_posting_body(outcome), status=code)
+
+
+class NetworkAuthorizationReverseApi(NetworkApi):
+    @extend_schema(
+        operation_id="network_authorizations_reverse",
+        request=NetworkReverseInputSerializer,
+        responses={201: NetworkPostingOutputSerializer},
+    )
+    def post(self, request: Request, network_id: str) -> Response:
+        data = validate_input(NetworkReverseInputSerializer, request.data)
+        money = data.get("amount")
+        try:
+            outcome = services.authorization_reverse(
+                network_id=network_id,
+                amount=money.amount if money else None,
+                currency=str(money.currency) if money else None,
+                network_txn_id=data.get("id"),
+            )
+        except services.NotFoundError as exc:
+            raise NotFound(str(exc)) from exc
+        code = status.HTTP_200_OK if outcome.replayed else status.HTTP_201_CREATED
+        return Response(_posting_body(outcome), status=code)
+
+
+class NetworkRefundApi(NetworkApi):
+    @extend_schema(
+        operation_id="network_refunds_create",
+        request=NetworkRefundInputSerializer,
+        responses={201: NetworkPostingOutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = validate_input(NetworkRefundInputSerializer, request.data)
+        money = data["amount"]
+        try:
+            outcome = services.refund_record(
+                card_id=data["card_id"],
+                amount=money.amount,
+                currency=str(money.currency),
+                network_txn_id=data["id"],
+                authorization_network_id=data.get("authorization_id"),
+            )
+        except services.NotFoundError as exc:
+            raise NotFound(str(exc)) from exc
+        code = status.HTTP_200_OK if outcome.replayed else status.HTTP_201_CREATED
+        return Response(_posting_body(outcome), status=code)

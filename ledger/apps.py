@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class LedgerConfig(AppConfig):
     name = "ledger"
+
+    def ready(self) -> None:
+        from ledger import schema  # noqa: F401  (registers the OpenAPI extension)

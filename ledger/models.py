@@ -7,6 +7,151 @@ from django.db.models import Q
 from djmoney.models.fields import MoneyField
 
 
+class Decision(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    DECLINED = "declined", "Declined"
+
+
+class DeclineReason(models.TextChoices):
+    """In the order the rules are applied (DESIGN.md), plus the fail-closed reason."""
+
+    CARD_NOT_FOUND = "card_not_found"
+    CARD_CLOSED = "card_closed"
+    CARD_EXPIRED = "card_expired"
+    CARD_FROZEN = "card_frozen"
+    AGENT_SUSPENDED = "agent_suspended"
+    MCC_NOT_ALLOWED = "mcc_not_allowed"
+    MERCHANT_NOT_ALLOWED = "merchant_not_allowed"
+    CURRENCY_NOT_SUPPORTED = "currency_not_supported"
+    PER_AUTHORIZATION_CAP_EXCEEDED = "per_authorization_cap_exceeded"
+    VELOCITY_EXCEEDED = "velocity_exceeded"
+    CARD_CAP_EXCEEDED = "card_cap_exceeded"
+    DAILY_CAP_EXCEEDED = "daily_cap_exceeded"
+    MONTHLY_CAP_EXCEEDED = "monthly_cap_exceeded"
+    TRACE_CAP_EXCEEDED = "trace_cap_exceeded"
+    SYSTEM_UNAVAILABLE = "system_unavailable"
+
+
+class HoldState(models.TextChoices):
+    OPEN = "open", "Open"  # approved, some of the hold still outstanding
+    CLOSED = "closed", "Closed"  # fully captured and/or reversed
+    EXPIRED = "expired", "Expired"  # released by the expiry task
+    NONE = "none", "None"  # declined: nothing was held
+
+
+class Authorization(models.Model):
+    """One request from the network to approve a card charge, decided once.
+
+    Declines are kept too, so an audit shows every attempt.
+    """
+
+    network_id = models.CharField(max_length=100, unique=True)
+    card = models.ForeignKey(
+        "cards.Card",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="authorizations",
+    )
+    agent = models.ForeignKey(
+        "wallets.Agent",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="authorizations",
+    )
+    vendor = models.ForeignKey(
+        "policies.Vendor", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The card id as the network sent it (kept when no such card exists).
+    requested_card_id = models.CharField(max_length=64)
+    amount = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
+    # In the policy's cap currency, rounded up; null when no FX rate existed.
+    cap_amount = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    fx_rate = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    fx_rate_date = models.DateField(null=True, blank=True)
+    merchant_name = models.CharField(max_length=200, blank=True)
+    merchant_mcc = models.CharField(max_length=4)
+    merchant_network_id = models.CharField(max_length=64, blank=True)
+    merchant_country = models.CharField(max_length=2, blank=True)
+    trace_id = models.CharField(max_length=128, blank=True, db_index=True)
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    reason = models.CharField(max_length=40, choices=DeclineReason.choices, blank=True)
+    # What stopped it, for an agent that must stop instead of retrying.
+    cap_scope = models.CharField(max_length=20, blank=True)
+    cap_limit = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    cap_remaining = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    approval_request = models.ForeignKey(
+        "approvals.ApprovalRequest",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="declined_authorizations",
+    )
+    hold_state = models.CharField(max_length=8, choices=HoldState.choices)
+    # Cap-currency cents of the hold still outstanding (0 once resolved).
+    held_cents = models.BigIntegerField(default=0)
+    # Merchant-currency cents captured so far, and refunded so far (linked refunds).
+    captured_cents = models.BigIntegerField(default=0)
+    reversed_cents = models.BigIntegerField(default=0)
+    refunded_cents = models.BigIntegerField(default=0)
+    decided_at = models.DateTimeField(db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision__in=Decision.values),
+                name="ledger_authorization_decision_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(decision="approved", reason="")
+                | (Q(decision="declined") & ~Q(reason="")),
+                name="ledger_authorization_declines_have_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(hold_state__in=HoldState.values),
+                name="ledger_authorization_hold_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(decision="approved") | Q(hold_state="none", held_cents=0),
+                name="ledger_authorization_declines_hold_nothing",
+            ),
+            models.CheckConstraint(
+                condition=Q(held_cents__gte=0)
+                & Q(captured_cents__gte=0)
+                & Q(reversed_cents__gte=0)
+                & Q(refunded_cents__gte=0),
+                name="ledger_authorization_cents_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=Decimal("0")), name="ledger_authorization_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(hold_state="open") | Q(resolved_at__isnull=True),
+                name="ledger_authorization_open_holds_unresolved",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["hold_state", "decided_at"],
+                name="ledger_auth_open_holds",
+                condition=Q(hold_state="open"),
+            ),
+            models.Index(fields=["agent", "decided_at"], name="ledger_auth_agent_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.network_id} {self.decision} {self.amount}"
+
+
 class EntryKind(models.TextChoices):
     HOLD = "hold", "Hold"
     CAPTURE = "capture", "Capture"
@@ -20,6 +165,16 @@ class Rail(models.TextChoices):
     USDC = "usdc", "USDC"
 
 
+class EntryFlag(models.TextChoices):
+    """Money that moved without our approval, or not as approved."""
+
+    NONE = "", "None"
+    FORCE_POST = "force_post", "Forced capture (not approved by us)"
+    OVER_CAPTURE = "over_capture", "Captured more than held"
+    LATE_CAPTURE = "late_capture", "Captured after the hold resolved"
+    UNLINKED_REFUND = "unlinked_refund", "Refund without a matching capture"
+
+
 # Kinds that add to spend; the others take it away.
 SPEND_KINDS = (EntryKind.HOLD, EntryKind.CAPTURE, EntryKind.X402_PAYMENT)
 CREDIT_KINDS = (EntryKind.RELEASE, EntryKind.REFUND)
@@ -28,18 +183,25 @@ CREDIT_KINDS = (EntryKind.RELEASE, EntryKind.REFUND)
 class LedgerEntry(models.Model):
     """An immutable movement of money, attributed to an agent, vendor and trace.
 
-    `cap_amount` is signed in the cap currency: spend kinds are positive, release and
-    refund negative, so spend over any window is one SUM. A capture releases the
-    hold it clears with its own release entry, so nothing is counted twice.
+    `cap_cents` is signed, in cents of the cap currency: spend kinds are positive,
+    release and refund negative (or zero), so spend over any window is one SUM of
+    integers, exact on every database. A capture releases the hold it clears with its
+    own release entry, so nothing is counted twice. On PostgreSQL and SQLite a trigger
+    refuses UPDATE and DELETE on this table.
     """
 
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     rail = models.CharField(max_length=8, choices=Rail.choices, default=Rail.CARD)
+    flag = models.CharField(max_length=20, choices=EntryFlag.choices, blank=True, default="")
     agent = models.ForeignKey(
         "wallets.Agent", on_delete=models.PROTECT, related_name="ledger_entries"
     )
     card = models.ForeignKey(
-        "cards.Card", on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+        "cards.Card",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
     )
     vendor = models.ForeignKey(
         "policies.Vendor",
@@ -48,15 +210,25 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="ledger_entries",
     )
+    authorization = models.ForeignKey(
+        Authorization, on_delete=models.PROTECT, null=True, blank=True, related_name="entries"
+    )
+    # The network's id for this capture/refund/reversal, when it sends one (idempotency).
+    network_txn_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     trace_id = models.CharField(max_length=128, blank=True, db_index=True)
-    # What the merchant charged, in its currency.
+    # What the merchant charged, in its currency (always positive).
     amount = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
     # The same movement in the policy's cap currency, signed (see above).
     cap_amount = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
+    cap_cents = models.BigIntegerField()
     # cap currency units per merchant currency unit; 1 when they are the same.
     fx_rate = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal("1"))
     memo = models.CharField(max_length=200, blank=True)
+    # When it was posted, and when it counts as spent: the authorization's time for
+    # everything that settles a hold (so a late capture lands in the window of the
+    # purchase), the posting time for money that came without one.
     created_at = models.DateTimeField(db_index=True)
+    effective_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -69,11 +241,15 @@ class LedgerEntry(models.Model):
                 condition=Q(rail__in=Rail.values), name="ledger_ledgerentry_rail_valid"
             ),
             models.CheckConstraint(
-                condition=Q(amount__gte=Decimal("0")), name="ledger_ledgerentry_amount_not_negative"
+                condition=Q(flag__in=EntryFlag.values), name="ledger_ledgerentry_flag_valid"
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=SPEND_KINDS, cap_amount__gte=Decimal("0"))
-                | Q(kind__in=CREDIT_KINDS, cap_amount__lte=Decimal("0")),
+                condition=Q(amount__gte=Decimal("0")),
+                name="ledger_ledgerentry_amount_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=SPEND_KINDS, cap_cents__gte=0, cap_amount__gte=Decimal("0"))
+                | Q(kind__in=CREDIT_KINDS, cap_cents__lte=0, cap_amount__lte=Decimal("0")),
                 name="ledger_ledgerentry_sign_matches_kind",
             ),
             models.CheckConstraint(
@@ -81,9 +257,74 @@ class LedgerEntry(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["agent", "created_at"], name="ledger_entry_agent_time"),
+            models.Index(fields=["agent", "effective_at"], name="ledger_entry_agent_time"),
             models.Index(fields=["card", "created_at"], name="ledger_entry_card_time"),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.cap_amount} {self.agent_id}"
+
+
+class CounterGrain(models.TextChoices):
+    MINUTE = "min", "Minute"
+    HOUR = "hour", "Hour"
+    MONTH = "month", "Calendar month (policy time zone)"
+    TOTAL = "total", "Lifetime"
+
+
+class SpendCounter(models.Model):
+    """Running spend of one scope in one time bucket, kept with the ledger entry.
+
+    Scopes: `agent:<id>` (minute, hour and month buckets), `card:<id>` and
+    `vendor:<agent>:<vendor>` (month), `trace:<currency>:<trace>` (lifetime). A
+    decision reads a bounded number of these instead of summing a growing window.
+    Derived data: `rebuild_spend_counters` recomputes them from the ledger.
+    """
+
+    scope = models.CharField(max_length=200)
+    grain = models.CharField(max_length=5, choices=CounterGrain.choices)
+    bucket_start = models.DateTimeField()
+    # Signed cents of the cap currency, and the number of holds (for velocity).
+    cents = models.BigIntegerField(default=0)
+    holds = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "grain", "bucket_start"], name="ledger_spendcounter_one_per_bucket"
+            ),
+            models.CheckConstraint(
+                condition=Q(grain__in=CounterGrain.values), name="ledger_spendcounter_grain_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.grain} {self.bucket_start:%Y-%m-%d %H:%M}: {self.cents}"
+
+
+class TraceBudget(models.Model):
+    """One row per trace: the lock that serializes decisions on a shared trace budget."""
+
+    trace_id = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.trace_id
+
+
+class FxSnapshot(models.Model):
+    """A load of exchange rates into djmoney's exchange tables: where from, which day."""
+
+    backend = models.CharField(max_length=50)
+    base_currency = models.CharField(max_length=3)
+    rates_date = models.DateField()
+    source = models.CharField(max_length=500)
+    currencies = models.PositiveIntegerField()
+    loaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-loaded_at", "-id"]
+        get_latest_by = "loaded_at"
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.rates_date} ({self.currencies} currencies)"

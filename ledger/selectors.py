@@ -1,23 +1,24 @@
-"""Reads of spend: the figures the budget API and the decision engine compare to caps."""
+"""Reads of spend: the same figures the decision engine compares to caps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.http import Http404
 from django.utils import timezone
 from djmoney.money import Money
 
-from agentwallet.lib.timewindows import month_bounds, rolling_day_start
+from agentwallet.lib.money import from_cents, to_cents
+from agentwallet.lib.timewindows import month_bounds
 from cards.models import Card, CardStatus
+from ledger.counters import ROLLING_DAY, read_spend
 from ledger.models import LedgerEntry
 from policies.models import Policy
 from policies.selectors import policy_vendor_caps
+from wallets.actors import Actor
 from wallets.models import Agent
-
-ZERO = Decimal("0.00")
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class CapFigure:
     def remaining(self) -> Money | None:
         if self.cap is None:
             return None
-        return Money(max(self.cap.amount - self.spent.amount, ZERO), self.cap.currency)
+        # Refunds never make headroom beyond the cap itself.
+        spent = max(to_cents(self.spent.amount), 0)
+        return Money(from_cents(max(to_cents(self.cap.amount) - spent, 0)), self.cap.currency)
 
 
 @dataclass(frozen=True)
@@ -55,105 +58,162 @@ class AgentBudget:
     month_end: datetime
     daily: CapFigure
     monthly: CapFigure
+    holds_last_hour: int
     cards: list[CardBudget]
     traces: list[TraceBudget]
-
-
-def _money(amount: Decimal | None, currency: str) -> Money:
-    return Money(amount or ZERO, currency)
-
-
-def trace_spent(*, trace_ids: list[str], currency: str) -> dict[str, Money]:
-    """Lifetime spend per trace across all agents and vendors."""
-    rows = (
-        LedgerEntry.objects.filter(trace_id__in=trace_ids, cap_amount_currency=currency)
-        .values("trace_id")
-        .annotate(total=Sum("cap_amount"))
-    )
-    totals = {row["trace_id"]: row["total"] for row in rows}
-    return {trace: _money(totals.get(trace), currency) for trace in trace_ids}
 
 
 def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
     now = now or timezone.now()
     policy = agent.policy
     currency = policy.currency
-    day_start = rolling_day_start(now)
     month_start, month_end = month_bounds(now, policy.time_zone)
-    entries = LedgerEntry.objects.filter(agent=agent, cap_amount_currency=currency)
-
-    windows = entries.aggregate(
-        daily=Sum("cap_amount", filter=Q(created_at__gt=day_start, created_at__lte=now)),
-        monthly=Sum("cap_amount", filter=Q(created_at__gte=month_start, created_at__lt=month_end)),
-    )
-    month_entries = entries.filter(created_at__gte=month_start, created_at__lt=month_end)
-    by_card = {
-        row["card_id"]: row["total"]
-        for row in month_entries.values("card_id").annotate(total=Sum("cap_amount"))
-    }
-    by_vendor = {
-        row["vendor_id"]: row["total"]
-        for row in month_entries.values("vendor_id").annotate(total=Sum("cap_amount"))
-    }
-
-    vendor_caps = policy_vendor_caps(policy=policy)
-    cards = []
-    for card in (
+    cards = list(
         Card.objects.filter(agent=agent)
         .exclude(status=CardStatus.CLOSED)
         .select_related("vendor")
         .order_by("vendor__name", "created_at")
-    ):
-        cards.append(
-            CardBudget(
-                card=card,
-                card_cap=CapFigure(card.monthly_cap, _money(by_card.get(card.pk), currency)),
-                vendor_cap=CapFigure(
-                    vendor_caps.get(card.vendor_id), _money(by_vendor.get(card.vendor_id), currency)
-                ),
-            )
-        )
-
-    # Open traces: the active context, bound ephemeral cards, and traces spent on this month.
-    open_traces = {card.card.trace_id for card in cards if card.card.trace_id}
-    if active := agent.active_trace_at(now):
-        open_traces.add(active)
-    open_traces |= set(
-        month_entries.exclude(trace_id="").values_list("trace_id", flat=True).distinct()
     )
-    spent_by_trace = trace_spent(trace_ids=sorted(open_traces), currency=currency)
-    traces = [
-        TraceBudget(trace_id=trace, figure=CapFigure(policy.per_trace_cap, spent))
-        for trace, spent in spent_by_trace.items()
-    ]
+    # Open traces: the active context, bound ephemeral cards, and this month's traces.
+    traces = {card.trace_id for card in cards if card.trace_id}
+    if active := agent.active_trace_at(now):
+        traces.add(active)
+    traces |= set(
+        LedgerEntry.objects.filter(agent=agent, effective_at__gte=month_start)
+        .exclude(trace_id="")
+        .values_list("trace_id", flat=True)
+        .distinct()
+    )
+    vendor_ids = sorted({card.vendor_id for card in cards})
+    spend = read_spend(
+        agent_id=agent.pk,
+        time_zone=policy.time_zone,
+        currency=currency,
+        now=now,
+        card_ids=[card.pk for card in cards],
+        vendor_ids=vendor_ids,
+        trace_ids=sorted(traces),
+    )
 
+    def money(cents: int) -> Money:
+        return Money(from_cents(cents), currency)
+
+    vendor_caps = policy_vendor_caps(policy=policy)
     return AgentBudget(
         agent=agent,
         policy=policy,
         as_of=now,
-        day_start=day_start,
+        day_start=now - ROLLING_DAY,
         month_start=month_start,
         month_end=month_end,
-        daily=CapFigure(policy.daily_cap, _money(windows["daily"], currency)),
-        monthly=CapFigure(policy.monthly_cap, _money(windows["monthly"], currency)),
-        cards=cards,
-        traces=traces,
+        daily=CapFigure(policy.daily_cap, money(spend.day_cents)),
+        monthly=CapFigure(policy.monthly_cap, money(spend.month_cents)),
+        holds_last_hour=spend.holds_last_hour,
+        cards=[
+            CardBudget(
+                card=card,
+                card_cap=CapFigure(card.monthly_cap, money(spend.card_month_cents[card.pk])),
+                vendor_cap=CapFigure(
+                    vendor_caps.get(card.vendor_id), money(spend.vendor_month_cents[card.vendor_id])
+                ),
+            )
+            for card in cards
+        ],
+        traces=[
+            TraceBudget(trace_id=trace, figure=CapFigure(policy.per_trace_cap, money(cents)))
+            for trace, cents in sorted(spend.trace_cents.items())
+        ],
     )
 
 
 def agents_with_spend(agents: QuerySet[Agent], *, now: datetime) -> QuerySet[Agent]:
-    """Annotate each agent with spend over the rolling 24 hours and 30 days (in one query).
+    """Annotate each agent with spend (cents) over the rolling 24 hours and 30 days.
 
     For lists: the calendar month depends on each policy's time zone, so lists show
     the last 30 days; the budget API gives the exact month.
     """
     return agents.annotate(
-        spent_24h=Sum(
-            "ledger_entries__cap_amount",
-            filter=Q(ledger_entries__created_at__gt=rolling_day_start(now)),
+        spent_24h_cents=Sum(
+            "ledger_entries__cap_cents",
+            filter=Q(ledger_entries__effective_at__gte=now - ROLLING_DAY),
         ),
-        spent_30d=Sum(
-            "ledger_entries__cap_amount",
-            filter=Q(ledger_entries__created_at__gt=now - timedelta(days=30)),
+        spent_30d_cents=Sum(
+            "ledger_entries__cap_cents",
+            filter=Q(ledger_entries__effective_at__gte=now - timedelta(days=30)),
         ),
     ).select_related("principal", "policy")
+
+
+def ledger_entries_for_actor(*, actor: Actor) -> QuerySet[LedgerEntry]:
+    entries = LedgerEntry.objects.select_related("vendor", "authorization")
+    if actor.is_staff:
+        return entries
+    return entries.filter(agent_id=actor.agent_id) if actor.agent_id else entries.none()
+
+
+def trace_list_for_actor(*, actor: Actor, limit: int = 100) -> list[dict[str, object]]:
+    """Traces with spend, most recently active first (one row per trace and currency)."""
+    rows = (
+        ledger_entries_for_actor(actor=actor)
+        .exclude(trace_id="")
+        .values("trace_id", "cap_amount_currency")
+        .annotate(
+            cents=Sum("cap_cents"),
+            entries=Count("id"),
+            first_at=Min("created_at"),
+            last_at=Max("created_at"),
+        )
+        .order_by("-last_at")[:limit]
+    )
+    return [_trace_summary(row) for row in rows]
+
+
+def _trace_summary(row: dict[str, object]) -> dict[str, object]:
+    return {
+        "trace_id": row["trace_id"],
+        "spent": Money(from_cents(int(row["cents"] or 0)), row["cap_amount_currency"]),
+        "entries": row["entries"],
+        "first_at": row["first_at"],
+        "last_at": row["last_at"],
+    }
+
+
+def trace_detail_for_actor(*, actor: Actor, trace_id: str) -> dict[str, object]:
+    """Spend of one trace, by vendor and by agent; 404 when the actor sees none of it."""
+    entries = ledger_entries_for_actor(actor=actor).filter(trace_id=trace_id)
+    totals = list(
+        entries.values("trace_id", "cap_amount_currency")
+        .annotate(
+            cents=Sum("cap_cents"),
+            entries=Count("id"),
+            first_at=Min("created_at"),
+            last_at=Max("created_at"),
+        )
+        .order_by("-cents")
+    )
+    if not totals:
+        raise Http404("No such trace.")
+    detail = _trace_summary(totals[0])
+    currency = totals[0]["cap_amount_currency"]
+    scoped = entries.filter(cap_amount_currency=currency)
+    detail["by_vendor"] = [
+        {
+            "vendor": row["vendor__slug"],
+            "spent": Money(from_cents(int(row["cents"])), currency),
+            "entries": row["entries"],
+        }
+        for row in scoped.values("vendor__slug")
+        .annotate(cents=Sum("cap_cents"), entries=Count("id"))
+        .order_by("-cents")
+    ]
+    detail["by_agent"] = [
+        {
+            "agent_id": row["agent_id"],
+            "agent_name": row["agent__name"],
+            "spent": Money(from_cents(int(row["cents"])), currency),
+        }
+        for row in scoped.values("agent_id", "agent__name")
+        .annotate(cents=Sum("cap_cents"))
+        .order_by("-cents")
+    ]
+    return detail

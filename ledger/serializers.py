@@ -4,7 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentwallet.api.fields import MoneyField
+from agentwallet.api.fields import MoneyField, StrictInputSerializer
+from ledger.models import Authorization, LedgerEntry
 from ledger.selectors import AgentBudget, CapFigure
 
 
@@ -78,3 +79,157 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
             "traces": budget.traces,
             "x402": {"allowed": policy.x402_allowed, "per_call_cap": policy.x402_per_call_cap},
         }
+
+
+# --- Card network ------------------------------------------------------------------
+
+NETWORK_ID_FIELD = {"regex": r"^[A-Za-z0-9_.:-]{1,100}$", "max_length": 100}
+TRACE_ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}$"
+
+
+class MerchantInputSerializer(StrictInputSerializer):
+    name = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    mcc = serializers.RegexField(r"^\d{4}$", max_length=4)
+    network_id = serializers.CharField(max_length=64, allow_blank=True, required=False, default="")
+    country = serializers.RegexField(r"^[A-Z]{2}$", max_length=2, required=False, default="")
+
+
+class NetworkAuthorizationInputSerializer(StrictInputSerializer):
+    id = serializers.RegexField(**NETWORK_ID_FIELD)
+    card_id = serializers.CharField(max_length=64)
+    amount = MoneyField()
+    merchant = MerchantInputSerializer()
+    trace_id = serializers.RegexField(TRACE_ID_REGEX, max_length=128, required=False, default="")
+
+
+class NetworkCaptureInputSerializer(StrictInputSerializer):
+    amount = MoneyField()
+    id = serializers.RegexField(
+        required=False,
+        help_text="The network's transaction id (makes a retried capture safe).",
+        **NETWORK_ID_FIELD,
+    )
+    card_id = serializers.CharField(
+        max_length=64, required=False, help_text="Needed only for an authorization we never saw."
+    )
+    trace_id = serializers.RegexField(TRACE_ID_REGEX, max_length=128, required=False, default="")
+
+
+class NetworkReverseInputSerializer(StrictInputSerializer):
+    amount = MoneyField(required=False, help_text="Omit to release the whole hold.")
+    id = serializers.RegexField(required=False, **NETWORK_ID_FIELD)
+
+
+class NetworkRefundInputSerializer(StrictInputSerializer):
+    id = serializers.RegexField(**NETWORK_ID_FIELD)
+    card_id = serializers.CharField(max_length=64)
+    amount = MoneyField()
+    authorization_id = serializers.RegexField(required=False, **NETWORK_ID_FIELD)
+
+
+class CapStopOutputSerializer(serializers.Serializer[Any]):
+    scope = serializers.CharField()
+    limit = MoneyField(allow_null=True)
+    remaining = MoneyField(allow_null=True)
+
+
+class NetworkDecisionOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField(help_text="The network's authorization id.")
+    decision = serializers.ChoiceField(choices=["approved", "declined"])
+    reason = serializers.CharField(allow_blank=True)
+    authorization_id = serializers.IntegerField(allow_null=True)
+    cap_amount = MoneyField(allow_null=True)
+    fx_rate = serializers.DecimalField(max_digits=18, decimal_places=8, allow_null=True)
+    fx_rate_date = serializers.DateField(allow_null=True)
+    trace_id = serializers.CharField(allow_blank=True)
+    cap = CapStopOutputSerializer(allow_null=True, help_text="The cap that stopped it.")
+    approval_id = serializers.IntegerField(allow_null=True)
+    replayed = serializers.BooleanField()
+
+    @staticmethod
+    def shape(auth: Authorization, *, replayed: bool) -> dict[str, Any]:
+        return {
+            "id": auth.network_id,
+            "decision": auth.decision,
+            "reason": auth.reason,
+            "authorization_id": auth.pk,
+            "cap_amount": auth.cap_amount,
+            "fx_rate": auth.fx_rate,
+            "fx_rate_date": auth.fx_rate_date,
+            "trace_id": auth.trace_id,
+            "cap": {
+                "scope": auth.cap_scope,
+                "limit": auth.cap_limit,
+                "remaining": auth.cap_remaining,
+            }
+            if auth.cap_scope
+            else None,
+            "approval_id": auth.approval_request_id,
+            "replayed": replayed,
+        }
+
+
+class LedgerEntryOutputSerializer(serializers.ModelSerializer[LedgerEntry]):
+    agent_id = serializers.UUIDField(read_only=True)
+    card_id = serializers.UUIDField(read_only=True, allow_null=True)
+    vendor = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    authorization_id = serializers.CharField(
+        source="authorization.network_id", read_only=True, allow_null=True, default=None
+    )
+    amount = MoneyField()
+    cap_amount = MoneyField()
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "kind",
+            "rail",
+            "flag",
+            "agent_id",
+            "card_id",
+            "vendor",
+            "authorization_id",
+            "network_txn_id",
+            "trace_id",
+            "amount",
+            "cap_amount",
+            "fx_rate",
+            "memo",
+            "created_at",
+            "effective_at",
+        ]
+        read_only_fields = fields
+
+
+class NetworkPostingOutputSerializer(serializers.Serializer[Any]):
+    authorization_id = serializers.CharField(allow_null=True)
+    hold_state = serializers.CharField(allow_null=True)
+    held = MoneyField(allow_null=True, help_text="Still held on the authorization.")
+    entries = LedgerEntryOutputSerializer(many=True)
+    replayed = serializers.BooleanField()
+
+
+class TraceVendorSpendOutputSerializer(serializers.Serializer[Any]):
+    vendor = serializers.CharField(allow_null=True)
+    spent = MoneyField()
+    entries = serializers.IntegerField()
+
+
+class TraceAgentSpendOutputSerializer(serializers.Serializer[Any]):
+    agent_id = serializers.UUIDField()
+    agent_name = serializers.CharField()
+    spent = MoneyField()
+
+
+class TraceSummaryOutputSerializer(serializers.Serializer[Any]):
+    trace_id = serializers.CharField()
+    spent = MoneyField()
+    entries = serializers.IntegerField()
+    first_at = serializers.DateTimeField()
+    last_at = serializers.DateTimeField()
+
+
+class TraceDetailOutputSerializer(TraceSummaryOutputSerializer):
+    by_vendor = TraceVendorSpendOutputSerializer(many=True)
+    by_agent = TraceAgentSpendOutputSerializer(many=True)

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
+from agentwallet.lib.money import from_cents
 from cards.models import Card
 from cards.services import agent_cards_freeze
 from ledger.selectors import agents_with_spend
@@ -61,13 +62,15 @@ class AgentAdmin(admin.ModelAdmin[Agent]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
         return agents_with_spend(Agent.objects.all(), now=timezone.now())
 
-    @admin.display(description="Spent (rolling 24h)", ordering="spent_24h")
+    @admin.display(description="Spent (rolling 24h)", ordering="spent_24h_cents")
     def spent_24h(self, agent: Agent) -> str:
-        return f"{agent.spent_24h or 0:.2f} of {agent.policy.daily_cap}"  # type: ignore[attr-defined]
+        cents = agent.spent_24h_cents or 0  # type: ignore[attr-defined]
+        return f"{from_cents(cents)} of {agent.policy.daily_cap}"
 
-    @admin.display(description="Spent (30 days)", ordering="spent_30d")
+    @admin.display(description="Spent (30 days)", ordering="spent_30d_cents")
     def spent_month(self, agent: Agent) -> str:
-        return f"{agent.spent_30d or 0:.2f}"  # type: ignore[attr-defined]
+        cents = agent.spent_30d_cents or 0  # type: ignore[attr-defined]
+        return f"{from_cents(cents)} {agent.policy.currency}"
 
     @admin.action(description="Freeze all cards of selected agents")
     def freeze_all_cards(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:

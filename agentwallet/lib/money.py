@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from djmoney.money import Money
 from moneyed import CurrencyDoesNotExist, get_currency
@@ -69,3 +69,25 @@ def money_json(money: Money | None) -> dict[str, str] | None:
     if money is None:
         return None
     return {"amount": f"{money.amount.quantize(CENT)}", "currency": str(money.currency)}
+
+
+def to_cents(amount: Decimal) -> int:
+    """Exact integer cents of an amount already quantized to the cent."""
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise MoneyError(f"{amount} has fractions of a cent.")
+    return int(cents)
+
+
+def from_cents(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
+def convert_up(amount: Decimal, rate: Decimal) -> Decimal:
+    """Spend converted to the cap currency: rounded up, so it never creates headroom."""
+    return round_against_agent(amount * rate)
+
+
+def convert_down(amount: Decimal, rate: Decimal) -> Decimal:
+    """A credit (release, refund) converted to the cap currency: rounded down."""
+    return (amount * rate).quantize(CENT, rounding=ROUND_FLOOR)

@@ -42,3 +42,18 @@ def day_end(now: datetime, tz_name: str) -> datetime:
     local = now.astimezone(tz)
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     return (start + timedelta(days=1)).replace(tzinfo=tz)
+
+
+def floor_to(when: datetime, step: timedelta) -> datetime:
+    """Round an aware datetime down to a whole step (minute, hour) since the epoch."""
+    epoch = datetime(1970, 1, 1, tzinfo=when.tzinfo)
+    return when - (when - epoch) % step
+
+
+def ceil_to(when: datetime, step: timedelta) -> datetime:
+    floored = floor_to(when, step)
+    return floored if floored == when else floored + step
+
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)

@@ -1,0 +1,319 @@
+"""Spend counters: bounded, exact reads of spend for every window a decision checks.
+
+A rolling 24-hour window [start, now] is read as
+  hour buckets fully inside it            (at most 24 rows)
++ minute buckets of the edge hour         (at most 59 rows)
++ a range SUM over the one edge minute    (ledger entries, via an index)
+so its cost does not grow with the number of entries in the window. Months are one
+bucket per scope (in the policy's time zone), traces one lifetime bucket. Counters are
+derived data, written in the same transaction as the ledger entry; `counters_rebuild`
+recomputes them from the ledger, which stays the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection
+
+from agentwallet.lib.timewindows import HOUR, MINUTE, ceil_to, floor_to, month_bounds
+from ledger.models import CounterGrain, LedgerEntry, SpendCounter
+
+ROLLING_DAY = timedelta(hours=24)
+ROLLING_HOUR = timedelta(hours=1)
+LIFETIME = datetime(1970, 1, 1, tzinfo=UTC)
+# Minute and hour buckets older than this serve no window and may be pruned.
+FINE_BUCKET_RETENTION = timedelta(hours=26)
+
+
+def agent_scope(agent_id: object) -> str:
+    return f"agent:{agent_id}"
+
+
+def card_scope(card_id: object) -> str:
+    return f"card:{card_id}"
+
+
+def vendor_scope(agent_id: object, vendor_id: object) -> str:
+    return f"vendor:{agent_id}:{vendor_id}"
+
+
+def trace_scope(currency: str, trace_id: str) -> str:
+    return f"trace:{currency}:{trace_id}"
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One ledger movement as the counters see it."""
+
+    agent_id: object
+    card_id: object | None
+    vendor_id: object | None
+    trace_id: str
+    currency: str
+    time_zone: str
+    effective_at: datetime
+    cents: int
+    is_hold: bool
+
+
+def counter_rows(posting: Posting) -> list[tuple[str, str, datetime, int, int]]:
+    """(scope, grain, bucket_start, cents, holds) for every bucket the posting touches."""
+    when = posting.effective_at
+    month_start = month_bounds(when, posting.time_zone)[0].astimezone(UTC)
+    holds = 1 if posting.is_hold else 0
+    agent = agent_scope(posting.agent_id)
+    rows = [
+        (agent, CounterGrain.MINUTE, floor_to(when, MINUTE).astimezone(UTC), posting.cents, holds),
+        (agent, CounterGrain.HOUR, floor_to(when, HOUR).astimezone(UTC), posting.cents, holds),
+        (agent, CounterGrain.MONTH, month_start, posting.cents, holds),
+    ]
+    if posting.card_id is not None:
+        rows.append(
+            (card_scope(posting.card_id), CounterGrain.MONTH, month_start, posting.cents, holds)
+        )
+    if posting.vendor_id is not None:
+        rows.append(
+            (
+                vendor_scope(posting.agent_id, posting.vendor_id),
+                CounterGrain.MONTH,
+                month_start,
+                posting.cents,
+                holds,
+            )
+        )
+    if posting.trace_id:
+        rows.append(
+            (
+                trace_scope(posting.currency, posting.trace_id),
+                CounterGrain.TOTAL,
+                LIFETIME,
+                posting.cents,
+                holds,
+            )
+        )
+    return rows
+
+
+def counters_add(postings: Iterable[Posting]) -> None:
+    """Add postings to their buckets in one statement (INSERT ... ON CONFLICT DO UPDATE)."""
+    merged: dict[tuple[str, str, datetime], list[int]] = {}
+    for posting in postings:
+        for scope, grain, bucket, cents, holds in counter_rows(posting):
+            totals = merged.setdefault((scope, grain, bucket), [0, 0])
+            totals[0] += cents
+            totals[1] += holds
+    if not merged:
+        return
+    table = SpendCounter._meta.db_table
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(merged))
+    params: list[object] = []
+    for (scope, grain, bucket), (cents, holds) in merged.items():
+        params += [scope, str(grain), bucket, cents, holds]
+    # Both PostgreSQL and SQLite (3.24+) speak this upsert; integers keep it exact.
+    # Only the table name (a model constant) is interpolated; values are parameters.
+    sql = (
+        f"INSERT INTO {table} (scope, grain, bucket_start, cents, holds) VALUES {values} "
+        f"ON CONFLICT (scope, grain, bucket_start) DO UPDATE SET "
+        f"cents = {table}.cents + excluded.cents, holds = {table}.holds + excluded.holds"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _adapt(params))
+
+
+def _adapt(params: list[object]) -> list[object]:
+    """Datetimes as the backend stores them (SQLite keeps naive UTC text)."""
+    ops = connection.ops
+    return [ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params]
+
+
+def _placeholders(items: Sequence[object] | dict[str, object]) -> str:
+    return ", ".join(["%s"] * len(items))
+
+
+@dataclass
+class SpendSnapshot:
+    """Spend of one agent (and the scopes a decision or budget asks about), in cents."""
+
+    day_cents: int = 0
+    month_cents: int = 0
+    holds_last_hour: int = 0
+    card_month_cents: dict[object, int] = field(default_factory=dict)
+    vendor_month_cents: dict[object, int] = field(default_factory=dict)
+    trace_cents: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: datetime
+    hours_from: datetime  # first whole hour bucket inside the window
+    minutes_from: datetime  # first whole minute bucket inside the window
+    edge_end: datetime  # the edge [start, edge_end) is summed from the ledger
+
+
+def _window(start: datetime) -> _Window:
+    return _Window(
+        start=start,
+        hours_from=ceil_to(start, HOUR),
+        minutes_from=ceil_to(start, MINUTE),
+        edge_end=min(ceil_to(start, MINUTE), ceil_to(start, HOUR)),
+    )
+
+
+def read_spend(
+    *,
+    agent_id: object,
+    time_zone: str,
+    currency: str,
+    now: datetime,
+    card_ids: Sequence[object] = (),
+    vendor_ids: Sequence[object] = (),
+    trace_ids: Sequence[str] = (),
+) -> SpendSnapshot:
+    """Two queries: the counters, and the ledger over the two edge minutes."""
+    day = _window(now - ROLLING_DAY)
+    hour = _window(now - ROLLING_HOUR)
+    month_start = month_bounds(now, time_zone)[0].astimezone(UTC)
+    agent = agent_scope(agent_id)
+    cards = {card_scope(card_id): card_id for card_id in card_ids}
+    vendors = {vendor_scope(agent_id, vendor_id): vendor_id for vendor_id in vendor_ids}
+    traces = {trace_scope(currency, trace_id): trace_id for trace_id in trace_ids}
+
+    table = SpendCounter._meta.db_table
+    month_scopes = [agent, *cards, *vendors]
+    conditions = [
+        "(scope = %s AND grain = 'hour' AND bucket_start >= %s)",
+        "(scope = %s AND grain = 'min' AND bucket_start >= %s AND bucket_start < %s)",
+        "(scope = %s AND grain = 'min' AND bucket_start >= %s)",
+        f"(grain = 'month' AND bucket_start = %s AND scope IN ({_placeholders(month_scopes)}))",
+    ]
+    params: list[object] = [
+        agent,
+        day.hours_from,
+        agent,
+        day.minutes_from,
+        day.hours_from,
+        agent,
+        hour.minutes_from,
+        month_start,
+        *month_scopes,
+    ]
+    if traces:
+        conditions.append(f"(grain = 'total' AND scope IN ({_placeholders(traces)}))")
+        params += list(traces)
+    sql = (
+        f"SELECT scope, grain, bucket_start, cents, holds FROM {table} "
+        f"WHERE {' OR '.join(conditions)}"
+    )
+    snapshot = SpendSnapshot(
+        card_month_cents=dict.fromkeys(card_ids, 0),
+        vendor_month_cents=dict.fromkeys(vendor_ids, 0),
+        trace_cents=dict.fromkeys(trace_ids, 0),
+    )
+    from_db = connection.ops.convert_datetimefield_value if connection.vendor == "sqlite" else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _adapt(params))
+        rows = cursor.fetchall()
+    for scope, grain, bucket, cents, holds in rows:
+        if from_db is not None:
+            bucket = from_db(bucket, None, connection)
+        if bucket.tzinfo is None:
+            bucket = bucket.replace(tzinfo=UTC)
+        if grain == "month":
+            if scope == agent:
+                snapshot.month_cents += cents
+            elif scope in cards:
+                snapshot.card_month_cents[cards[scope]] += cents
+            else:
+                snapshot.vendor_month_cents[vendors[scope]] += cents
+        elif grain == "total":
+            snapshot.trace_cents[traces[scope]] += cents
+        elif grain == "hour":
+            snapshot.day_cents += cents
+        else:  # minute
+            if day.minutes_from <= bucket < day.hours_from:
+                snapshot.day_cents += cents
+            if bucket >= hour.minutes_from:
+                snapshot.holds_last_hour += holds
+
+    edge_day, edge_holds = _edge_sums(agent_id, day, hour)
+    snapshot.day_cents += edge_day
+    snapshot.holds_last_hour += edge_holds
+    return snapshot
+
+
+def _edge_sums(agent_id: object, day: _Window, hour: _Window) -> tuple[int, int]:
+    """Spend in the rolling day's partial edge minute, holds in the rolling hour's."""
+    table = LedgerEntry._meta.db_table
+    sql = (
+        f"SELECT "
+        f"COALESCE(SUM(CASE WHEN effective_at >= %s AND effective_at < %s THEN cap_cents END), 0), "
+        f"COUNT(CASE WHEN kind = 'hold' AND effective_at >= %s AND effective_at < %s THEN 1 END) "
+        f"FROM {table} WHERE agent_id = %s AND ("
+        f"(effective_at >= %s AND effective_at < %s) OR (effective_at >= %s AND effective_at < %s))"
+    )
+    agent_param = _uuid_param(agent_id)
+    params = _adapt(
+        [
+            day.start,
+            day.edge_end,
+            hour.start,
+            hour.edge_end,
+            agent_param,
+            day.start,
+            day.edge_end,
+            hour.start,
+            hour.edge_end,
+        ]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        spent, holds = cursor.fetchone()
+    return int(spent or 0), int(holds or 0)
+
+
+def _uuid_param(value: object) -> object:
+    # SQLite stores UUIDs as 32-char hex; PostgreSQL takes the UUID itself.
+    if connection.vendor == "sqlite":
+        return getattr(value, "hex", str(value).replace("-", ""))
+    return value
+
+
+def counters_rebuild() -> int:
+    """Recompute every counter from the ledger (the source of truth). Returns rows written."""
+    from wallets.models import Agent
+
+    SpendCounter.objects.all().delete()
+    agents = {agent.pk: agent for agent in Agent.objects.select_related("policy")}
+    postings = []
+    for entry in LedgerEntry.objects.order_by("id").iterator(chunk_size=2000):
+        policy = agents[entry.agent_id].policy
+        postings.append(
+            Posting(
+                agent_id=entry.agent_id,
+                card_id=entry.card_id,
+                vendor_id=entry.vendor_id,
+                trace_id=entry.trace_id,
+                currency=str(entry.cap_amount.currency),
+                time_zone=policy.time_zone,
+                effective_at=entry.effective_at,
+                cents=entry.cap_cents,
+                is_hold=entry.kind == "hold",
+            )
+        )
+        if len(postings) >= 2000:
+            counters_add(postings)
+            postings = []
+    counters_add(postings)
+    return SpendCounter.objects.count()
+
+
+def counters_prune(*, now: datetime) -> int:
+    """Drop minute and hour buckets no rolling window reads any more."""
+    cutoff = now - FINE_BUCKET_RETENTION
+    deleted, _ = SpendCounter.objects.filter(
+        grain__in=[CounterGrain.MINUTE, CounterGrain.HOUR], bucket_start__lt=cutoff
+    ).delete()
+    return deleted

@@ -1,0 +1,725 @@
+"""The money-aware authorization and the lifecycle of what it approves.
+
+Every function here that moves money runs in one durable transaction that first locks
+the agent row (and, for a trace with a cap, the trace's budget row), in that order. On
+SQLite, IMMEDIATE transactions serialize writers instead. The decision never waits on
+Redis, Celery or Slack.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Subquery
+from django.utils import timezone
+from djmoney.money import Money
+
+from agentwallet.lib.errors import Conflict
+from agentwallet.lib.money import convert_down, convert_up, from_cents, to_cents
+from approvals.services import approval_request_for_decline
+from cards.models import Card, CardEvent, CardEventKind, CardStatus
+from ledger.counters import Posting, counters_add, read_spend
+from ledger.fx import FxQuote, fx_quote
+from ledger.models import (
+    Authorization,
+    Decision,
+    EntryFlag,
+    EntryKind,
+    HoldState,
+    LedgerEntry,
+    Rail,
+    TraceBudget,
+)
+from policies import rules
+from policies.models import Policy, PolicyVendorCap
+from wallets.models import Agent
+
+
+class NotFoundError(LookupError):
+    """The network referred to something we do not know (answers 404)."""
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    network_id: str
+    card_id: str
+    amount: Decimal  # merchant currency, quantized to the cent
+    currency: str
+    merchant_mcc: str
+    merchant_name: str = ""
+    merchant_network_id: str = ""
+    merchant_country: str = ""
+    trace_id: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizationOutcome:
+    authorization: Authorization
+    replayed: bool = False
+
+
+def _cents_or_none(money: Money | None) -> int | None:
+    return None if money is None else to_cents(money.amount)
+
+
+def _lock_agent_of_card(card_id: str) -> Agent | None:
+    """Lock the agent owning the card (agent first: the fixed lock order)."""
+    try:
+        card_uuid = uuid.UUID(card_id)
+    except ValueError:
+        return None
+    owner = Card.objects.filter(pk=card_uuid).values("agent_id")[:1]
+    return Agent.objects.select_for_update(of=("self",)).filter(pk=Subquery(owner)).first()
+
+
+def _lock_trace(trace_id: str) -> None:
+    TraceBudget.objects.bulk_create([TraceBudget(trace_id=trace_id)], ignore_conflicts=True)
+    TraceBudget.objects.select_for_update().filter(trace_id=trace_id).first()
+
+
+def _vendor_cap(policy: Policy, vendor_id: int) -> Money | None:
+    cap = PolicyVendorCap.objects.filter(policy=policy, vendor_id=vendor_id).first()
+    return None if cap is None else cap.monthly_cap
+
+
+def _post(entries: list[LedgerEntry], policy: Policy) -> None:
+    """Write ledger entries and add them to the spend counters, in the caller's transaction."""
+    LedgerEntry.objects.bulk_create(entries)
+    counters_add(
+        Posting(
+            agent_id=entry.agent_id,
+            card_id=entry.card_id,
+            vendor_id=entry.vendor_id,
+            trace_id=entry.trace_id,
+            currency=policy.currency,
+            time_zone=policy.time_zone,
+            effective_at=entry.effective_at,
+            cents=entry.cap_cents,
+            is_hold=entry.kind == EntryKind.HOLD,
+        )
+        for entry in entries
+    )
+
+
+def _entry(
+    *,
+    kind: str,
+    auth: Authorization | None,
+    agent: Agent,
+    card: Card | None,
+    amount: Decimal,
+    currency: str,
+    cap_cents: int,
+    policy: Policy,
+    rate: Decimal,
+    trace_id: str,
+    now: datetime,
+    effective_at: datetime,
+    flag: str = "",
+    network_txn_id: str | None = None,
+    memo: str = "",
+) -> LedgerEntry:
+    return LedgerEntry(
+        kind=kind,
+        rail=Rail.CARD,
+        flag=flag,
+        agent=agent,
+        card=card,
+        vendor_id=card.vendor_id if card else None,
+        authorization=auth,
+        network_txn_id=network_txn_id,
+        trace_id=trace_id,
+        amount=Money(amount, currency),
+        cap_amount=Money(from_cents(cap_cents), policy.currency),
+        cap_cents=cap_cents,
+        fx_rate=rate,
+        memo=memo,
+        created_at=now,
+        effective_at=effective_at,
+    )
+
+
+def _replay(existing: Authorization, request: AuthorizationRequest) -> AuthorizationOutcome:
+    same = (
+        existing.requested_card_id == request.card_id
+        and existing.amount.amount == request.amount
+        and str(existing.amount.currency) == request.currency
+    )
+    if not same:
+        raise Conflict(
+            f"Authorization {request.network_id} was already decided for a different "
+            "card or amount."
+        )
+    return AuthorizationOutcome(authorization=existing, replayed=True)
+
+
+def authorization_decide(
+    *, request: AuthorizationRequest, now: datetime | None = None
+) -> AuthorizationOutcome:
+    """Approve or decline one card authorization, exactly once per network id."""
+    existing = Authorization.objects.filter(network_id=request.network_id).first()
+    if existing is not None:
+        return _replay(existing, request)
+    try:
+        return _decide(request, now or timezone.now())
+    except IntegrityError:
+        # The same network id raced us and won: answer as a replay.
+        existing = Authorization.objects.filter(network_id=request.network_id).first()
+        if existing is None:
+            raise
+        return _replay(existing, request)
+
+
+def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcome:
+    with transaction.atomic(durable=True):
+        agent = _lock_agent_of_card(request.card_id)
+        card = None
+        if agent is not None:
+            card = Card.objects.select_related("vendor").get(pk=request.card_id)
+            agent.policy = Policy.objects.get(pk=agent.policy_id)
+        auth = Authorization(
+            network_id=request.network_id,
+            requested_card_id=request.card_id,
+            card=card,
+            agent=agent,
+            vendor_id=card.vendor_id if card else None,
+            amount=Money(request.amount, request.currency),
+            merchant_name=request.merchant_name,
+            merchant_mcc=request.merchant_mcc,
+            merchant_network_id=request.merchant_network_id,
+            merchant_country=request.merchant_country,
+            decided_at=now,
+            hold_state=HoldState.NONE,
+            decision=Decision.DECLINED,
+        )
+        if agent is None or card is None:
+            auth.reason = rules.CARD_NOT_FOUND
+            auth.trace_id = request.trace_id
+            auth.save(force_insert=True)
+            return AuthorizationOutcome(authorization=auth)
+
+        policy = agent.policy
+        # Trace attribution: the request's own, the card's bound trace, the agent's context.
+        trace_id = request.trace_id or card.trace_id or agent.active_trace_at(now)
+        auth.trace_id = trace_id
+        quote: FxQuote | None = fx_quote(request.currency, policy.currency)
+        cap_cents = None
+        if quote is not None:
+            cap_cents = to_cents(convert_up(request.amount, quote.rate))
+            auth.fx_rate = quote.rate
+            auth.fx_rate_date = quote.rates_date
+            auth.cap_amount = Money(from_cents(cap_cents), policy.currency)
+        if trace_id and policy.per_trace_cap is not None:
+            _lock_trace(trace_id)
+
+        spend = read_spend(
+            agent_id=agent.pk,
+            time_zone=policy.time_zone,
+            currency=policy.currency,
+            now=now,
+            card_ids=[card.pk],
+            vendor_ids=[card.vendor_id],
+            trace_ids=[trace_id] if trace_id else [],
+        )
+        limits = rules.Limits(
+            per_authorization_cents=_cents_or_none(policy.per_authorization_cap),
+            velocity_per_hour=policy.velocity_per_hour,
+            holds_last_hour=spend.holds_last_hour,
+            card=rules.Limit(_cents_or_none(card.monthly_cap), spend.card_month_cents[card.pk]),
+            vendor=rules.Limit(
+                _cents_or_none(_vendor_cap(policy, card.vendor_id)),
+                spend.vendor_month_cents[card.vendor_id],
+            ),
+            daily=rules.Limit(_cents_or_none(policy.daily_cap), spend.day_cents),
+            monthly=rules.Limit(_cents_or_none(policy.monthly_cap), spend.month_cents),
+            trace=rules.Limit(
+                _cents_or_none(policy.per_trace_cap), spend.trace_cents.get(trace_id, 0)
+            ),
+        )
+        decision = rules.decide(
+            card=rules.CardFacts(
+                status=card.status,
+                expires_at=card.expires_at,
+                exp_year=card.exp_year,
+                exp_month=card.exp_month,
+                allowed_mccs=tuple(card.allowed_mccs),
+                allowed_merchant_ids=tuple(card.allowed_merchant_ids),
+            ),
+            agent_status=agent.status,
+            charge=rules.ChargeFacts(
+                mcc=request.merchant_mcc,
+                merchant_network_id=request.merchant_network_id,
+                cap_cents=cap_cents,
+            ),
+            limits=limits,
+            now=now,
+        )
+
+        if decision.approved and cap_cents is not None and quote is not None:
+            auth.decision = Decision.APPROVED
+            auth.hold_state = HoldState.OPEN
+            auth.held_cents = cap_cents
+            auth.save(force_insert=True)
+            _post(
+                [
+                    _entry(
+                        kind=EntryKind.HOLD,
+                        auth=auth,
+                        agent=agent,
+                        card=card,
+                        amount=request.amount,
+                        currency=request.currency,
+                        cap_cents=cap_cents,
+                        policy=policy,
+                        rate=quote.rate,
+                        trace_id=trace_id,
+                        now=now,
+                        effective_at=now,
+                    )
+                ],
+                policy,
+            )
+            if card.single_use:
+                Card.objects.filter(pk=card.pk).update(status=CardStatus.CLOSED, updated_at=now)
+                CardEvent.objects.create(
+                    card=card,
+                    kind=CardEventKind.CLOSED,
+                    actor="system:single-use",
+                    reason=f"used by {request.network_id}",
+                )
+            return AuthorizationOutcome(authorization=auth)
+
+        auth.reason = decision.reason
+        if decision.scope:
+            auth.cap_scope = decision.scope
+            if decision.limit_cents is not None:
+                auth.cap_limit = Money(from_cents(decision.limit_cents), policy.currency)
+            if decision.remaining_cents is not None:
+                auth.cap_remaining = Money(from_cents(decision.remaining_cents), policy.currency)
+        if decision.is_cap_decline and cap_cents is not None:
+            auth.approval_request = approval_request_for_decline(
+                agent=agent,
+                decision=decision,
+                currency=policy.currency,
+                requested_cents=cap_cents,
+                card_id=card.pk,
+                vendor=card.vendor,
+                trace_id=trace_id,
+                now=now,
+            )
+        auth.save(force_insert=True)
+        return AuthorizationOutcome(authorization=auth)
+
+
+# --- Lifecycle: capture, reverse, refund, expire -----------------------------------
+
+
+@dataclass(frozen=True)
+class PostingOutcome:
+    entries: list[LedgerEntry]
+    authorization: Authorization | None
+    replayed: bool = False
+
+
+def _replayed_txn(network_txn_id: str | None) -> PostingOutcome | None:
+    if not network_txn_id:
+        return None
+    first = LedgerEntry.objects.filter(network_txn_id=network_txn_id).first()
+    if first is None:
+        return None
+    entries = (
+        [
+            first,
+            *LedgerEntry.objects.filter(
+                authorization=first.authorization,
+                created_at=first.created_at,
+                network_txn_id__isnull=True,
+            ).exclude(pk=first.pk),
+        ]
+        if first.authorization
+        else [first]
+    )
+    return PostingOutcome(entries=entries, authorization=first.authorization, replayed=True)
+
+
+def _lock_agent(agent_id: object) -> Agent:
+    return Agent.objects.select_for_update(of=("self",)).select_related("policy").get(pk=agent_id)
+
+
+def _lock_with_auth(agent_id: object, auth_id: int) -> tuple[Agent, Authorization]:
+    """Lock the agent, then read its authorization fresh (the agent lock guards it)."""
+    agent = _lock_agent(agent_id)
+    return agent, Authorization.objects.select_related("card").get(pk=auth_id)
+
+
+def _resolve_if_empty(auth: Authorization, now: datetime, state: str = HoldState.CLOSED) -> None:
+    if auth.held_cents == 0 and auth.hold_state == HoldState.OPEN:
+        auth.hold_state = state
+        auth.resolved_at = now
+
+
+def _check_currency(auth: Authorization, currency: str) -> None:
+    if currency != str(auth.amount.currency):
+        raise Conflict(
+            f"Authorization {auth.network_id} is in {auth.amount.currency}, not {currency}."
+        )
+
+
+def authorization_capture(
+    *,
+    network_id: str,
+    amount: Decimal,
+    currency: str,
+    network_txn_id: str | None = None,
+    now: datetime | None = None,
+) -> PostingOutcome:
+    """Clear (part of) an authorization. Captures always succeed: partial, several, more
+    than held (flagged), or on a declined authorization (a forced post, flagged)."""
+    now = now or timezone.now()
+    if (replay := _replayed_txn(network_txn_id)) is not None:
+        return replay
+    found = Authorization.objects.filter(network_id=network_id).values("pk", "agent_id").first()
+    if found is None or found["agent_id"] is None:
+        raise NotFoundError(f"No authorization {network_id} on a known card.")
+    with transaction.atomic(durable=True):
+        agent, auth = _lock_with_auth(found["agent_id"], found["pk"])
+        _check_currency(auth, currency)
+        policy = agent.policy
+        if auth.decision == Decision.DECLINED:
+            return _force_post(
+                auth=auth,
+                agent=agent,
+                amount=amount,
+                currency=currency,
+                network_txn_id=network_txn_id,
+                now=now,
+            )
+        rate = auth.fx_rate or Decimal(1)
+        capture_cents = to_cents(convert_up(amount, rate))
+        released = min(auth.held_cents, capture_cents)
+        flag = ""
+        if auth.hold_state != HoldState.OPEN:
+            flag = EntryFlag.LATE_CAPTURE
+        elif capture_cents > auth.held_cents:
+            flag = EntryFlag.OVER_CAPTURE
+        common = dict(
+            auth=auth,
+            agent=agent,
+            card=auth.card,
+            currency=currency,
+            policy=policy,
+            rate=rate,
+            trace_id=auth.trace_id,
+            now=now,
+            effective_at=auth.decided_at,
+        )
+        entries = [
+            _entry(
+                kind=EntryKind.CAPTURE,
+                amount=amount,
+                cap_cents=capture_cents,
+                flag=flag,
+                network_txn_id=network_txn_id,
+                **common,
+            )
+        ]
+        if released:
+            entries.append(
+                _entry(
+                    kind=EntryKind.RELEASE,
+                    amount=from_cents(released),
+                    cap_cents=-released,
+                    memo="cleared by capture",
+                    **common,
+                )
+            )
+        _post(entries, policy)
+        auth.held_cents -= released
+        auth.captured_cents += to_cents(amount)
+        _resolve_if_empty(auth, now)
+        auth.save(update_fields=["held_cents", "captured_cents", "hold_state", "resolved_at"])
+        return PostingOutcome(entries=entries, authorization=auth)
+
+
+def _force_post(
+    *,
+    auth: Authorization,
+    agent: Agent,
+    amount: Decimal,
+    currency: str,
+    network_txn_id: str | None,
+    now: datetime,
+) -> PostingOutcome:
+    """Money the network moved although we declined (stand-in): recorded, counted, flagged."""
+    policy = agent.policy
+    quote = fx_quote(currency, policy.currency)
+    rate = quote.rate if quote else (auth.fx_rate or Decimal(1))
+    cents = to_cents(convert_up(amount, rate))
+    entry = _entry(
+        kind=EntryKind.CAPTURE,
+        auth=auth,
+        agent=agent,
+        card=auth.card,
+        amount=amount,
+        currency=currency,
+        cap_cents=cents,
+        policy=policy,
+        rate=rate,
+        trace_id=auth.trace_id,
+        now=now,
+        effective_at=now,
+        flag=EntryFlag.FORCE_POST,
+        network_txn_id=network_txn_id,
+        memo=f"forced after decline: {auth.reason}",
+    )
+    _post([entry], policy)
+    auth.captured_cents += to_cents(amount)
+    auth.save(update_fields=["captured_cents"])
+    return PostingOutcome(entries=[entry], authorization=auth)
+
+
+def capture_without_authorization(
+    *,
+    card_id: str,
+    amount: Decimal,
+    currency: str,
+    network_txn_id: str,
+    trace_id: str = "",
+    now: datetime | None = None,
+) -> PostingOutcome:
+    """A capture for an authorization we never saw (network stand-in): a forced post."""
+    now = now or timezone.now()
+    if (replay := _replayed_txn(network_txn_id)) is not None:
+        return replay
+    card = Card.objects.filter(pk=card_id).values("agent_id").first()
+    if card is None:
+        raise NotFoundError(f"No card {card_id}.")
+    with transaction.atomic(durable=True):
+        agent = _lock_agent(card["agent_id"])
+        card_row = Card.objects.get(pk=card_id)
+        policy = agent.policy
+        quote = fx_quote(currency, policy.currency)
+        rate = quote.rate if quote else Decimal(1)
+        trace = trace_id or card_row.trace_id or agent.active_trace_at(now)
+        entry = _entry(
+            kind=EntryKind.CAPTURE,
+            auth=None,
+            agent=agent,
+            card=card_row,
+            amount=amount,
+            currency=currency,
+            cap_cents=to_cents(convert_up(amount, rate)),
+            policy=policy,
+            rate=rate,
+            trace_id=trace,
+            now=now,
+            effective_at=now,
+            flag=EntryFlag.FORCE_POST,
+            network_txn_id=network_txn_id,
+            memo="capture without authorization",
+        )
+        _post([entry], policy)
+        return PostingOutcome(entries=[entry], authorization=None)
+
+
+def authorization_reverse(
+    *,
+    network_id: str,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+    network_txn_id: str | None = None,
+    now: datetime | None = None,
+) -> PostingOutcome:
+    """Release all (or part) of an open hold, exactly the released amount. A hold
+    resolves at most once: reversing a resolved hold is a conflict."""
+    now = now or timezone.now()
+    if (replay := _replayed_txn(network_txn_id)) is not None:
+        return replay
+    found = Authorization.objects.filter(network_id=network_id).values("pk", "agent_id").first()
+    if found is None or found["agent_id"] is None:
+        raise NotFoundError(f"No authorization {network_id} on a known card.")
+    with transaction.atomic(durable=True):
+        agent, auth = _lock_with_auth(found["agent_id"], found["pk"])
+        if auth.hold_state != HoldState.OPEN:
+            raise Conflict(
+                f"Authorization {network_id} holds nothing to reverse ({auth.hold_state})."
+            )
+        if currency is not None:
+            _check_currency(auth, currency)
+        rate = auth.fx_rate or Decimal(1)
+        outstanding = to_cents(auth.amount.amount) - auth.captured_cents - auth.reversed_cents
+        if amount is None or to_cents(amount) >= outstanding:
+            released = auth.held_cents  # everything left, so no cent stays held
+            merchant_cents = max(outstanding, 0)
+        else:
+            released = min(auth.held_cents, to_cents(convert_down(amount, rate)))
+            merchant_cents = to_cents(amount)
+        entry = _entry(
+            kind=EntryKind.RELEASE,
+            auth=auth,
+            agent=agent,
+            card=auth.card,
+            amount=from_cents(merchant_cents),
+            currency=str(auth.amount.currency),
+            cap_cents=-released,
+            policy=agent.policy,
+            rate=rate,
+            trace_id=auth.trace_id,
+            now=now,
+            effective_at=auth.decided_at,
+            network_txn_id=network_txn_id,
+            memo="reversal",
+        )
+        _post([entry], agent.policy)
+        auth.held_cents -= released
+        auth.reversed_cents += merchant_cents
+        _resolve_if_empty(auth, now)
+        if merchant_cents >= outstanding:
+            auth.held_cents, auth.hold_state, auth.resolved_at = 0, HoldState.CLOSED, now
+        auth.save(update_fields=["held_cents", "reversed_cents", "hold_state", "resolved_at"])
+        return PostingOutcome(entries=[entry], authorization=auth)
+
+
+def refund_record(
+    *,
+    card_id: str,
+    amount: Decimal,
+    currency: str,
+    network_txn_id: str,
+    authorization_network_id: str | None = None,
+    now: datetime | None = None,
+) -> PostingOutcome:
+    """Money back from a merchant. Linked to a captured authorization it gives back spend,
+    up to what was captured there; unlinked it is recorded but creates no headroom."""
+    now = now or timezone.now()
+    if (replay := _replayed_txn(network_txn_id)) is not None:
+        return replay
+    card = Card.objects.filter(pk=card_id).values("agent_id").first() if _is_uuid(card_id) else None
+    if card is None:
+        raise NotFoundError(f"No card {card_id}.")
+    auth_row = None
+    if authorization_network_id:
+        auth_row = (
+            Authorization.objects.filter(network_id=authorization_network_id, card_id=card_id)
+            .values("pk")
+            .first()
+        )
+        if auth_row is None:
+            raise NotFoundError(f"No authorization {authorization_network_id} on that card.")
+    with transaction.atomic(durable=True):
+        if auth_row is not None:
+            agent, auth = _lock_with_auth(card["agent_id"], auth_row["pk"])
+        else:
+            agent, auth = _lock_agent(card["agent_id"]), None
+        card_row = Card.objects.get(pk=card_id)
+        policy = agent.policy
+        if auth is not None:
+            _check_currency(auth, currency)
+            rate = auth.fx_rate or Decimal(1)
+            refundable = max(auth.captured_cents - auth.refunded_cents, 0)
+            refunded = min(to_cents(amount), refundable)
+            credit = to_cents(convert_down(from_cents(refunded), rate))
+            flag = "" if refunded == to_cents(amount) else EntryFlag.UNLINKED_REFUND
+            entry = _entry(
+                kind=EntryKind.REFUND,
+                auth=auth,
+                agent=agent,
+                card=card_row,
+                amount=amount,
+                currency=currency,
+                cap_cents=-credit,
+                policy=policy,
+                rate=rate,
+                trace_id=auth.trace_id,
+                now=now,
+                effective_at=auth.decided_at,
+                flag=flag,
+                network_txn_id=network_txn_id,
+                memo="refund",
+            )
+            auth.refunded_cents += refunded
+            auth.save(update_fields=["refunded_cents"])
+        else:
+            quote = fx_quote(currency, policy.currency)
+            entry = _entry(
+                kind=EntryKind.REFUND,
+                auth=None,
+                agent=agent,
+                card=card_row,
+                amount=amount,
+                currency=currency,
+                cap_cents=0,
+                policy=policy,
+                rate=quote.rate if quote else Decimal(1),
+                trace_id=card_row.trace_id,
+                now=now,
+                effective_at=now,
+                flag=EntryFlag.UNLINKED_REFUND,
+                network_txn_id=network_txn_id,
+                memo="refund without a matching capture",
+            )
+        _post([entry], policy)
+        return PostingOutcome(entries=[entry], authorization=auth)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def holds_expire(*, now: datetime | None = None, older_than: timedelta | None = None) -> int:
+    """Release holds never captured within the expiry period. Returns how many expired."""
+    now = now or timezone.now()
+    older_than = older_than or timedelta(days=settings.AGENTWALLET_HOLD_EXPIRY_DAYS)
+    stale = Authorization.objects.filter(
+        hold_state=HoldState.OPEN, decided_at__lt=now - older_than
+    ).values_list("pk", "agent_id")[:1000]
+    expired = 0
+    for auth_id, agent_id in stale:
+        with transaction.atomic(durable=True):
+            agent, auth = _lock_with_auth(agent_id, auth_id)
+            if auth.hold_state != HoldState.OPEN:
+                continue  # resolved meanwhile
+            released = auth.held_cents
+            if released:
+                _post(
+                    [
+                        _entry(
+                            kind=EntryKind.RELEASE,
+                            auth=auth,
+                            agent=agent,
+                            card=auth.card,
+                            amount=from_cents(
+                                max(
+                                    to_cents(auth.amount.amount)
+                                    - auth.captured_cents
+                                    - auth.reversed_cents,
+                                    0,
+                                )
+                            ),
+                            currency=str(auth.amount.currency),
+                            cap_cents=-released,
+                            policy=agent.policy,
+                            rate=auth.fx_rate or Decimal(1),
+                            trace_id=auth.trace_id,
+                            now=now,
+                            effective_at=auth.decided_at,
+                            memo="hold expired",
+                        )
+                    ],
+                    agent.policy,
+                )
+            auth.held_cents = 0
+            auth.hold_state = HoldState.EXPIRED
+            auth.resolved_at = now
+            auth.save(update_fields=["held_cents", "hold_state", "resolved_at"])
+            expired += 1
+    return expired

@@ -1,0 +1,198 @@
+"""The money-aware authorization rules: plain data in, a decision out. No database.
+
+The rules run in DESIGN.md's order; the first that fails names the decline. Amounts are
+integer cents of the policy's cap currency, already converted (rounded up) by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Reason codes, in rule order.
+CARD_NOT_FOUND = "card_not_found"
+CARD_CLOSED = "card_closed"
+CARD_EXPIRED = "card_expired"
+CARD_FROZEN = "card_frozen"
+AGENT_SUSPENDED = "agent_suspended"
+MCC_NOT_ALLOWED = "mcc_not_allowed"
+MERCHANT_NOT_ALLOWED = "merchant_not_allowed"
+CURRENCY_NOT_SUPPORTED = "currency_not_supported"
+PER_AUTHORIZATION_CAP_EXCEEDED = "per_authorization_cap_exceeded"
+VELOCITY_EXCEEDED = "velocity_exceeded"
+CARD_CAP_EXCEEDED = "card_cap_exceeded"
+DAILY_CAP_EXCEEDED = "daily_cap_exceeded"
+MONTHLY_CAP_EXCEEDED = "monthly_cap_exceeded"
+TRACE_CAP_EXCEEDED = "trace_cap_exceeded"
+
+RULE_ORDER = (
+    CARD_NOT_FOUND,
+    CARD_CLOSED,
+    CARD_EXPIRED,
+    CARD_FROZEN,
+    AGENT_SUSPENDED,
+    MCC_NOT_ALLOWED,
+    MERCHANT_NOT_ALLOWED,
+    CURRENCY_NOT_SUPPORTED,
+    PER_AUTHORIZATION_CAP_EXCEEDED,
+    VELOCITY_EXCEEDED,
+    CARD_CAP_EXCEEDED,
+    DAILY_CAP_EXCEEDED,
+    MONTHLY_CAP_EXCEEDED,
+    TRACE_CAP_EXCEEDED,
+)
+
+# Cap scopes named in declines (and in approval requests).
+SCOPE_PER_AUTHORIZATION = "per_authorization"
+SCOPE_VELOCITY = "velocity"
+SCOPE_CARD = "card"
+SCOPE_VENDOR = "vendor"
+SCOPE_DAILY = "daily"
+SCOPE_MONTHLY = "monthly"
+SCOPE_TRACE = "trace"
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    status: str  # active / frozen / closed
+    expires_at: datetime | None
+    exp_year: int
+    exp_month: int
+    allowed_mccs: tuple[str, ...]
+    allowed_merchant_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChargeFacts:
+    mcc: str
+    merchant_network_id: str
+    # The charge in cap-currency cents, or None when no FX rate converts it.
+    cap_cents: int | None
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A cap (cents, None when unset) and what is already spent against it."""
+
+    cap_cents: int | None
+    spent_cents: int
+    bump_cents: int = 0
+
+    @property
+    def effective_cap(self) -> int | None:
+        return None if self.cap_cents is None else self.cap_cents + self.bump_cents
+
+    @property
+    def headroom(self) -> int | None:
+        cap = self.effective_cap
+        return None if cap is None else max(cap - max(self.spent_cents, 0), 0)
+
+    def admits(self, cents: int) -> bool:
+        headroom = self.headroom
+        return headroom is None or cents <= headroom
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_authorization_cents: int | None = None
+    velocity_per_hour: int | None = None
+    holds_last_hour: int = 0
+    card: Limit = field(default_factory=lambda: Limit(None, 0))
+    vendor: Limit = field(default_factory=lambda: Limit(None, 0))
+    daily: Limit = field(default_factory=lambda: Limit(None, 0))
+    monthly: Limit = field(default_factory=lambda: Limit(None, 0))
+    trace: Limit = field(default_factory=lambda: Limit(None, 0))
+
+
+@dataclass(frozen=True)
+class RuleDecision:
+    approved: bool
+    reason: str = ""
+    # For cap declines: which cap, its (effective) limit and the headroom left, in cents.
+    scope: str = ""
+    limit_cents: int | None = None
+    spent_cents: int | None = None
+    remaining_cents: int | None = None
+
+    @property
+    def is_cap_decline(self) -> bool:
+        return self.scope in (SCOPE_CARD, SCOPE_VENDOR, SCOPE_DAILY, SCOPE_MONTHLY, SCOPE_TRACE)
+
+
+APPROVED = RuleDecision(approved=True)
+
+
+def card_is_expired(card: CardFacts, now: datetime) -> bool:
+    if card.expires_at is not None and now >= card.expires_at:
+        return True
+    return (now.year, now.month) > (card.exp_year, card.exp_month)
+
+
+def _cap_decline(reason: str, scope: str, limit: Limit) -> RuleDecision:
+    return RuleDecision(
+        approved=False,
+        reason=reason,
+        scope=scope,
+        limit_cents=limit.effective_cap,
+        spent_cents=limit.spent_cents,
+        remaining_cents=limit.headroom,
+    )
+
+
+def decide(
+    *,
+    card: CardFacts | None,
+    agent_status: str,
+    charge: ChargeFacts,
+    limits: Limits,
+    now: datetime,
+) -> RuleDecision:
+    """Apply the rules in order; the first that fails is the decline."""
+    if card is None:
+        return RuleDecision(approved=False, reason=CARD_NOT_FOUND)
+    if card.status == "closed":
+        return RuleDecision(approved=False, reason=CARD_CLOSED)
+    if card_is_expired(card, now):
+        return RuleDecision(approved=False, reason=CARD_EXPIRED)
+    if card.status == "frozen":
+        return RuleDecision(approved=False, reason=CARD_FROZEN)
+    if agent_status != "active":
+        return RuleDecision(approved=False, reason=AGENT_SUSPENDED)
+    if charge.mcc not in card.allowed_mccs:
+        return RuleDecision(approved=False, reason=MCC_NOT_ALLOWED)
+    if card.allowed_merchant_ids and charge.merchant_network_id not in card.allowed_merchant_ids:
+        return RuleDecision(approved=False, reason=MERCHANT_NOT_ALLOWED)
+    if charge.cap_cents is None:
+        return RuleDecision(approved=False, reason=CURRENCY_NOT_SUPPORTED)
+    cents = charge.cap_cents
+    per_auth = limits.per_authorization_cents
+    if per_auth is not None and cents > per_auth:
+        return RuleDecision(
+            approved=False,
+            reason=PER_AUTHORIZATION_CAP_EXCEEDED,
+            scope=SCOPE_PER_AUTHORIZATION,
+            limit_cents=per_auth,
+            spent_cents=0,
+            remaining_cents=per_auth,
+        )
+    velocity = limits.velocity_per_hour
+    if velocity is not None and limits.holds_last_hour >= velocity:
+        return RuleDecision(
+            approved=False,
+            reason=VELOCITY_EXCEEDED,
+            scope=SCOPE_VELOCITY,
+            limit_cents=None,
+            spent_cents=None,
+            remaining_cents=None,
+        )
+    if not limits.card.admits(cents):
+        return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_CARD, limits.card)
+    if not limits.vendor.admits(cents):
+        return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_VENDOR, limits.vendor)
+    if not limits.daily.admits(cents):
+        return _cap_decline(DAILY_CAP_EXCEEDED, SCOPE_DAILY, limits.daily)
+    if not limits.monthly.admits(cents):
+        return _cap_decline(MONTHLY_CAP_EXCEEDED, SCOPE_MONTHLY, limits.monthly)
+    if not limits.trace.admits(cents):
+        return _cap_decline(TRACE_CAP_EXCEEDED, SCOPE_TRACE, limits.trace)
+    return APPROVED
