@@ -237,8 +237,10 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             ),
             daily=rules.Limit(_cents_or_none(policy.daily_cap), spend.day_cents),
             monthly=rules.Limit(_cents_or_none(policy.monthly_cap), spend.month_cents),
+            # Unattributed spend has no trace budget to draw on.
             trace=rules.Limit(
-                _cents_or_none(policy.per_trace_cap), spend.trace_cents.get(trace_id, 0)
+                _cents_or_none(policy.per_trace_cap) if trace_id else None,
+                spend.trace_cents.get(trace_id, 0),
             ),
         )
         decision = rules.decide(

@@ -1,26 +1,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import time_machine
-from django.utils import timezone
 
-from ledger.models import LedgerEntry
-
-
-def entry(provisioned, *, at, cap, kind="hold", trace_id="", card_index=0):
-    card = provisioned.cards[card_index].card
-    return LedgerEntry.objects.create(
-        kind=kind,
-        agent=provisioned.agent,
-        card=card,
-        vendor=card.vendor,
-        trace_id=trace_id,
-        amount=abs(Decimal(cap)),
-        cap_amount=Decimal(cap),
-        created_at=at,
-    )
+from conftest import card_for
 
 
 def test_budget_of_a_new_agent_spends_nothing(alice, alice_client):
@@ -37,33 +21,46 @@ def test_budget_of_a_new_agent_spends_nothing(alice, alice_client):
     assert openai["vendor_cap"]["cap"] == {"amount": "2000.00", "currency": "USD"}
     assert openai["card_cap"]["cap"] is None
     assert body["traces"] == []
-    assert body["x402"] == {"allowed": True, "per_call_cap": {"amount": "5.00", "currency": "USD"}}
+    assert body["x402"] == {
+        "allowed": True,
+        "per_call_cap": {"amount": "5.00", "currency": "USD"},
+    }
 
 
-@time_machine.travel(datetime(2026, 3, 10, 12, 0, tzinfo=UTC), tick=False)
-def test_budget_sums_the_rolling_day_and_the_month(alice, alice_client):
-    now = timezone.now()
-    entry(alice, at=now - timedelta(hours=25), cap="100.00")  # outside 24h, inside month
-    entry(alice, at=now - timedelta(hours=23), cap="40.25", trace_id="PR-1")
-    entry(alice, at=now - timedelta(hours=1), cap="-10.00", kind="release", trace_id="PR-1")
-    entry(alice, at=now - timedelta(days=12), cap="999.00")  # last month
+def test_budget_shows_real_spend_in_every_window(alice, alice_client, network):
+    openai = card_for(alice, "openai")
+    aws = card_for(alice, "aws")
+    start = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start - timedelta(hours=25), tick=False):
+        assert network.authorize(aws, "100.00").json()["decision"] == "approved"
+    with time_machine.travel(start - timedelta(hours=23), tick=False):
+        body = network.authorize(openai, "15.25", trace_id="PR-1").json()
+        assert body["decision"] == "approved"
+    with time_machine.travel(start - timedelta(hours=1), tick=False):
+        network.reverse(body["id"], "5.00")
+    with time_machine.travel(start, tick=False):
+        budget = alice_client.get(f"/api/agents/{alice.agent.pk}/budget").json()
 
-    body = alice_client.get(f"/api/agents/{alice.agent.pk}/budget").json()
-
-    assert body["rolling_24h"]["spent"]["amount"] == "30.25"
-    assert body["rolling_24h"]["remaining"]["amount"] == "469.75"
-    assert body["month"]["spent"]["amount"] == "130.25"
-    assert body["month"]["window_start"] == "2026-03-01T00:00:00Z"
-    [trace] = body["traces"]
+    assert budget["rolling_24h"]["spent"]["amount"] == "10.25"
+    assert budget["rolling_24h"]["remaining"]["amount"] == "489.75"
+    assert budget["month"]["spent"]["amount"] == "110.25"
+    assert budget["month"]["window_start"] == "2026-03-01T00:00:00Z"
+    by_vendor = {card["vendor"]: card for card in budget["cards"]}
+    assert by_vendor["openai"]["vendor_cap"]["spent"]["amount"] == "10.25"
+    assert by_vendor["openai"]["vendor_cap"]["remaining"]["amount"] == "1989.75"
+    assert by_vendor["aws"]["card_cap"]["spent"]["amount"] == "100.00"
+    [trace] = budget["traces"]
     assert trace == {
         "trace_id": "PR-1",
         "cap": {"amount": "20.00", "currency": "USD"},
-        "spent": {"amount": "30.25", "currency": "USD"},
-        "remaining": {"amount": "0.00", "currency": "USD"},
+        "spent": {"amount": "10.25", "currency": "USD"},
+        "remaining": {"amount": "9.75", "currency": "USD"},
     }
 
 
 def test_trace_context_shows_up_as_an_open_trace(alice, alice_client):
-    alice_client.put(f"/api/agents/{alice.agent.pk}/trace", {"trace_id": "PR-77"}, format="json")
+    alice_client.put(
+        f"/api/agents/{alice.agent.pk}/trace", {"trace_id": "PR-77"}, format="json"
+    )
     body = alice_client.get(f"/api/agents/{alice.agent.pk}/budget").json()
     assert [trace["trace_id"] for trace in body["traces"]] == ["PR-77"]
