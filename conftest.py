@@ -109,15 +109,17 @@ class SignedNetwork:
         self.client = client
         self.secret = secret
 
-    def signature(self, body: bytes, timestamp: int | None = None, secret: str | None = None
-                  ) -> str:
+    def signature(
+        self, body: bytes, timestamp: int | None = None, secret: str | None = None
+    ) -> str:
         import hashlib
         import hmac
         import time
 
         t = int(time.time()) if timestamp is None else timestamp
-        mac = hmac.new((secret or self.secret).encode(), f"{t}.".encode() + body,
-                       hashlib.sha256).hexdigest()
+        mac = hmac.new(
+            (secret or self.secret).encode(), f"{t}.".encode() + body, hashlib.sha256
+        ).hexdigest()
         return f"t={t},v1={mac}"
 
     def post(self, path: str, payload: Any, **kwargs: Any) -> Any:
@@ -125,32 +127,49 @@ class SignedNetwork:
 
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         header = kwargs.pop("signature", None) or self.signature(body)
-        return self.client.post(path, data=body, content_type="application/json",
-                                HTTP_AGENTWALLET_SIGNATURE=header, **kwargs)
+        return self.client.post(
+            path,
+            data=body,
+            content_type="application/json",
+            HTTP_AGENTWALLET_SIGNATURE=header,
+            **kwargs,
+        )
 
-    def authorize(self, card, amount: str = "10.00", currency: str = "USD", *,
-                  network_id: str | None = None, mcc: str | None = None, **extra: Any) -> Any:
+    def authorize(
+        self,
+        card,
+        amount: str = "10.00",
+        currency: str = "USD",
+        *,
+        network_id: str | None = None,
+        mcc: str | None = None,
+        **extra: Any,
+    ) -> Any:
         import uuid
 
         payload = {
             "id": network_id or f"auth_{uuid.uuid4().hex[:16]}",
             "card_id": str(card.pk if hasattr(card, "pk") else card),
             "amount": {"amount": amount, "currency": currency},
-            "merchant": {"name": "ACME", "mcc": mcc or (card.allowed_mccs[0]
-                                                        if hasattr(card, "allowed_mccs")
-                                                        else "5734"),
-                         "network_id": extra.pop("merchant_network_id", ""),
-                         "country": "US"},
+            "merchant": {
+                "name": "ACME",
+                "mcc": mcc or (card.allowed_mccs[0] if hasattr(card, "allowed_mccs") else "5734"),
+                "network_id": extra.pop("merchant_network_id", ""),
+                "country": "US",
+            },
             **extra,
         }
         return self.post("/api/network/authorizations", payload)
 
     def capture(self, network_id: str, amount: str, currency: str = "USD", **extra: Any) -> Any:
-        return self.post(f"/api/network/authorizations/{network_id}/capture",
-                         {"amount": {"amount": amount, "currency": currency}, **extra})
+        return self.post(
+            f"/api/network/authorizations/{network_id}/capture",
+            {"amount": {"amount": amount, "currency": currency}, **extra},
+        )
 
-    def reverse(self, network_id: str, amount: str | None = None, currency: str = "USD",
-                **extra: Any) -> Any:
+    def reverse(
+        self, network_id: str, amount: str | None = None, currency: str = "USD", **extra: Any
+    ) -> Any:
         payload = {**extra}
         if amount is not None:
             payload["amount"] = {"amount": amount, "currency": currency}

@@ -245,3 +245,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Periodic work (synced into django-celery-beat's tables by `celery beat`).
+CELERY_BEAT_SCHEDULE = {
+    "expire-uncaptured-holds": {"task": "ledger.tasks.expire_holds_task", "schedule": 15 * 60},
+    "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
+}

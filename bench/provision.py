@@ -16,24 +16,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from _common import (
+    DEFAULT_POSTGRES_URL,
+    last_json_line,
+    latency_summary,
+    machine_info,
+    recreate_postgres_database,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DATABASES = ("sqlite", "postgres")
-DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/agentwallet_bench"
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "provision.json"
 DEFAULT_AGENTS = 300
 MIN_AGENTS = 200  # fewer samples make p99 little more than the maximum
@@ -46,37 +51,11 @@ CHILD_TIMEOUT_S = 600
 # --- Child: one database ----------------------------------------------------------
 
 
-def recreate_postgres_database(url: str) -> None:
-    """Drop and create the database named in `url`, via the `postgres` maintenance database."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or name == "postgres":
-        raise SystemExit(
-            f"Refusing to recreate database {name!r}: give a dedicated bench database."
-        )
-    maintenance_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(maintenance_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def summarize(durations_ns: Sequence[int]) -> dict[str, float]:
-    ms = [d / 1_000_000 for d in durations_ns]
-    cuts = statistics.quantiles(ms, n=100, method="inclusive")
     return {
-        "p50_ms": round(cuts[49], 3),
-        "p95_ms": round(cuts[94], 3),
-        "p99_ms": round(cuts[98], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-        "min_ms": round(min(ms), 3),
-        "max_ms": round(max(ms), 3),
+        **latency_summary(durations_ns),
         # Throughput of the provisioning calls themselves, one after another.
-        "agents_per_s": round(len(ms) / (sum(ms) / 1000), 2),
+        "agents_per_s": round(len(durations_ns) / (sum(durations_ns) / 1e9), 2),
     }
 
 
@@ -188,43 +167,12 @@ def run_database(database: str, agents: int, postgres_url: str) -> dict[str, Any
             )
         except subprocess.TimeoutExpired:
             return {"database": database, "status": "failed", "reason": "timed out"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                result: dict[str, Any] = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            return result
+    result = last_json_line(proc.stdout)
+    if result is not None:
+        return result
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
     reason = f"child exited with {proc.returncode}: " + " | ".join(tail)
     return {"database": database, "status": "failed", "reason": reason}
-
-
-def git_commit() -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-    }
 
 
 def format_table(results: Sequence[dict[str, Any]]) -> str:
@@ -265,14 +213,6 @@ def verdict(results: Sequence[dict[str, Any]]) -> str:
     p50 = postgres["p50_ms"]
     outcome = "PASS" if p50 < TARGET_P50_MS else "FAIL"
     return f"Verdict: {outcome} - PostgreSQL p50 {p50:.2f} ms ({target})"
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside and renamed, so an interrupted run never leaves half a file.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -145,23 +145,6 @@ class SpendSnapshot:
     trace_cents: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Window:
-    start: datetime
-    hours_from: datetime  # first whole hour bucket inside the window
-    minutes_from: datetime  # first whole minute bucket inside the window
-    edge_end: datetime  # the edge [start, edge_end) is summed from the ledger
-
-
-def _window(start: datetime) -> _Window:
-    return _Window(
-        start=start,
-        hours_from=ceil_to(start, HOUR),
-        minutes_from=ceil_to(start, MINUTE),
-        edge_end=min(ceil_to(start, MINUTE), ceil_to(start, HOUR)),
-    )
-
-
 def read_spend(
     *,
     agent_id: object,
@@ -172,10 +155,23 @@ def read_spend(
     vendor_ids: Sequence[object] = (),
     trace_ids: Sequence[str] = (),
 ) -> SpendSnapshot:
-    """Two queries: the counters, and the ledger over the two edge minutes."""
-    day = _window(now - ROLLING_DAY)
-    hour = _window(now - ROLLING_HOUR)
-    month_start = month_bounds(now, time_zone)[0].astimezone(UTC)
+    """Spend as of `now`, in two queries: the counters, and the ledger at the edges.
+
+    A rolling window [start, now] is the ledger over the partial minute at its start,
+    minute buckets up to the first whole hour, then whole hour buckets up to and
+    including the current hour. Whatever those buckets hold after `now` is taken off
+    again (buckets of later minutes, and the ledger for the rest of the current minute):
+    nothing, on the live decision path, so those reads cost an index probe; something
+    only when reading the past (budgets as of an earlier time, tests).
+    """
+    day_start = now - ROLLING_DAY
+    hour_start = now - ROLLING_HOUR
+    day_minutes_from = ceil_to(day_start, MINUTE)
+    day_hours_from = ceil_to(day_start, HOUR)
+    hour_minutes_from = ceil_to(hour_start, MINUTE)
+    this_minute = floor_to(now, MINUTE)
+    this_hour = floor_to(now, HOUR)
+    month_start, month_end = (bound.astimezone(UTC) for bound in month_bounds(now, time_zone))
     agent = agent_scope(agent_id)
     cards = {card_scope(card_id): card_id for card_id in card_ids}
     vendors = {vendor_scope(agent_id, vendor_id): vendor_id for vendor_id in vendor_ids}
@@ -184,19 +180,21 @@ def read_spend(
     table = SpendCounter._meta.db_table
     month_scopes = [agent, *cards, *vendors]
     conditions = [
-        "(scope = %s AND grain = 'hour' AND bucket_start >= %s)",
+        "(scope = %s AND grain = 'hour' AND bucket_start >= %s AND bucket_start <= %s)",
         "(scope = %s AND grain = 'min' AND bucket_start >= %s AND bucket_start < %s)",
-        "(scope = %s AND grain = 'min' AND bucket_start >= %s)",
+        "(scope = %s AND grain = 'min' AND bucket_start >= %s AND bucket_start < %s)",
         f"(grain = 'month' AND bucket_start = %s AND scope IN ({_placeholders(month_scopes)}))",
     ]
     params: list[object] = [
         agent,
-        day.hours_from,
+        day_hours_from,
+        this_hour,
         agent,
-        day.minutes_from,
-        day.hours_from,
+        day_minutes_from,
+        day_hours_from,
         agent,
-        hour.minutes_from,
+        hour_minutes_from,
+        this_hour + HOUR,
         month_start,
         *month_scopes,
     ]
@@ -212,15 +210,11 @@ def read_spend(
         vendor_month_cents=dict.fromkeys(vendor_ids, 0),
         trace_cents=dict.fromkeys(trace_ids, 0),
     )
-    from_db = connection.ops.convert_datetimefield_value if connection.vendor == "sqlite" else None
     with connection.cursor() as cursor:
         cursor.execute(sql, _adapt(params))
         rows = cursor.fetchall()
-    for scope, grain, bucket, cents, holds in rows:
-        if from_db is not None:
-            bucket = from_db(bucket, None, connection)
-        if bucket.tzinfo is None:
-            bucket = bucket.replace(tzinfo=UTC)
+    for scope, grain, raw_bucket, cents, holds in rows:
+        bucket = _as_datetime(raw_bucket)
         if grain == "month":
             if scope == agent:
                 snapshot.month_cents += cents
@@ -232,46 +226,118 @@ def read_spend(
             snapshot.trace_cents[traces[scope]] += cents
         elif grain == "hour":
             snapshot.day_cents += cents
-        else:  # minute
-            if day.minutes_from <= bucket < day.hours_from:
+        else:  # minute buckets: the day's leading edge, the rolling hour, the future
+            if day_minutes_from <= bucket < day_hours_from:
                 snapshot.day_cents += cents
-            if bucket >= hour.minutes_from:
+            if hour_minutes_from <= bucket <= this_minute:
                 snapshot.holds_last_hour += holds
+            if this_minute < bucket < this_hour + HOUR:
+                snapshot.day_cents -= cents  # later minutes of the current hour bucket
 
-    edge_day, edge_holds = _edge_sums(agent_id, day, hour)
-    snapshot.day_cents += edge_day
-    snapshot.holds_last_hour += edge_holds
+    edges = _edge_sums(
+        agent_id,
+        day=(day_start, day_minutes_from),
+        hour=(hour_start, hour_minutes_from),
+        now=now,
+        minute_end=this_minute + MINUTE,
+        month_end=month_end,
+    )
+    snapshot.day_cents += edges.day_leading - edges.future_this_minute
+    snapshot.holds_last_hour += edges.hour_leading_holds - edges.future_this_minute_holds
+    snapshot.month_cents -= edges.future_this_month
+    for card_id in snapshot.card_month_cents:
+        snapshot.card_month_cents[card_id] -= edges.future_by_card.get(card_id, 0)
+    for vendor_id in snapshot.vendor_month_cents:
+        snapshot.vendor_month_cents[vendor_id] -= edges.future_by_vendor.get(vendor_id, 0)
     return snapshot
 
 
-def _edge_sums(agent_id: object, day: _Window, hour: _Window) -> tuple[int, int]:
-    """Spend in the rolling day's partial edge minute, holds in the rolling hour's."""
+def _as_datetime(value: object) -> datetime:
+    if isinstance(value, str):  # SQLite returns text
+        parsed = connection.ops.convert_datetimefield_value(value, None, connection)
+    else:
+        parsed = value
+    if not isinstance(parsed, datetime):
+        raise TypeError(f"Unexpected bucket value {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass
+class _Edges:
+    day_leading: int = 0
+    hour_leading_holds: int = 0
+    future_this_minute: int = 0
+    future_this_minute_holds: int = 0
+    future_this_month: int = 0
+    future_by_card: dict[object, int] = field(default_factory=dict)
+    future_by_vendor: dict[object, int] = field(default_factory=dict)
+
+
+def _edge_sums(
+    agent_id: object,
+    *,
+    day: tuple[datetime, datetime],
+    hour: tuple[datetime, datetime],
+    now: datetime,
+    minute_end: datetime,
+    month_end: datetime,
+) -> _Edges:
+    """The ledger over the windows' leading partial minutes, and anything after `now`."""
     table = LedgerEntry._meta.db_table
     sql = (
-        f"SELECT "
-        f"COALESCE(SUM(CASE WHEN effective_at >= %s AND effective_at < %s THEN cap_cents END), 0), "
-        f"COUNT(CASE WHEN kind = 'hold' AND effective_at >= %s AND effective_at < %s THEN 1 END) "
+        "SELECT card_id, vendor_id, "
+        "SUM(CASE WHEN effective_at >= %s AND effective_at < %s THEN cap_cents ELSE 0 END), "
+        "SUM(CASE WHEN kind = 'hold' AND effective_at >= %s AND effective_at < %s "
+        "THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN effective_at > %s AND effective_at < %s THEN cap_cents ELSE 0 END), "
+        "SUM(CASE WHEN kind = 'hold' AND effective_at > %s AND effective_at < %s "
+        "THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN effective_at > %s AND effective_at < %s THEN cap_cents ELSE 0 END) "
         f"FROM {table} WHERE agent_id = %s AND ("
-        f"(effective_at >= %s AND effective_at < %s) OR (effective_at >= %s AND effective_at < %s))"
+        "(effective_at >= %s AND effective_at < %s) OR (effective_at >= %s AND effective_at < %s)"
+        " OR (effective_at > %s AND effective_at < %s)) "
+        "GROUP BY card_id, vendor_id"
     )
-    agent_param = _uuid_param(agent_id)
-    params = _adapt(
-        [
-            day.start,
-            day.edge_end,
-            hour.start,
-            hour.edge_end,
-            agent_param,
-            day.start,
-            day.edge_end,
-            hour.start,
-            hour.edge_end,
-        ]
-    )
+    params = [
+        *day,
+        *hour,
+        now,
+        minute_end,
+        now,
+        minute_end,
+        now,
+        month_end,
+        _uuid_param(agent_id),
+        *day,
+        *hour,
+        now,
+        month_end,
+    ]
+    edges = _Edges()
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        spent, holds = cursor.fetchone()
-    return int(spent or 0), int(holds or 0)
+        cursor.execute(sql, _adapt(params))
+        rows = cursor.fetchall()
+    for card_id, vendor_id, day_lead, hour_holds, fut_min, fut_min_holds, fut_month in rows:
+        edges.day_leading += int(day_lead or 0)
+        edges.hour_leading_holds += int(hour_holds or 0)
+        edges.future_this_minute += int(fut_min or 0)
+        edges.future_this_minute_holds += int(fut_min_holds or 0)
+        edges.future_this_month += int(fut_month or 0)
+        if card_id is not None:
+            key = _card_key(card_id)
+            edges.future_by_card[key] = edges.future_by_card.get(key, 0) + int(fut_month or 0)
+        if vendor_id is not None:
+            edges.future_by_vendor[vendor_id] = edges.future_by_vendor.get(vendor_id, 0) + int(
+                fut_month or 0
+            )
+    return edges
+
+
+def _card_key(value: object) -> object:
+    """Card ids come back as UUID (PostgreSQL) or 32-char hex (SQLite)."""
+    import uuid
+
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _uuid_param(value: object) -> object:

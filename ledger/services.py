@@ -74,7 +74,12 @@ def _lock_agent_of_card(card_id: str) -> Agent | None:
     except ValueError:
         return None
     owner = Card.objects.filter(pk=card_uuid).values("agent_id")[:1]
-    return Agent.objects.select_for_update(of=("self",)).filter(pk=Subquery(owner)).first()
+    return (
+        Agent.objects.select_for_update(of=("self",))
+        .select_related("policy")
+        .filter(pk=Subquery(owner))
+        .first()
+    )
 
 
 def _lock_trace(trace_id: str) -> None:
@@ -181,7 +186,6 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
         card = None
         if agent is not None:
             card = Card.objects.select_related("vendor").get(pk=request.card_id)
-            agent.policy = Policy.objects.get(pk=agent.policy_id)
         auth = Authorization(
             network_id=request.network_id,
             requested_card_id=request.card_id,

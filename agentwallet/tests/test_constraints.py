@@ -138,8 +138,13 @@ def test_api_key_constraints(alice):
 def test_ledger_entry_constraints(alice):
     card = alice.cards[0].card
     when = timezone.now() - timedelta(minutes=1)
-    base = {"agent": alice.agent, "card": card, "vendor": card.vendor, "created_at": when,
-            "effective_at": when}
+    base = {
+        "agent": alice.agent,
+        "card": card,
+        "vendor": card.vendor,
+        "created_at": when,
+        "effective_at": when,
+    }
     one = {"amount": Decimal("1"), "cap_amount": Decimal("1"), "cap_cents": 100}
     LedgerEntry.objects.create(kind="hold", **one, **base)
     for values in (
@@ -159,23 +164,37 @@ def test_authorization_constraints(alice):
     from ledger.models import Authorization
 
     card = alice.cards[0].card
-    base = {"card": card, "agent": alice.agent, "requested_card_id": str(card.pk),
-            "amount": Decimal("5"), "merchant_mcc": "5734", "decided_at": timezone.now()}
-    Authorization.objects.create(network_id="ok", decision="approved", hold_state="open",
-                                 held_cents=500, **base)
+    base = {
+        "card": card,
+        "agent": alice.agent,
+        "requested_card_id": str(card.pk),
+        "amount": Decimal("5"),
+        "merchant_mcc": "5734",
+        "decided_at": timezone.now(),
+    }
+    Authorization.objects.create(
+        network_id="ok", decision="approved", hold_state="open", held_cents=500, **base
+    )
     for values in (
         {"network_id": "ok", "decision": "approved", "hold_state": "open"},  # duplicate id
         {"network_id": "a", "decision": "maybe", "reason": "x", "hold_state": "none"},
         {"network_id": "b", "decision": "declined", "reason": "", "hold_state": "none"},
-        {"network_id": "c", "decision": "approved", "reason": "card_frozen",
-         "hold_state": "open"},
-        {"network_id": "d", "decision": "declined", "reason": "card_frozen",
-         "hold_state": "open", "held_cents": 500},
+        {"network_id": "c", "decision": "approved", "reason": "card_frozen", "hold_state": "open"},
+        {
+            "network_id": "d",
+            "decision": "declined",
+            "reason": "card_frozen",
+            "hold_state": "open",
+            "held_cents": 500,
+        },
         {"network_id": "e", "decision": "approved", "hold_state": "open", "held_cents": -1},
-        {"network_id": "f", "decision": "approved", "hold_state": "open",
-         "resolved_at": timezone.now()},
-        {"network_id": "g", "decision": "approved", "hold_state": "open",
-         "amount": Decimal("0")},
+        {
+            "network_id": "f",
+            "decision": "approved",
+            "hold_state": "open",
+            "resolved_at": timezone.now(),
+        },
+        {"network_id": "g", "decision": "approved", "hold_state": "open", "amount": Decimal("0")},
     ):
         with pytest.raises(IntegrityError), transaction.atomic():
             Authorization.objects.create(**{**base, **values})
@@ -191,9 +210,15 @@ def test_spend_counter_and_approval_constraints(alice):
         SpendCounter.objects.create(scope="agent:x", grain="hour", bucket_start=when)
     with pytest.raises(IntegrityError), transaction.atomic():
         SpendCounter.objects.create(scope="agent:x", grain="week", bucket_start=when)
-    base = {"agent": alice.agent, "scope": "daily", "scope_key": "daily",
-            "cap_limit": Decimal("1"), "spent": Decimal("1"), "requested_amount": Decimal("1"),
-            "created_at": when}
+    base = {
+        "agent": alice.agent,
+        "scope": "daily",
+        "scope_key": "daily",
+        "cap_limit": Decimal("1"),
+        "spent": Decimal("1"),
+        "requested_amount": Decimal("1"),
+        "created_at": when,
+    }
     ApprovalRequest.objects.create(**base)
     with pytest.raises(IntegrityError), transaction.atomic():
         ApprovalRequest.objects.create(**base)  # a second open request for the same cap

@@ -50,7 +50,7 @@ SQLITE_DOWN = [
 
 def up(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_UP)
+        schema_editor.execute(POSTGRES_UP, params=None)
     elif schema_editor.connection.vendor == "sqlite":
         for statement in SQLITE_UP:
             schema_editor.execute(statement)
@@ -58,7 +58,7 @@ def up(apps, schema_editor):
 
 def down(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_DOWN)
+        schema_editor.execute(POSTGRES_DOWN, params=None)
     elif schema_editor.connection.vendor == "sqlite":
         for statement in SQLITE_DOWN:
             schema_editor.execute(statement)

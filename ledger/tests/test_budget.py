@@ -59,8 +59,6 @@ def test_budget_shows_real_spend_in_every_window(alice, alice_client, network):
 
 
 def test_trace_context_shows_up_as_an_open_trace(alice, alice_client):
-    alice_client.put(
-        f"/api/agents/{alice.agent.pk}/trace", {"trace_id": "PR-77"}, format="json"
-    )
+    alice_client.put(f"/api/agents/{alice.agent.pk}/trace", {"trace_id": "PR-77"}, format="json")
     body = alice_client.get(f"/api/agents/{alice.agent.pk}/budget").json()
     assert [trace["trace_id"] for trace in body["traces"]] == ["PR-77"]

@@ -1,0 +1,1559 @@
+"""Benchmark: the money-aware card authorization decision on PostgreSQL.
+
+Run from the project root (about 5 minutes on 2 cores; `--quick` is a ~1.5 minute smoke run):
+
+    .venv/bin/python bench/authorize.py [--quick]
+        [--postgres-url postgres://postgres@127.0.0.1:5432/agentwallet_bench]
+        [--workers 4 --threads 4 --worker-class gthread] [--http-seconds 10]
+        [--parts inprocess,ceiling,http,freeze] [--output bench/results/authorize.json]
+
+One child process does the work on a freshly recreated bench database (dropped on every
+run), with the ORM, psycopg and a gunicorn it starts on 127.0.0.1; the parent prints the
+tables and writes JSON (with machine info and the git commit). Parts:
+
+1. In-process: `ledger.services.authorization_decide` called directly, one at a time:
+   spread (many agents, round-robin) and hot (one agent) with 1k and 100k prior ledger
+   entries in its rolling 24 hours, plus SQL queries per decision (CaptureQueriesContext,
+   timed per statement), EXPLAIN ANALYZE of the two spend reads, a cProfile of the request
+   path and the same request through Django's test client (no socket).
+2. HTTP: `POST /api/network/authorizations` (signed) against gunicorn on loopback at 1, 8
+   and 32 keep-alive client threads, spread and hot, each for a fixed time.
+3. SQL ceiling: the same write path in bare psycopg (lock a budget row, SUM its last 24h
+   through an index, INSERT an entry, UPDATE the row, COMMIT) on scratch tables, at the
+   same client counts; the product's HTTP authorizations/s is shown as a share of it.
+4. Freeze-to-decline: a client authorizes continuously on one card while the main thread
+   freezes it over HTTP; time from the freeze call returning to the first `card_frozen`
+   decline, and violations (an authorization sent after the freeze returned, approved).
+
+The load clients are Python threads on the same 2 cores as gunicorn and PostgreSQL; their
+CPU share is reported with each HTTP level.
+
+Targets: HTTP p99 < 15 ms at 8 clients and >= 0.25 of the SQL ceiling, both loads;
+freeze-to-decline < 50 ms with zero violations; decision cost flat from 1k to 100k
+prior entries (p50 at 100k <= 1.5 x p50 at 1k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import hmac
+import http.client
+import itertools
+import json
+import os
+import pstats
+import random
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    DEFAULT_POSTGRES_URL,
+    ROOT,
+    format_rows,
+    last_json_line,
+    latency_summary,
+    machine_info,
+    recreate_postgres_database,
+    write_json,
+)
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_OUTPUT = ROOT / "bench" / "results" / "authorize.json"
+PARTS = ("inprocess", "ceiling", "http", "freeze")
+CLIENT_LEVELS = (1, 8, 32)
+AUTH_PATH = "/api/network/authorizations"
+AMOUNT = "0.01"
+CHILD_TIMEOUT_S = 900
+
+TARGET_HTTP_P99_MS = 15.0  # at TARGET_CLIENTS, both loads
+TARGET_CLIENTS = 8
+TARGET_CEILING_RATIO = 0.25
+TARGET_FREEZE_MS = 50.0
+FLAT_TOLERANCE = 1.5  # p50 with the large history over p50 with the small one
+
+DEFAULT_SERVER = {"workers": 4, "threads": 4, "worker_class": "gthread"}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    spread_agents: int = 200
+    inproc_spread_n: int = 2000
+    inproc_hot_n: int = 1000
+    small_prior: int = 1_000  # written through authorization_decide(now=<past>)
+    large_prior: int = 100_000  # bulk-inserted, then counters_rebuild()
+    query_sample: int = 50
+    profile_n: int = 300
+    client_n: int = 500  # requests through Django's test client
+    http_seconds: float = 10.0
+    ceiling_seconds: float = 6.0
+    warmup_seconds: float = 1.0
+    ceiling_budgets: int = 1000
+    ceiling_hot_prior: int = 1000
+    freeze_rounds: int = 50
+
+
+QUICK = Sizes(
+    spread_agents=50,
+    inproc_spread_n=300,
+    inproc_hot_n=200,
+    small_prior=200,
+    large_prior=10_000,
+    query_sample=20,
+    profile_n=100,
+    client_n=100,
+    http_seconds=3.0,
+    ceiling_seconds=2.0,
+    warmup_seconds=0.5,
+    ceiling_budgets=200,
+    ceiling_hot_prior=1000,
+    freeze_rounds=10,
+)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- Signed network requests (no Django needed) ----------------------------------------
+
+
+def auth_body(network_id: str, card_id: str, mcc: str) -> bytes:
+    payload = {
+        "id": network_id,
+        "card_id": card_id,
+        "amount": {"amount": AMOUNT, "currency": "USD"},
+        "merchant": {"name": "bench", "mcc": mcc, "network_id": "", "country": "US"},
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def signature(body: bytes, secret: str) -> str:
+    stamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={digest}"
+
+
+def post_json(
+    conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **headers})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+# --- CPU accounting (Linux /proc) -------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def process_tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) of a process and its direct children."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2 :].split()
+        pid, ppid = int(entry.name), int(rest[1])
+        if pid == root_pid or ppid == root_pid:
+            total += int(rest[11]) + int(rest[12])
+    return total / CLOCK_TICKS
+
+
+@dataclass
+class CpuMeter:
+    server_pid: int | None = None
+    _start: tuple[float, float, tuple[int, int], float] = (0.0, 0.0, (0, 0), 0.0)
+
+    def start(self) -> None:
+        server = process_tree_cpu_s(self.server_pid) if self.server_pid else 0.0
+        self._start = (time.process_time(), server, machine_cpu(), time.perf_counter())
+
+    def stop(self) -> dict[str, float]:
+        client0, server0, (busy0, total0), wall0 = self._start
+        wall = time.perf_counter() - wall0
+        busy1, total1 = machine_cpu()
+        server = process_tree_cpu_s(self.server_pid) - server0 if self.server_pid else 0.0
+        cores = os.cpu_count() or 1
+        return {
+            # Percent of one core; the machine figure is percent of all cores.
+            "client_cpu_pct": round(100 * (time.process_time() - client0) / wall, 1),
+            "server_cpu_pct": round(100 * server / wall, 1),
+            "machine_busy_pct": round(
+                100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0, 1
+            ),
+            "cores": cores,
+        }
+
+
+# --- Closed-loop load driver ---------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    latencies_ns: list[int] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def run_closed_loop(
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    make_worker: Callable[[int], Callable[[], str]],
+    cpu: CpuMeter | None = None,
+) -> dict[str, Any]:
+    """`clients` threads each call their operation back to back; calls that start after
+    the warm-up and before the end are recorded. An operation returns an outcome label
+    or raises (recorded as an error)."""
+    start = threading.Barrier(clients + 1)
+    tallies = [Tally() for _ in range(clients)]
+    window: dict[str, float] = {}
+
+    def loop(index: int) -> None:
+        tally = tallies[index]
+        operation = make_worker(index)
+        start.wait()
+        measure_from, stop_at = window["from"], window["to"]
+        while True:
+            t0 = time.perf_counter_ns()
+            if t0 >= stop_at:
+                break
+            try:
+                outcome = operation()
+            except Exception as exc:  # a failed request counts, it does not stop the run
+                if t0 >= measure_from:
+                    tally.errors[type(exc).__name__] += 1
+                continue
+            t1 = time.perf_counter_ns()
+            if t0 >= measure_from:
+                tally.latencies_ns.append(t1 - t0)
+                tally.outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    now = time.perf_counter_ns()
+    window["from"] = now + int(warmup * 1e9)
+    window["to"] = window["from"] + int(seconds * 1e9)
+    start.wait()
+    time.sleep(max(0.0, (window["from"] - time.perf_counter_ns()) / 1e9))
+    if cpu is not None:
+        cpu.start()
+    for thread in threads:
+        thread.join(timeout=seconds + warmup + 30)
+    cpu_figures = cpu.stop() if cpu is not None else {}
+    latencies = [ns for t in tallies for ns in t.latencies_ns]
+    outcomes: Counter[str] = sum((t.outcomes for t in tallies), Counter())
+    errors: Counter[str] = sum((t.errors for t in tallies), Counter())
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "n": len(latencies),
+        "per_s": round(len(latencies) / seconds, 1),
+        **latency_summary(latencies),
+        "outcomes": dict(outcomes),
+        "errors": dict(errors),
+        **cpu_figures,
+    }
+
+
+# --- Part 3: the SQL ceiling (psycopg, no Django) ------------------------------------------
+
+CEILING_DDL = (
+    "DROP TABLE IF EXISTS bench_ceiling_entry",
+    "DROP TABLE IF EXISTS bench_ceiling_budget",
+    "CREATE TABLE bench_ceiling_budget (id integer PRIMARY KEY, "
+    "spent_cents bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE bench_ceiling_entry (id bigserial PRIMARY KEY, "
+    "budget_id integer NOT NULL REFERENCES bench_ceiling_budget (id), "
+    "cents bigint NOT NULL, effective_at timestamptz NOT NULL, "
+    "created_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE INDEX bench_ceiling_entry_budget_time "
+    "ON bench_ceiling_entry (budget_id, effective_at)",
+)
+CEILING_LOCK = "SELECT spent_cents FROM bench_ceiling_budget WHERE id = %s FOR UPDATE"
+CEILING_SUM = (
+    "SELECT COALESCE(SUM(cents), 0) FROM bench_ceiling_entry "
+    "WHERE budget_id = %s AND effective_at > now() - interval '24 hours'"
+)
+# New entries are stamped just outside the window, so every transaction of a run sums
+# the same rows (the seeded day): a steady-state ceiling. Stamped `now()`, the hot row's
+# window would grow by thousands of rows a second and the naive SUM slow down with it.
+CEILING_INSERT = (
+    "INSERT INTO bench_ceiling_entry (budget_id, cents, effective_at) "
+    "VALUES (%s, 1, now() - interval '24 hours 1 minute')"
+)
+CEILING_UPDATE = (
+    "UPDATE bench_ceiling_budget SET spent_cents = spent_cents + 1, updated_at = now() "
+    "WHERE id = %s"
+)
+
+
+def ceiling_reset(url: str, budgets: int, hot_prior: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE bench_ceiling_entry, bench_ceiling_budget")
+        conn.execute(
+            "INSERT INTO bench_ceiling_budget (id) SELECT g FROM generate_series(1, %s) g",
+            (budgets,),
+        )
+        # A day of prior entries for budget 1 (the hot row), evenly over the last 24h.
+        conn.execute(
+            "INSERT INTO bench_ceiling_entry (budget_id, cents, effective_at) "
+            "SELECT 1, 1, now() - interval '2 minutes' - g * (interval '23 hours 50 minutes' / %s)"
+            " FROM generate_series(1, %s) g",
+            (hot_prior, hot_prior),
+        )
+        conn.execute("ANALYZE bench_ceiling_budget")
+        conn.execute("ANALYZE bench_ceiling_entry")
+
+
+def ceiling_window_rows(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM bench_ceiling_entry "
+            "WHERE budget_id = 1 AND effective_at > now() - interval '24 hours'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_ceiling(url: str, sizes: Sizes) -> list[dict[str, Any]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in CEILING_DDL:
+            conn.execute(statement)
+    results = []
+    for load in ("spread", "hot"):
+        for clients in CLIENT_LEVELS:
+            ceiling_reset(url, sizes.ceiling_budgets, sizes.ceiling_hot_prior)
+            counter = itertools.count()
+            connections: list[Any] = []
+
+            def make_worker(
+                index: int,
+                load: str = load,
+                counter: Any = counter,
+                connections: list[Any] = connections,
+            ) -> Any:
+                conn = psycopg.connect(url)  # autocommit off: BEGIN ... COMMIT
+                connections.append(conn)
+                cur = conn.cursor()
+
+                def transaction() -> str:
+                    budget = 1 if load == "hot" else next(counter) % sizes.ceiling_budgets + 1
+                    cur.execute(CEILING_LOCK, (budget,))
+                    cur.fetchone()
+                    cur.execute(CEILING_SUM, (budget,))
+                    cur.fetchone()
+                    cur.execute(CEILING_INSERT, (budget,))
+                    cur.execute(CEILING_UPDATE, (budget,))
+                    conn.commit()
+                    return "committed"
+
+                return transaction
+
+            log(f"ceiling: {load}, {clients} clients")
+            result = run_closed_loop(
+                clients=clients,
+                seconds=sizes.ceiling_seconds,
+                warmup=sizes.warmup_seconds,
+                make_worker=make_worker,
+                cpu=CpuMeter(),
+            )
+            for conn in connections:
+                conn.close()
+            result["load"] = load
+            if load == "hot":
+                result["window_rows"] = ceiling_window_rows(url)
+            results.append(result)
+    return results
+
+
+# --- gunicorn --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    command: list[str]
+    log_path: Path
+
+
+@contextmanager
+def gunicorn(server: dict[str, Any], log_path: Path) -> Iterator[Server]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "agentwallet.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(server["workers"]),
+        "--worker-class",
+        server["worker_class"],
+        "--threads",
+        str(server["threads"]),
+        "--keep-alive",
+        "30",
+        "--log-level",
+        "warning",
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=os.environ.copy(), stdout=log_file, stderr=log_file
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-10:]
+                    raise RuntimeError("gunicorn exited: " + " | ".join(tail))
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    conn.request("GET", "/healthz", headers={"Host": "127.0.0.1"})
+                    response = conn.getresponse()
+                    response.read()
+                    conn.close()
+                    if response.status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+                time.sleep(0.2)
+            yield Server(process=process, port=port, command=command, log_path=log_path)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+# --- Part 2: HTTP load -----------------------------------------------------------------
+
+
+def run_http(
+    server: Server,
+    *,
+    spread_cards: Sequence[tuple[str, str]],
+    hot_card: tuple[str, str],
+    secret: str,
+    sizes: Sizes,
+) -> list[dict[str, Any]]:
+    results = []
+    for load in ("spread", "hot"):
+        for clients in CLIENT_LEVELS:
+            counter = itertools.count()
+            tag = f"h{load[0]}{clients}"
+            connections: list[http.client.HTTPConnection] = []
+
+            def make_worker(
+                index: int,
+                load: str = load,
+                counter: Any = counter,
+                tag: str = tag,
+                connections: list[Any] = connections,
+            ) -> Any:
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                connections.append(conn)
+                sequence = itertools.count()
+
+                def request() -> str:
+                    n = next(counter)
+                    card_id, mcc = hot_card if load == "hot" else spread_cards[n % len(spread_cards)]
+                    body = auth_body(f"{tag}-{index}-{next(sequence)}", card_id, mcc)
+                    try:
+                        status, data = post_json(
+                            conn, AUTH_PATH, body, {"AgentWallet-Signature": signature(body, secret)}
+                        )
+                    except (OSError, http.client.HTTPException):
+                        conn.close()
+                        raise
+                    if status != 200:
+                        return f"http_{status}"
+                    answer = json.loads(data)
+                    return str(answer["reason"] or answer["decision"])
+
+                return request
+
+            log(f"http: {load}, {clients} clients")
+            result = run_closed_loop(
+                clients=clients,
+                seconds=sizes.http_seconds,
+                warmup=sizes.warmup_seconds,
+                make_worker=make_worker,
+                cpu=CpuMeter(server_pid=server.process.pid),
+            )
+            for conn in connections:
+                conn.close()
+            result["load"] = load
+            results.append(result)
+    return results
+
+
+# --- Part 4: freeze to decline ----------------------------------------------------------
+
+
+def run_freeze(
+    server: Server,
+    *,
+    agent_id: str,
+    card: tuple[str, str],
+    staff_key: str,
+    secret: str,
+    rounds: int,
+) -> dict[str, Any]:
+    card_id, mcc = card
+    events: list[tuple[int, int, str, str]] = []  # (sent_ns, received_ns, decision, reason)
+    stop = threading.Event()
+    client_errors: Counter[str] = Counter()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        for n in itertools.count():
+            if stop.is_set():
+                break
+            body = auth_body(f"fz-{n}", card_id, mcc)
+            sent = time.perf_counter_ns()
+            try:
+                status, data = post_json(
+                    conn, AUTH_PATH, body, {"AgentWallet-Signature": signature(body, secret)}
+                )
+            except (OSError, http.client.HTTPException) as exc:
+                client_errors[type(exc).__name__] += 1
+                conn.close()
+                continue
+            received = time.perf_counter_ns()
+            if status != 200:
+                client_errors[f"http_{status}"] += 1
+                continue
+            answer = json.loads(data)
+            events.append((sent, received, answer["decision"], answer["reason"]))
+        conn.close()
+
+    staff = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    headers = {"Authorization": f"Bearer {staff_key}"}
+    base = f"/api/agents/{agent_id}/cards/{card_id}"
+
+    def staff_call(action: str) -> None:
+        status, data = post_json(staff, f"{base}/{action}", b'{"reason": "bench"}', headers)
+        if status != 200:
+            raise RuntimeError(f"{action} answered {status}: {data[:200]!r}")
+
+    def wait_for(predicate: Callable[[tuple[int, int, str, str]], bool], since: int) -> bool:
+        deadline = time.monotonic() + 5
+        checked = since
+        while time.monotonic() < deadline:
+            while checked < len(events):
+                if predicate(events[checked]):
+                    return True
+                checked += 1
+            time.sleep(0.001)
+        return False
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    rng = random.Random(7)
+    to_decline_ms: list[float] = []
+    freeze_call_ns: list[int] = []
+    seen_before_return = 0
+    first_after_declined = 0
+    approved_after_freeze = 0
+    missing = 0
+    try:
+        wait_for(lambda e: e[2] == "approved", 0)
+        for _ in range(rounds):
+            time.sleep(rng.uniform(0.01, 0.04))  # freeze at a random point of a request
+            start_index = len(events)
+            called = time.perf_counter_ns()
+            staff_call("freeze")
+            returned = time.perf_counter_ns()
+            freeze_call_ns.append(returned - called)
+            if not wait_for(lambda e, t=returned: e[0] > t, start_index):
+                missing += 1
+            unfreeze_called = time.perf_counter_ns()
+            staff_call("unfreeze")
+            unfrozen = time.perf_counter_ns()
+            window = [e for e in events[start_index:] if e[1] >= called and e[0] < unfreeze_called]
+            frozen = [e for e in window if e[3] == "card_frozen"]
+            if frozen:
+                first = min(e[1] for e in frozen)
+                seen_before_return += first < returned
+                to_decline_ms.append(max(0, first - returned) / 1e6)
+            after = [e for e in window if e[0] > returned]
+            if after and min(after)[3] == "card_frozen":
+                first_after_declined += 1
+            approved_after_freeze += sum(1 for e in after if e[2] == "approved")
+            wait_for(lambda e, t=unfrozen: e[0] > t and e[2] == "approved", len(events) - 1)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        staff.close()
+    measured = len(to_decline_ms)
+    return {
+        "rounds": rounds,
+        "rounds_measured": measured,
+        "rounds_without_a_request_after_freeze": missing,
+        "freeze_to_decline": latency_summary([int(ms * 1e6) for ms in to_decline_ms]),
+        "freeze_call": latency_summary(freeze_call_ns),
+        "decline_seen_before_freeze_returned": seen_before_return,
+        "first_sent_after_freeze_declined": first_after_declined,
+        # Violations: approved authorizations sent after the freeze call returned.
+        "violations": approved_after_freeze,
+        "approved_after_freeze": approved_after_freeze,
+        "requests": len(events),
+        "client_errors": dict(client_errors),
+    }
+
+
+# --- Part 1: in-process (needs Django) ------------------------------------------------------
+
+
+def sql_label(sql: str) -> str:
+    text = " ".join(sql.split())
+    verb = text.split(" ", 1)[0].upper()
+    match = re.search(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', text, re.IGNORECASE)
+    table = match.group(1) if match else "?"
+    upper = text.upper()
+    if "ON CONFLICT" in upper:
+        return f"{verb} {table} ON CONFLICT (upsert)"
+    if "FOR UPDATE" in upper:
+        return f"{verb} {table} FOR UPDATE"
+    return f"{verb} {table}"
+
+
+@dataclass
+class QueryTimer:
+    """Times every statement Django executes (and commits) on the default connection."""
+
+    per_label: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    statements: list[str] = field(default_factory=list)
+
+    def __call__(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        t0 = time.perf_counter_ns()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.per_label[sql_label(sql)].append(time.perf_counter_ns() - t0)
+            self.statements.append(sql)
+
+
+@contextmanager
+def timed_queries() -> Iterator[QueryTimer]:
+    from django.db import connection, connections
+
+    timer = QueryTimer()
+    wrapper = connections["default"]
+    original_commit = wrapper.commit
+
+    def commit() -> None:
+        t0 = time.perf_counter_ns()
+        try:
+            original_commit()
+        finally:
+            timer.per_label["COMMIT"].append(time.perf_counter_ns() - t0)
+
+    wrapper.commit = commit  # type: ignore[method-assign]
+    try:
+        with connection.execute_wrapper(timer):
+            yield timer
+    finally:
+        del wrapper.commit
+
+
+def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Part 1, plus the fixtures the later parts need."""
+    from django.db import connection
+    from django.db.models import Sum
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from cards.models import Card
+    from ledger import counters
+    from ledger.models import Authorization, LedgerEntry
+    from ledger.services import AuthorizationRequest, authorization_decide
+    from policies.models import Vendor
+    from policies.services import policy_create
+    from wallets.actors import Actor
+    from wallets.services import agent_provision, api_key_create
+
+    actor = Actor.system("bench")
+    policy = policy_create(
+        slug="bench",
+        name="Bench",
+        currency="USD",
+        daily_cap=Decimal("100000000"),
+        monthly_cap=Decimal("1000000000"),
+        default_vendors=[Vendor.objects.get(slug="openai")],
+    )
+
+    def provision(name: str) -> tuple[str, Card]:
+        provisioned = agent_provision(
+            name=name, principal_email="bench@example.com", policy=policy, actor=actor
+        )
+        return str(provisioned.agent.pk), provisioned.cards[0].card
+
+    log(f"setup: provisioning {sizes.spread_agents} spread agents and 3 more")
+    t0 = time.perf_counter()
+    spread = [provision(f"spread-{i:04d}")[1] for i in range(sizes.spread_agents)]
+    _, small_card = provision("hot-small")
+    _, large_card = provision("hot-large")
+    freeze_agent_id, freeze_card = provision("freeze")
+    _, staff_key = api_key_create(name="bench", agent=None, created_by=actor)
+    setup_s = time.perf_counter() - t0
+
+    def request(network_id: str, card: Card) -> AuthorizationRequest:
+        return AuthorizationRequest(
+            network_id=network_id,
+            card_id=str(card.pk),
+            amount=Decimal(AMOUNT),
+            currency="USD",
+            merchant_mcc=card.allowed_mccs[0],
+            merchant_name="bench",
+            merchant_country="US",
+        )
+
+    def timed(label: str, cards: Sequence[Card], n: int, warmup: int = 20) -> dict[str, Any]:
+        durations: list[int] = []
+        outcomes: Counter[str] = Counter()
+        for i in range(warmup + n):
+            req = request(f"{label}-{i}", cards[i % len(cards)])
+            t0 = time.perf_counter_ns()
+            auth = authorization_decide(request=req).authorization
+            elapsed = time.perf_counter_ns() - t0
+            if i >= warmup:
+                durations.append(elapsed)
+                outcomes[auth.reason or auth.decision] += 1
+        total_s = sum(durations) / 1e9
+        return {
+            "n": n,
+            **latency_summary(durations),
+            "per_s": round(n / total_s, 1),
+            "outcomes": dict(outcomes),
+        }
+
+    def window_truth(card: Card, now: datetime) -> tuple[int, int]:
+        """Rolling-day spend of the card's agent: from the counters, and from the ledger."""
+        agent = card.agent
+        snapshot = counters.read_spend(
+            agent_id=agent.pk,
+            time_zone=policy.time_zone,
+            currency="USD",
+            now=now,
+            card_ids=[card.pk],
+            vendor_ids=[card.vendor_id],
+        )
+        summed = LedgerEntry.objects.filter(
+            agent=agent, effective_at__gt=now - timedelta(hours=24), effective_at__lte=now
+        ).aggregate(total=Sum("cap_cents"))["total"]
+        return snapshot.day_cents, int(summed or 0)
+
+    results: dict[str, Any] = {"setup_s": round(setup_s, 2)}
+
+    # (a) spread
+    log(f"in-process: spread over {len(spread)} agents, {sizes.inproc_spread_n} decisions")
+    results["spread"] = {
+        "agents": len(spread),
+        "prior_entries": 0,
+        **timed("ps", spread, sizes.inproc_spread_n),
+    }
+
+    # (b) hot, small history: written through the service with past `now`s.
+    now = datetime.now(UTC)
+    span = timedelta(hours=23, minutes=50)
+    log(f"in-process: seeding {sizes.small_prior} prior entries through the service")
+    t0 = time.perf_counter()
+    for i in range(sizes.small_prior):
+        when = now - timedelta(minutes=2) - span * (i + 1) / sizes.small_prior
+        authorization_decide(request=request(f"prior-small-{i}", small_card), now=when)
+    small_seed_s = time.perf_counter() - t0
+
+    # (c) hot, large history: one decision as a template, cloned in SQL, then the
+    # counters rebuilt from the ledger (they are derived data).
+    log(f"in-process: bulk-inserting {sizes.large_prior} prior entries")
+    t0 = time.perf_counter()
+    template = authorization_decide(
+        request=request("prior-large-0", large_card), now=now - timedelta(minutes=2)
+    ).authorization
+    entry = LedgerEntry.objects.get(authorization=template)
+    qn = connection.ops.quote_name
+    auth_cols = [
+        f.column
+        for f in Authorization._meta.concrete_fields
+        if f.column not in ("id", "network_id", "decided_at")
+    ]
+    entry_cols = [
+        f.column
+        for f in LedgerEntry._meta.concrete_fields
+        if f.column not in ("id", "authorization_id", "created_at", "effective_at")
+    ]
+    auth_table, entry_table = Authorization._meta.db_table, LedgerEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cols = ", ".join(qn(c) for c in auth_cols)
+        cursor.execute(
+            f"INSERT INTO {qn(auth_table)} (network_id, decided_at, {cols}) "
+            f"SELECT 'prior-large-' || g, %s::timestamptz - g * %s::interval, {cols} "
+            f"FROM {qn(auth_table)}, generate_series(1, %s) AS g WHERE id = %s",
+            [
+                now - timedelta(minutes=2),
+                span / sizes.large_prior,
+                sizes.large_prior - 1,
+                template.pk,
+            ],
+        )
+        cols_e = ", ".join(f"e.{qn(c)}" for c in entry_cols)
+        cursor.execute(
+            f"INSERT INTO {qn(entry_table)} (authorization_id, created_at, effective_at, "
+            f"{', '.join(qn(c) for c in entry_cols)}) "
+            f"SELECT a.id, a.decided_at, a.decided_at, {cols_e} "
+            f"FROM {qn(entry_table)} e, {qn(auth_table)} a "
+            f"WHERE e.id = %s AND a.agent_id = %s AND a.id > %s",
+            [entry.pk, large_card.agent_id, template.pk],
+        )
+        cursor.execute(f"ANALYZE {qn(auth_table)}")
+        cursor.execute(f"ANALYZE {qn(entry_table)}")
+    insert_s = time.perf_counter() - t0
+    check_at = datetime.now(UTC)
+    small_before = window_truth(small_card, check_at)
+    t0 = time.perf_counter()
+    counter_rows = counters.counters_rebuild()
+    rebuild_s = time.perf_counter() - t0
+    small_after = window_truth(small_card, check_at)
+    large_check = window_truth(large_card, datetime.now(UTC))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ledger_spendcounter")
+    results["seeding"] = {
+        "small_prior_via_service_s": round(small_seed_s, 2),
+        "large_prior_sql_insert_s": round(insert_s, 2),
+        "counters_rebuild_s": round(rebuild_s, 2),
+        "counter_rows_after_rebuild": counter_rows,
+        "ledger_entries_total": LedgerEntry.objects.count(),
+        # (counters, ledger) rolling-day cents: service-written counters must equal the
+        # rebuilt ones, and both must equal the ledger's own SUM.
+        "small_counters_before_rebuild": small_before,
+        "small_counters_after_rebuild": small_after,
+        "large_counters_vs_ledger": large_check,
+        "counters_consistent": small_before == small_after
+        and small_before[0] == small_before[1]
+        and large_check[0] == large_check[1],
+    }
+
+    log(f"in-process: hot with {sizes.small_prior} prior entries")
+    results["hot_small"] = {
+        "agents": 1,
+        "prior_entries": sizes.small_prior,
+        **timed("phs", [small_card], sizes.inproc_hot_n),
+    }
+    log(f"in-process: hot with {sizes.large_prior} prior entries")
+    results["hot_large"] = {
+        "agents": 1,
+        "prior_entries": sizes.large_prior,
+        **timed("phl", [large_card], sizes.inproc_hot_n),
+    }
+
+    # Queries per decision: which statements, how long each takes (wall, incl. round trip).
+    log("in-process: queries per decision")
+    query_report: dict[str, Any] = {}
+    for load, cards in (("spread", spread), ("hot_large", [large_card])):
+        counts: list[int] = []
+        decision_ns: list[int] = []
+        with timed_queries() as timer:
+            for i in range(sizes.query_sample):
+                with CaptureQueriesContext(connection) as captured:
+                    t0 = time.perf_counter_ns()
+                    authorization_decide(request=request(f"q{load}-{i}", cards[i % len(cards)]))
+                    decision_ns.append(time.perf_counter_ns() - t0)
+                counts.append(len(captured.captured_queries))
+        total_ns = sum(decision_ns)
+        per_label = {
+            label: {
+                "per_decision": round(len(times) / sizes.query_sample, 2),
+                "mean_ms": round(statistics.fmean(times) / 1e6, 3),
+                "share_of_decision_pct": round(100 * sum(times) / total_ns, 1),
+            }
+            for label, times in sorted(timer.per_label.items(), key=lambda kv: -sum(kv[1]))
+        }
+        db_ns = sum(sum(t) for t in timer.per_label.values())
+        query_report[load] = {
+            "captured_queries_per_decision": statistics.median(counts),
+            "decision_mean_ms": round(total_ns / len(decision_ns) / 1e6, 3),
+            "in_statements_and_commit_pct": round(100 * db_ns / total_ns, 1),
+            "statements": per_label,
+            "sample_sql": sorted({" ".join(s.split())[:160] for s in timer.statements[:14]}),
+        }
+    results["queries"] = query_report
+
+    # EXPLAIN ANALYZE the two spend reads of the large-history agent.
+    log("in-process: EXPLAIN ANALYZE of the spend reads")
+    with CaptureQueriesContext(connection) as captured:
+        counters.read_spend(
+            agent_id=large_card.agent_id,
+            time_zone=policy.time_zone,
+            currency="USD",
+            now=datetime.now(UTC),
+            card_ids=[large_card.pk],
+            vendor_ids=[large_card.vendor_id],
+        )
+    explains = {}
+    for query in captured.captured_queries:
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+            plan = [row[0] for row in cursor.fetchall()]
+        explains[sql_label(query["sql"])] = {
+            "plan": plan,
+            "seq_scan": any("Seq Scan" in line for line in plan),
+            "execution_ms": next(
+                (float(line.split()[-2]) for line in plan if line.startswith("Execution Time")),
+                None,
+            ),
+        }
+    results["explain_hot_large"] = explains
+
+    # The request path in-process: Django's test client (no socket, no gunicorn).
+    client = Client(HTTP_HOST="127.0.0.1")
+
+    def via_client(network_id: str, card: Card) -> str:
+        body = auth_body(network_id, str(card.pk), card.allowed_mccs[0])
+        response = client.post(
+            AUTH_PATH,
+            data=body,
+            content_type="application/json",
+            headers={"AgentWallet-Signature": signature(body, secret)},
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"test client got {response.status_code}: {response.content!r}")
+        answer = response.json()
+        return str(answer["reason"] or answer["decision"])
+
+    log(f"in-process: {sizes.client_n} requests through Django's test client")
+    for i in range(20):
+        via_client(f"cw-{i}", spread[i % len(spread)])
+    client_ns: list[int] = []
+    client_outcomes: Counter[str] = Counter()
+    for i in range(sizes.client_n):
+        t0 = time.perf_counter_ns()
+        client_outcomes[via_client(f"cl-{i}", spread[i % len(spread)])] += 1
+        client_ns.append(time.perf_counter_ns() - t0)
+    with CaptureQueriesContext(connection) as captured:
+        via_client("cl-count", spread[0])
+    results["test_client"] = {
+        "n": sizes.client_n,
+        **latency_summary(client_ns),
+        "per_s": round(sizes.client_n / (sum(client_ns) / 1e9), 1),
+        "outcomes": dict(client_outcomes),
+        "queries_per_request": len(captured.captured_queries),
+    }
+
+    # cProfile of the request path (the decision is most of it).
+    log(f"in-process: cProfile of {sizes.profile_n} requests")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(sizes.profile_n):
+        via_client(f"pr-{i}", spread[i % len(spread)])
+    profiler.disable()
+    results["profile"] = profile_summary(profiler, sizes.profile_n)
+
+    fixtures = {
+        "spread_cards": [(str(c.pk), c.allowed_mccs[0]) for c in spread],
+        "hot_card": (str(small_card.pk), small_card.allowed_mccs[0]),
+        "freeze_agent_id": freeze_agent_id,
+        "freeze_card": (str(freeze_card.pk), freeze_card.allowed_mccs[0]),
+        "staff_key": staff_key,
+    }
+    return results, fixtures
+
+
+PROFILE_FOCUS = (
+    ("request (test client)", "client.py", "post"),
+    ("DRF APIView.dispatch", "rest_framework/views.py", "dispatch"),
+    ("signature check", "ledger/network.py", "authenticate"),
+    ("input validation", "agentwallet/api/fields.py", "validate_input"),
+    ("authorization_decide", "ledger/services.py", "authorization_decide"),
+    ("  replay check + _decide", "ledger/services.py", "_decide"),
+    ("  lock agent", "ledger/services.py", "_lock_agent_of_card"),
+    ("  read_spend", "ledger/counters.py", "read_spend"),
+    ("  _edge_sums", "ledger/counters.py", "_edge_sums"),
+    ("  rules.decide", "policies/rules.py", "decide"),
+    ("  Authorization.save", "django/db/models/base.py", "save"),
+    ("  _post (entry + counters)", "ledger/services.py", "_post"),
+    ("  counters_add", "ledger/counters.py", "counters_add"),
+    ("  _vendor_cap", "ledger/services.py", "_vendor_cap"),
+    ("output serializer", "rest_framework/serializers.py", "data"),
+    ("psycopg execute", "psycopg/cursor.py", "execute"),
+    ("transaction commit", "django/db/backends/base/base.py", "commit"),
+)
+
+
+def profile_summary(profiler: cProfile.Profile, n: int) -> dict[str, Any]:
+    stats = pstats.Stats(profiler)
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_, _, tt, _, _) in raw.values())
+
+    def where(key: tuple[str, int, str]) -> str:
+        path, line, name = key
+        for marker in ("site-packages/", str(ROOT) + "/"):
+            if marker in path:
+                path = path.split(marker, 1)[1]
+        return f"{path}:{line}({name})" if line else name
+
+    focus = []
+    for label, path_part, name in PROFILE_FOCUS:
+        matches = [(key, value) for key, value in raw.items() if key[2] == name and path_part in key[0]]
+        if not matches:
+            continue
+        key, (_, calls, _, cumulative, _) = max(matches, key=lambda kv: kv[1][3])
+        focus.append(
+            {
+                "what": label,
+                "where": where(key),
+                "calls_per_request": round(calls / n, 2),
+                "cum_ms_per_request": round(1000 * cumulative / n, 3),
+            }
+        )
+    waits = sum(
+        tt for key, (_, _, tt, _, _) in raw.items() if "wait" in key[2] and "psycopg" in str(key)
+    )
+    top = sorted(raw.items(), key=lambda kv: -kv[1][2])[:15]
+    return {
+        "requests": n,
+        "profiled_ms_per_request": round(1000 * total / n, 3),
+        "psycopg_wait_ms_per_request": round(1000 * waits / n, 3),
+        "focus": focus,
+        "top_tottime": [
+            {
+                "where": where(key),
+                "calls_per_request": round(calls / n, 2),
+                "tottime_ms_per_request": round(1000 * tt / n, 3),
+            }
+            for key, (_, calls, tt, _, _) in top
+        ],
+    }
+
+
+# --- Child ----------------------------------------------------------------------------
+
+
+def run_child(args: argparse.Namespace) -> dict[str, Any]:
+    import psycopg
+
+    sizes: Sizes = args.sizes
+    url = os.environ["DATABASE_URL"]
+    try:
+        recreate_postgres_database(url)
+    except psycopg.OperationalError as exc:
+        return {"status": "skipped", "reason": " ".join(str(exc).split())}
+
+    import django
+
+    django.setup()
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    result: dict[str, Any] = {
+        "status": "ok",
+        "migrate_s": round(time.perf_counter() - started, 2),
+        "django_version": django.get_version(),
+        "server_version": f"{connection.pg_version // 10000}.{connection.pg_version % 10000}",
+        "sizes": asdict(sizes),
+        "parts": args.part_list,
+    }
+    secret = os.environ["AGENTWALLET_NETWORK_SECRET"]
+    inprocess, fixtures = run_inprocess(sizes, secret)
+    if "inprocess" in args.part_list:
+        result["inprocess"] = inprocess
+    connection.close()  # idle from here on; the load runs in threads and in gunicorn
+
+    if "ceiling" in args.part_list:
+        result["ceiling"] = run_ceiling(url, sizes)
+
+    if {"http", "freeze"} & set(args.part_list):
+        server_settings = {
+            "workers": args.workers,
+            "threads": args.threads,
+            "worker_class": args.worker_class,
+        }
+        log(f"http: starting gunicorn {server_settings}")
+        log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"agentwallet-bench-{os.getpid()}.log"
+        with gunicorn(server_settings, log_path) as server:
+            result["server"] = {**server_settings, "command": " ".join(server.command[1:])}
+            if "http" in args.part_list:
+                result["http"] = run_http(
+                    server,
+                    spread_cards=fixtures["spread_cards"],
+                    hot_card=fixtures["hot_card"],
+                    secret=secret,
+                    sizes=sizes,
+                )
+            if "freeze" in args.part_list:
+                log(f"freeze: {sizes.freeze_rounds} rounds")
+                result["freeze"] = run_freeze(
+                    server,
+                    agent_id=fixtures["freeze_agent_id"],
+                    card=fixtures["freeze_card"],
+                    staff_key=fixtures["staff_key"],
+                    secret=secret,
+                    rounds=sizes.freeze_rounds,
+                )
+        server_log = log_path.read_text(errors="replace").strip().splitlines()
+        log_path.unlink(missing_ok=True)
+        result["server_log_tail"] = server_log[-10:]
+    return result
+
+
+# --- Parent: spawn the child, report --------------------------------------------------------
+
+
+def run_parent(args: argparse.Namespace) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.postgres_url,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "AGENTWALLET_NETWORK_SECRET": secrets.token_hex(32),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "agentwallet.settings",
+        "PYTHONWARNINGS": "ignore:No directory at",
+    }
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", *args.passthrough]
+    try:
+        proc = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,  # progress goes to our stderr as it happens
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "reason": f"timed out after {CHILD_TIMEOUT_S} s"}
+    result = last_json_line(proc.stdout)
+    if result is not None:
+        return result
+    return {"status": "failed", "reason": f"child exited with {proc.returncode}"}
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def report(result: dict[str, Any], sizes: Sizes) -> tuple[str, list[tuple[str, bool]]]:
+    out: list[str] = []
+    verdicts: list[tuple[str, bool]] = []
+
+    inproc = result.get("inprocess")
+    if inproc:
+        out.append("Part 1 - in-process decision (authorization_decide, one at a time)")
+        rows = []
+        for key, name in (
+            ("spread", f"spread ({inproc['spread']['agents']} agents)"),
+            ("hot_small", "hot (1 agent)"),
+            ("hot_large", "hot (1 agent)"),
+        ):
+            r = inproc[key]
+            rows.append(
+                [
+                    name,
+                    f"{r['prior_entries']:,}",
+                    str(r["n"]),
+                    *(fmt(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")),
+                    fmt(r["per_s"], 0),
+                    ",".join(f"{k}:{v}" for k, v in r["outcomes"].items()),
+                ]
+            )
+        tc = inproc["test_client"]
+        rows.append(
+            [
+                "request via test client",
+                "-",
+                str(tc["n"]),
+                *(fmt(tc[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")),
+                fmt(tc["per_s"], 0),
+                ",".join(f"{k}:{v}" for k, v in tc["outcomes"].items()),
+            ]
+        )
+        out.append(
+            format_rows(
+                (
+                    "load",
+                    "prior 24h",
+                    "n",
+                    "p50",
+                    "p95",
+                    "p99",
+                    "mean",
+                    "max ms",
+                    "decisions/s",
+                    "outcomes",
+                ),
+                rows,
+            )
+        )
+        seed = inproc["seeding"]
+        out.append(
+            f"Seeding: {inproc['hot_small']['prior_entries']:,} priors through the service in "
+            f"{seed['small_prior_via_service_s']} s; {inproc['hot_large']['prior_entries']:,} "
+            f"by SQL in {seed['large_prior_sql_insert_s']} s + counters_rebuild() "
+            f"{seed['counters_rebuild_s']} s ({seed['ledger_entries_total']:,} ledger entries). "
+            f"Counters = ledger SUM: {'yes' if seed['counters_consistent'] else 'NO'} "
+            f"(small {seed['small_counters_before_rebuild']} -> "
+            f"{seed['small_counters_after_rebuild']}, large {seed['large_counters_vs_ledger']})."
+        )
+        small, large = inproc["hot_small"]["p50_ms"], inproc["hot_large"]["p50_ms"]
+        ratio = large / small if small else float("inf")
+        verdicts.append(
+            (
+                f"decision cost flat in history: p50 {small:.2f} ms at "
+                f"{inproc['hot_small']['prior_entries']:,} vs {large:.2f} ms at "
+                f"{inproc['hot_large']['prior_entries']:,} prior entries "
+                f"(x{ratio:.2f}, target <= x{FLAT_TOLERANCE:g})",
+                ratio <= FLAT_TOLERANCE,
+            )
+        )
+        out.append("")
+        for load, q in inproc["queries"].items():
+            out.append(
+                f"Statements per decision ({load}): {fmt(q['captured_queries_per_decision'], 0)} "
+                f"queries + COMMIT; mean decision {q['decision_mean_ms']:.2f} ms, "
+                f"{q['in_statements_and_commit_pct']:.0f}% of it inside execute()/commit()"
+            )
+            out.append(
+                format_rows(
+                    ("statement", "per decision", "mean ms", "% of decision"),
+                    [
+                        [
+                            label,
+                            fmt(s["per_decision"]),
+                            fmt(s["mean_ms"], 3),
+                            fmt(s["share_of_decision_pct"], 1),
+                        ]
+                        for label, s in q["statements"].items()
+                    ],
+                )
+            )
+            out.append("")
+        out.append("EXPLAIN ANALYZE of read_spend() for the hot agent with the large history:")
+        for label, e in inproc["explain_hot_large"].items():
+            first = e["plan"][0].strip() if e["plan"] else ""
+            out.append(
+                f"  {label}: {fmt(e['execution_ms'], 3)} ms, seq scan: "
+                f"{'YES' if e['seq_scan'] else 'no'}; {first[:110]}"
+            )
+        prof = inproc["profile"]
+        out.append("")
+        out.append(
+            f"cProfile of {prof['requests']} requests through the test client "
+            f"(profiler inflates times): {prof['profiled_ms_per_request']:.2f} ms/request, "
+            f"{prof['psycopg_wait_ms_per_request']:.2f} ms of it waiting on PostgreSQL"
+        )
+        out.append(
+            format_rows(
+                ("cumulative", "calls/req", "ms/req", "where"),
+                [
+                    [f["what"], fmt(f["calls_per_request"]), fmt(f["cum_ms_per_request"], 3)]
+                    + [f["where"]]
+                    for f in prof["focus"]
+                ],
+            )
+        )
+        out.append(
+            format_rows(
+                ("top self time", "calls/req", "ms/req"),
+                [
+                    [t["where"][:90], fmt(t["calls_per_request"]), fmt(t["tottime_ms_per_request"], 3)]
+                    for t in prof["top_tottime"][:10]
+                ],
+            )
+        )
+        out.append("")
+
+    http_rows = {(r["load"], r["clients"]): r for r in result.get("http", [])}
+    ceiling_rows = {(r["load"], r["clients"]): r for r in result.get("ceiling", [])}
+    if http_rows:
+        server = result["server"]
+        out.append(
+            f"Part 2 - HTTP, POST {AUTH_PATH} on loopback, {sizes.http_seconds:g} s per level "
+            f"(gunicorn -k {server['worker_class']} -w {server['workers']} "
+            f"--threads {server['threads']}; client threads share the {os.cpu_count()} cores)"
+        )
+        out.append(
+            format_rows(
+                (
+                    "load",
+                    "clients",
+                    "n",
+                    "p50",
+                    "p95",
+                    "p99",
+                    "max ms",
+                    "auth/s",
+                    "errors",
+                    "client cpu%",
+                    "server cpu%",
+                    "machine busy%",
+                ),
+                [
+                    [
+                        load,
+                        str(clients),
+                        str(r["n"]),
+                        *(fmt(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                        fmt(r["per_s"], 0),
+                        str(sum(r["errors"].values()) + sum(
+                            v for k, v in r["outcomes"].items() if k != "approved"
+                        )),
+                        fmt(r["client_cpu_pct"], 0),
+                        fmt(r["server_cpu_pct"], 0),
+                        fmt(r["machine_busy_pct"], 0),
+                    ]
+                    for (load, clients), r in http_rows.items()
+                ],
+            )
+        )
+        out.append("(errors: failed requests and anything not approved; cpu% is of one core)")
+        out.append("")
+        for load in ("spread", "hot"):
+            r = http_rows.get((load, TARGET_CLIENTS))
+            if r:
+                verdicts.append(
+                    (
+                        f"HTTP p99 at {TARGET_CLIENTS} clients, {load}: {r['p99_ms']:.2f} ms "
+                        f"(target < {TARGET_HTTP_P99_MS:g} ms)",
+                        r["p99_ms"] < TARGET_HTTP_P99_MS,
+                    )
+                )
+    if ceiling_rows:
+        out.append(
+            f"Part 3 - SQL ceiling (psycopg: lock row, SUM 24h via index, INSERT, UPDATE, "
+            f"COMMIT), {sizes.ceiling_seconds:g} s per level; spread over "
+            f"{sizes.ceiling_budgets} rows, hot on 1 row with {sizes.ceiling_hot_prior:,} "
+            "entries in its window"
+        )
+        rows = []
+        for (load, clients), c in ceiling_rows.items():
+            h = http_rows.get((load, clients))
+            ratio = h["per_s"] / c["per_s"] if h and c["per_s"] else None
+            rows.append(
+                [
+                    load,
+                    str(clients),
+                    str(c["n"]),
+                    fmt(c["p50_ms"]),
+                    fmt(c["p99_ms"]),
+                    fmt(c["per_s"], 0),
+                    fmt(c["machine_busy_pct"], 0),
+                    fmt(h["per_s"], 0) if h else "-",
+                    fmt(ratio) if ratio is not None else "-",
+                ]
+            )
+            if ratio is not None:
+                c["product_ratio"] = round(ratio, 3)
+        out.append(
+            format_rows(
+                (
+                    "load",
+                    "clients",
+                    "n",
+                    "p50",
+                    "p99 ms",
+                    "tx/s",
+                    "machine busy%",
+                    "product auth/s",
+                    "ratio",
+                ),
+                rows,
+            )
+        )
+        out.append("")
+        for load in ("spread", "hot"):
+            ratios = {
+                clients: c.get("product_ratio")
+                for (l_, clients), c in ceiling_rows.items()
+                if l_ == load and c.get("product_ratio") is not None
+            }
+            if ratios:
+                at_target = ratios.get(TARGET_CLIENTS)
+                verdicts.append(
+                    (
+                        f"share of SQL ceiling, {load}: "
+                        + ", ".join(f"{k} clients {v:.2f}" for k, v in ratios.items())
+                        + f" (target >= {TARGET_CEILING_RATIO:g}; judged at {TARGET_CLIENTS})",
+                        at_target is not None and at_target >= TARGET_CEILING_RATIO,
+                    )
+                )
+    freeze = result.get("freeze")
+    if freeze:
+        f = freeze["freeze_to_decline"]
+        call = freeze["freeze_call"]
+        out.append(
+            f"Part 4 - freeze to decline over HTTP ({freeze['rounds']} rounds, one client "
+            f"authorizing continuously on the card; {freeze['requests']} requests)"
+        )
+        out.append(
+            format_rows(
+                ("measure", "p50", "p95", "p99", "max ms"),
+                [
+                    ["freeze call returned -> first card_frozen decline received"]
+                    + [fmt(f[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+                    ["freeze call (POST .../freeze round trip)"]
+                    + [fmt(call[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+                ],
+            )
+        )
+        out.append(
+            f"First authorization sent after the freeze returned was declined (card_frozen) in "
+            f"{freeze['first_sent_after_freeze_declined']}/{freeze['rounds']} rounds; "
+            f"approved after the freeze returned: {freeze['approved_after_freeze']}; "
+            f"decline already received before the freeze call returned: "
+            f"{freeze['decline_seen_before_freeze_returned']}; rounds with no request after "
+            f"the freeze: {freeze['rounds_without_a_request_after_freeze']}; client errors: "
+            f"{freeze['client_errors'] or 'none'}"
+        )
+        out.append("")
+        verdicts.append(
+            (
+                f"freeze-to-decline: max {f['max_ms']:.2f} ms, {freeze['violations']} violations "
+                f"(target < {TARGET_FREEZE_MS:g} ms, 0 violations)",
+                f["max_ms"] < TARGET_FREEZE_MS
+                and freeze["violations"] == 0
+                and freeze["rounds_measured"] == freeze["rounds"],
+            )
+        )
+    return "\n".join(out), verdicts
+
+
+# --- Entry point -------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts (smoke run)")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--parts", default=",".join(PARTS), help="from: " + ", ".join(PARTS))
+    parser.add_argument("--workers", type=int, default=DEFAULT_SERVER["workers"])
+    parser.add_argument("--threads", type=int, default=DEFAULT_SERVER["threads"])
+    parser.add_argument(
+        "--worker-class", default=DEFAULT_SERVER["worker_class"], choices=("gthread", "sync")
+    )
+    parser.add_argument("--http-seconds", type=float, help="duration of each HTTP level")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    args.passthrough = [a for a in raw if a != "--child"]
+    args.part_list = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(args.part_list) - set(PARTS))
+    if unknown or not args.part_list:
+        parser.error(f"--parts takes {', '.join(PARTS)}; got {args.parts!r}")
+    sizes = QUICK if args.quick else Sizes()
+    if args.http_seconds is not None:
+        if args.http_seconds <= 0:
+            parser.error("--http-seconds must be positive")
+        sizes = Sizes(**{**asdict(sizes), "http_seconds": args.http_seconds})
+    args.sizes = sizes
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(args)), flush=True)
+        return 0
+
+    started = time.perf_counter()
+    log(f"authorize bench on {args.postgres_url} ({'quick' if args.quick else 'full'} run)")
+    result = run_parent(args)
+    elapsed = time.perf_counter() - started
+    payload: dict[str, Any] = {
+        "benchmark": "authorization_decide",
+        "targets": {
+            "http_p99_ms_below": TARGET_HTTP_P99_MS,
+            "at_clients": TARGET_CLIENTS,
+            "ceiling_ratio_at_least": TARGET_CEILING_RATIO,
+            "freeze_to_decline_ms_below": TARGET_FREEZE_MS,
+            "freeze_violations": 0,
+            "history_p50_growth_at_most": FLAT_TOLERANCE,
+        },
+        "quick": args.quick,
+        "machine": machine_info(),
+        "elapsed_s": round(elapsed, 1),
+        "result": result,
+    }
+    if result.get("status") != "ok":
+        print(f"PostgreSQL: {result.get('status')} ({result.get('reason', 'no reason given')})")
+        write_json(args.output, payload)
+        return 1 if result.get("status") == "failed" else 0
+
+    text, verdicts = report(result, args.sizes)
+    payload["verdicts"] = [{"verdict": v, "pass": ok} for v, ok in verdicts]
+    print(text)
+    for verdict_text, ok in verdicts:
+        print(f"Verdict: {'PASS' if ok else 'FAIL'} - {verdict_text}")
+    print(f"Total run time {elapsed:.0f} s.")
+    write_json(args.output, payload)
+    print(f"Results written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
