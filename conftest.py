@@ -94,11 +94,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def requires_postgres(db: None) -> None:
+def requires_postgres(settings: Any) -> None:
     """Concurrency and locking tests run on PostgreSQL only."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
 
 
@@ -195,14 +193,21 @@ def fx_rates(db: None):
 @pytest.fixture(autouse=True)
 def _ledger_maintenance_between_tests(request: pytest.FixtureRequest) -> Any:
     """Transactional tests are emptied with TRUNCATE/DELETE, which the ledger's
-    immutability trigger refuses; maintenance mode lets only that flush through."""
-    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+    immutability trigger refuses; maintenance mode lets only that flush through.
+
+    Every database test starts with maintenance off, so the trigger is live in it.
+    """
+    names = request.fixturenames
+    transactional = "transactional_db" in names or "live_server" in names
+    if not transactional and "db" not in names:
         yield
         return
     from django.db import connection
 
     from ledger.immutability import set_ledger_maintenance
 
+    request.getfixturevalue("transactional_db" if transactional else "db")
     set_ledger_maintenance(connection, enabled=False)
     yield
-    set_ledger_maintenance(connection, enabled=True)
+    if transactional:
+        set_ledger_maintenance(connection, enabled=True)  # for the flush that follows

@@ -52,6 +52,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -91,17 +92,18 @@ TARGET_FREEZE_MS = 50.0
 FLAT_TOLERANCE = 1.5  # p50 with the large history over p50 with the small one
 
 DEFAULT_SERVER = {"workers": 4, "threads": 4, "worker_class": "gthread"}
+Verdict = tuple[str, bool]
 
 
 @dataclass(frozen=True)
 class Sizes:
     spread_agents: int = 200
-    inproc_spread_n: int = 2000
+    inproc_spread_n: int = 1000
     inproc_hot_n: int = 1000
     small_prior: int = 1_000  # written through authorization_decide(now=<past>)
     large_prior: int = 100_000  # bulk-inserted, then counters_rebuild()
     query_sample: int = 50
-    profile_n: int = 300
+    profile_n: int = 200
     client_n: int = 500  # requests through Django's test client
     http_seconds: float = 10.0
     ceiling_seconds: float = 6.0
@@ -161,12 +163,21 @@ def post_json(
 
 
 # --- CPU accounting (Linux /proc) -------------------------------------------------------
+#
+# The machine may be shared (a test suite running beside the bench skews every figure),
+# so each measured level reports the CPU of the load client (this process), the gunicorn
+# tree, the PostgreSQL processes of the bench database (and its background processes),
+# and "foreign": the machine's busy time left over, i.e. everything else.
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+FOREIGN_RETRY_PCT = 25.0  # of one core: a level measured beside this much is run again
+QUIET_BUSY_PCT = 20.0  # of all cores: what counts as a quiet machine before a level
+RETRY_BUDGET_S = 330.0  # no more retries or waiting once the child has run this long
+CHILD_STARTED = time.monotonic()
 
 
 def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
+    """(busy, total) ticks of the whole machine."""
     try:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
@@ -175,47 +186,124 @@ def machine_cpu() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def process_tree_cpu_s(root_pid: int) -> float:
-    """CPU seconds (user + system) of a process and its direct children."""
-    total = 0
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def proc_ticks(pids: set[int]) -> dict[int, int]:
+    ticks = {}
+    for pid in pids:
+        fields = _proc_stat(pid)
+        if fields is not None:
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def process_tree(root_pid: int) -> set[int]:
+    """A process and its direct children (gunicorn's master and workers)."""
+    pids = {root_pid}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rindex(")") + 2 :].split()
-        pid, ppid = int(entry.name), int(rest[1])
-        if pid == root_pid or ppid == root_pid:
-            total += int(rest[11]) + int(rest[12])
-    return total / CLOCK_TICKS
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields is not None and int(fields[1]) == root_pid:
+                pids.add(int(entry.name))
+    return pids
+
+
+class PostgresPids:
+    """Pids of the bench database's backends and of PostgreSQL's background processes."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def __call__(self) -> set[int]:
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL"
+        ).fetchall()
+        return {int(row[0]) for row in rows}
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 @dataclass
 class CpuMeter:
+    postgres: Callable[[], set[int]] | None = None
     server_pid: int | None = None
-    _start: tuple[float, float, tuple[int, int], float] = (0.0, 0.0, (0, 0), 0.0)
+    _groups: dict[str, set[int]] = field(default_factory=dict)
+    _ticks: dict[str, dict[int, int]] = field(default_factory=dict)
+    _machine: tuple[int, int] = (0, 0)
+    _wall: float = 0.0
+
+    def _current_groups(self) -> dict[str, set[int]]:
+        return {
+            "client": {os.getpid()},
+            "server": process_tree(self.server_pid) if self.server_pid else set(),
+            "postgres": self.postgres() if self.postgres else set(),
+        }
 
     def start(self) -> None:
-        server = process_tree_cpu_s(self.server_pid) if self.server_pid else 0.0
-        self._start = (time.process_time(), server, machine_cpu(), time.perf_counter())
+        self._groups = self._current_groups()
+        self._ticks = {name: proc_ticks(pids) for name, pids in self._groups.items()}
+        self._machine = machine_cpu()
+        self._wall = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
-        client0, server0, (busy0, total0), wall0 = self._start
-        wall = time.perf_counter() - wall0
+        wall = time.perf_counter() - self._wall
         busy1, total1 = machine_cpu()
-        server = process_tree_cpu_s(self.server_pid) - server0 if self.server_pid else 0.0
-        cores = os.cpu_count() or 1
+        busy0, total0 = self._machine
+        now = self._current_groups()
+        used: dict[str, float] = {}
+        for name, before in self._ticks.items():
+            after = proc_ticks(self._groups[name] | now[name])
+            used[name] = sum(t - before.get(pid, 0) for pid, t in after.items()) / CLOCK_TICKS
+        busy_s = (busy1 - busy0) / CLOCK_TICKS
+        foreign = max(0.0, busy_s - sum(used.values()))
         return {
             # Percent of one core; the machine figure is percent of all cores.
-            "client_cpu_pct": round(100 * (time.process_time() - client0) / wall, 1),
-            "server_cpu_pct": round(100 * server / wall, 1),
+            "client_cpu_pct": round(100 * used["client"] / wall, 1),
+            "server_cpu_pct": round(100 * used["server"] / wall, 1),
+            "postgres_cpu_pct": round(100 * used["postgres"] / wall, 1),
+            "foreign_cpu_pct": round(100 * foreign / wall, 1),
             "machine_busy_pct": round(
                 100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0, 1
             ),
-            "cores": cores,
         }
+
+
+def wait_for_quiet(limit_s: float) -> float:
+    """Wait (up to `limit_s`) until the machine is nearly idle; returns the time waited."""
+    waited = 0.0
+    while waited < limit_s and time.monotonic() - CHILD_STARTED < RETRY_BUDGET_S:
+        busy0, total0 = machine_cpu()
+        time.sleep(0.5)
+        busy1, total1 = machine_cpu()
+        busy = 100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
+        if busy < QUIET_BUSY_PCT:
+            return waited
+        if waited == 0.0:
+            log(f"machine busy ({busy:.0f}% of all cores) before a level: waiting for quiet")
+        waited += 0.5
+    return waited
+
+
+def measured(label: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a measurement on a quiet machine; run it again (once) if foreign load showed up."""
+    waited = wait_for_quiet(30)
+    result = run()
+    foreign = float(result.get("foreign_cpu_pct", 0.0))
+    if foreign > FOREIGN_RETRY_PCT and time.monotonic() - CHILD_STARTED < RETRY_BUDGET_S:
+        log(f"{label}: {foreign:.0f}% of a core used by other processes; measuring again")
+        waited += wait_for_quiet(45)
+        result = {**run(), "retried_after_foreign_cpu_pct": foreign}
+    result["waited_for_quiet_s"] = round(waited, 1)
+    return result
 
 
 # --- Closed-loop load driver ---------------------------------------------------------
@@ -239,14 +327,16 @@ def run_closed_loop(
     """`clients` threads each call their operation back to back; calls that start after
     the warm-up and before the end are recorded. An operation returns an outcome label
     or raises (recorded as an error)."""
-    start = threading.Barrier(clients + 1)
+    ready = threading.Barrier(clients + 1)
+    go = threading.Barrier(clients + 1)
     tallies = [Tally() for _ in range(clients)]
-    window: dict[str, float] = {}
+    window: dict[str, int] = {}
 
     def loop(index: int) -> None:
         tally = tallies[index]
-        operation = make_worker(index)
-        start.wait()
+        operation = make_worker(index)  # connects before the clock starts
+        ready.wait()
+        go.wait()
         measure_from, stop_at = window["from"], window["to"]
         while True:
             t0 = time.perf_counter_ns()
@@ -266,10 +356,10 @@ def run_closed_loop(
     threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
-    now = time.perf_counter_ns()
-    window["from"] = now + int(warmup * 1e9)
+    ready.wait()
+    window["from"] = time.perf_counter_ns() + int(warmup * 1e9)
     window["to"] = window["from"] + int(seconds * 1e9)
-    start.wait()
+    go.wait()
     time.sleep(max(0.0, (window["from"] - time.perf_counter_ns()) / 1e9))
     if cpu is not None:
         cpu.start()
@@ -302,8 +392,7 @@ CEILING_DDL = (
     "budget_id integer NOT NULL REFERENCES bench_ceiling_budget (id), "
     "cents bigint NOT NULL, effective_at timestamptz NOT NULL, "
     "created_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE INDEX bench_ceiling_entry_budget_time "
-    "ON bench_ceiling_entry (budget_id, effective_at)",
+    "CREATE INDEX bench_ceiling_entry_budget_time ON bench_ceiling_entry (budget_id, effective_at)",
 )
 CEILING_LOCK = "SELECT spent_cents FROM bench_ceiling_budget WHERE id = %s FOR UPDATE"
 CEILING_SUM = (
@@ -354,56 +443,59 @@ def ceiling_window_rows(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def run_ceiling(url: str, sizes: Sizes) -> list[dict[str, Any]]:
+def run_ceiling(url: str, sizes: Sizes, postgres: PostgresPids) -> list[dict[str, Any]]:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in CEILING_DDL:
             conn.execute(statement)
-    results = []
-    for load in ("spread", "hot"):
-        for clients in CLIENT_LEVELS:
-            ceiling_reset(url, sizes.ceiling_budgets, sizes.ceiling_hot_prior)
-            counter = itertools.count()
-            connections: list[Any] = []
 
-            def make_worker(
-                index: int,
-                load: str = load,
-                counter: Any = counter,
-                connections: list[Any] = connections,
-            ) -> Any:
-                conn = psycopg.connect(url)  # autocommit off: BEGIN ... COMMIT
-                connections.append(conn)
-                cur = conn.cursor()
+    def level(load: str, clients: int) -> dict[str, Any]:
+        ceiling_reset(url, sizes.ceiling_budgets, sizes.ceiling_hot_prior)
+        counter = itertools.count()
+        connections: list[Any] = []
 
-                def transaction() -> str:
-                    budget = 1 if load == "hot" else next(counter) % sizes.ceiling_budgets + 1
-                    cur.execute(CEILING_LOCK, (budget,))
-                    cur.fetchone()
-                    cur.execute(CEILING_SUM, (budget,))
-                    cur.fetchone()
-                    cur.execute(CEILING_INSERT, (budget,))
-                    cur.execute(CEILING_UPDATE, (budget,))
-                    conn.commit()
-                    return "committed"
+        def make_worker(index: int) -> Callable[[], str]:
+            conn = psycopg.connect(url)  # autocommit off: BEGIN ... COMMIT
+            connections.append(conn)
+            cur = conn.cursor()
 
-                return transaction
+            def transaction() -> str:
+                budget = 1 if load == "hot" else next(counter) % sizes.ceiling_budgets + 1
+                cur.execute(CEILING_LOCK, (budget,))
+                cur.fetchone()
+                cur.execute(CEILING_SUM, (budget,))
+                cur.fetchone()
+                cur.execute(CEILING_INSERT, (budget,))
+                cur.execute(CEILING_UPDATE, (budget,))
+                conn.commit()
+                return "committed"
 
-            log(f"ceiling: {load}, {clients} clients")
+            return transaction
+
+        try:
             result = run_closed_loop(
                 clients=clients,
                 seconds=sizes.ceiling_seconds,
                 warmup=sizes.warmup_seconds,
                 make_worker=make_worker,
-                cpu=CpuMeter(),
+                cpu=CpuMeter(postgres=postgres),
             )
+        finally:
             for conn in connections:
                 conn.close()
-            result["load"] = load
-            if load == "hot":
-                result["window_rows"] = ceiling_window_rows(url)
-            results.append(result)
+        result["load"] = load
+        if load == "hot":
+            result["window_rows"] = ceiling_window_rows(url)
+        return result
+
+    results = []
+    for load in ("spread", "hot"):
+        for clients in CLIENT_LEVELS:
+            log(f"ceiling: {load}, {clients} clients")
+            results.append(
+                measured(f"ceiling {load}/{clients}", lambda a=load, b=clients: level(a, b))
+            )
     return results
 
 
@@ -488,55 +580,58 @@ def run_http(
     hot_card: tuple[str, str],
     secret: str,
     sizes: Sizes,
+    postgres: PostgresPids,
 ) -> list[dict[str, Any]]:
-    results = []
-    for load in ("spread", "hot"):
-        for clients in CLIENT_LEVELS:
-            counter = itertools.count()
-            tag = f"h{load[0]}{clients}"
-            connections: list[http.client.HTTPConnection] = []
+    attempts = itertools.count()
 
-            def make_worker(
-                index: int,
-                load: str = load,
-                counter: Any = counter,
-                tag: str = tag,
-                connections: list[Any] = connections,
-            ) -> Any:
-                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-                connections.append(conn)
-                sequence = itertools.count()
+    def level(load: str, clients: int) -> dict[str, Any]:
+        counter = itertools.count()
+        tag = f"h{load[0]}{clients}-{next(attempts)}"
+        connections: list[http.client.HTTPConnection] = []
 
-                def request() -> str:
-                    n = next(counter)
-                    card_id, mcc = hot_card if load == "hot" else spread_cards[n % len(spread_cards)]
-                    body = auth_body(f"{tag}-{index}-{next(sequence)}", card_id, mcc)
-                    try:
-                        status, data = post_json(
-                            conn, AUTH_PATH, body, {"AgentWallet-Signature": signature(body, secret)}
-                        )
-                    except (OSError, http.client.HTTPException):
-                        conn.close()
-                        raise
-                    if status != 200:
-                        return f"http_{status}"
-                    answer = json.loads(data)
-                    return str(answer["reason"] or answer["decision"])
+        def make_worker(index: int) -> Callable[[], str]:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connections.append(conn)
+            sequence = itertools.count()
 
-                return request
+            def request() -> str:
+                n = next(counter)
+                card_id, mcc = hot_card if load == "hot" else spread_cards[n % len(spread_cards)]
+                body = auth_body(f"{tag}-{index}-{next(sequence)}", card_id, mcc)
+                headers = {"AgentWallet-Signature": signature(body, secret)}
+                try:
+                    status, data = post_json(conn, AUTH_PATH, body, headers)
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    raise
+                if status != 200:
+                    return f"http_{status}"
+                answer = json.loads(data)
+                return str(answer["reason"] or answer["decision"])
 
-            log(f"http: {load}, {clients} clients")
+            return request
+
+        try:
             result = run_closed_loop(
                 clients=clients,
                 seconds=sizes.http_seconds,
                 warmup=sizes.warmup_seconds,
                 make_worker=make_worker,
-                cpu=CpuMeter(server_pid=server.process.pid),
+                cpu=CpuMeter(postgres=postgres, server_pid=server.process.pid),
             )
+        finally:
             for conn in connections:
                 conn.close()
-            result["load"] = load
-            results.append(result)
+        result["load"] = load
+        return result
+
+    results = []
+    for load in ("spread", "hot"):
+        for clients in CLIENT_LEVELS:
+            log(f"http: {load}, {clients} clients")
+            results.append(
+                measured(f"http {load}/{clients}", lambda a=load, b=clients: level(a, b))
+            )
     return results
 
 
@@ -712,8 +807,10 @@ def timed_queries() -> Iterator[QueryTimer]:
         del wrapper.commit
 
 
-def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Part 1, plus the fixtures the later parts need."""
+def run_inprocess(
+    sizes: Sizes, secret: str, postgres: PostgresPids, *, measure: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fixtures every part needs, then (when `measure`) part 1."""
     from django.db import connection
     from django.db.models import Sum
     from django.test import Client
@@ -764,24 +861,33 @@ def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, 
             merchant_country="US",
         )
 
+    attempts = itertools.count()
+
     def timed(label: str, cards: Sequence[Card], n: int, warmup: int = 20) -> dict[str, Any]:
-        durations: list[int] = []
-        outcomes: Counter[str] = Counter()
-        for i in range(warmup + n):
-            req = request(f"{label}-{i}", cards[i % len(cards)])
-            t0 = time.perf_counter_ns()
-            auth = authorization_decide(request=req).authorization
-            elapsed = time.perf_counter_ns() - t0
-            if i >= warmup:
-                durations.append(elapsed)
-                outcomes[auth.reason or auth.decision] += 1
-        total_s = sum(durations) / 1e9
-        return {
-            "n": n,
-            **latency_summary(durations),
-            "per_s": round(n / total_s, 1),
-            "outcomes": dict(outcomes),
-        }
+        def run() -> dict[str, Any]:
+            prefix = f"{label}{next(attempts)}"
+            durations: list[int] = []
+            outcomes: Counter[str] = Counter()
+            meter = CpuMeter(postgres=postgres)
+            for i in range(warmup + n):
+                if i == warmup:
+                    meter.start()
+                req = request(f"{prefix}-{i}", cards[i % len(cards)])
+                t0 = time.perf_counter_ns()
+                auth = authorization_decide(request=req).authorization
+                elapsed = time.perf_counter_ns() - t0
+                if i >= warmup:
+                    durations.append(elapsed)
+                    outcomes[auth.reason or auth.decision] += 1
+            return {
+                "n": n,
+                **latency_summary(durations),
+                "per_s": round(n / (sum(durations) / 1e9), 1),
+                "outcomes": dict(outcomes),
+                **meter.stop(),
+            }
+
+        return measured(f"in-process {label}", run)
 
     def window_truth(card: Card, now: datetime) -> tuple[int, int]:
         """Rolling-day spend of the card's agent: from the counters, and from the ledger."""
@@ -799,7 +905,27 @@ def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, 
         ).aggregate(total=Sum("cap_cents"))["total"]
         return snapshot.day_cents, int(summed or 0)
 
+    # The hot agent's day of history, written through the service with past `now`s
+    # (it is also the hot agent of the HTTP part).
+    now = datetime.now(UTC)
+    span = timedelta(hours=23, minutes=50)
+    log(f"setup: {sizes.small_prior} prior entries for the hot agent, through the service")
+    t0 = time.perf_counter()
+    for i in range(sizes.small_prior):
+        when = now - timedelta(minutes=2) - span * (i + 1) / sizes.small_prior
+        authorization_decide(request=request(f"prior-small-{i}", small_card), now=when)
+    small_seed_s = time.perf_counter() - t0
+
+    fixtures = {
+        "spread_cards": [(str(c.pk), c.allowed_mccs[0]) for c in spread],
+        "hot_card": (str(small_card.pk), small_card.allowed_mccs[0]),
+        "freeze_agent_id": freeze_agent_id,
+        "freeze_card": (str(freeze_card.pk), freeze_card.allowed_mccs[0]),
+        "staff_key": staff_key,
+    }
     results: dict[str, Any] = {"setup_s": round(setup_s, 2)}
+    if not measure:
+        return results, fixtures
 
     # (a) spread
     log(f"in-process: spread over {len(spread)} agents, {sizes.inproc_spread_n} decisions")
@@ -809,17 +935,7 @@ def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, 
         **timed("ps", spread, sizes.inproc_spread_n),
     }
 
-    # (b) hot, small history: written through the service with past `now`s.
-    now = datetime.now(UTC)
-    span = timedelta(hours=23, minutes=50)
-    log(f"in-process: seeding {sizes.small_prior} prior entries through the service")
-    t0 = time.perf_counter()
-    for i in range(sizes.small_prior):
-        when = now - timedelta(minutes=2) - span * (i + 1) / sizes.small_prior
-        authorization_decide(request=request(f"prior-small-{i}", small_card), now=when)
-    small_seed_s = time.perf_counter() - t0
-
-    # (c) hot, large history: one decision as a template, cloned in SQL, then the
+    # Hot, large history: one decision as a template, cloned in SQL, then the
     # counters rebuilt from the ledger (they are derived data).
     log(f"in-process: bulk-inserting {sizes.large_prior} prior entries")
     t0 = time.perf_counter()
@@ -953,6 +1069,10 @@ def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, 
         explains[sql_label(query["sql"])] = {
             "plan": plan,
             "seq_scan": any("Seq Scan" in line for line in plan),
+            "planning_ms": next(
+                (float(line.split()[-2]) for line in plan if line.startswith("Planning Time")),
+                None,
+            ),
             "execution_ms": next(
                 (float(line.split()[-2]) for line in plan if line.startswith("Execution Time")),
                 None,
@@ -981,10 +1101,14 @@ def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, 
         via_client(f"cw-{i}", spread[i % len(spread)])
     client_ns: list[int] = []
     client_outcomes: Counter[str] = Counter()
+    wait_for_quiet(30)
+    meter = CpuMeter(postgres=postgres)
+    meter.start()
     for i in range(sizes.client_n):
         t0 = time.perf_counter_ns()
         client_outcomes[via_client(f"cl-{i}", spread[i % len(spread)])] += 1
         client_ns.append(time.perf_counter_ns() - t0)
+    client_cpu = meter.stop()
     with CaptureQueriesContext(connection) as captured:
         via_client("cl-count", spread[0])
     results["test_client"] = {
@@ -993,6 +1117,7 @@ def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, 
         "per_s": round(sizes.client_n / (sum(client_ns) / 1e9), 1),
         "outcomes": dict(client_outcomes),
         "queries_per_request": len(captured.captured_queries),
+        **client_cpu,
     }
 
     # cProfile of the request path (the decision is most of it).
@@ -1004,13 +1129,6 @@ def run_inprocess(sizes: Sizes, secret: str) -> tuple[dict[str, Any], dict[str, 
     profiler.disable()
     results["profile"] = profile_summary(profiler, sizes.profile_n)
 
-    fixtures = {
-        "spread_cards": [(str(c.pk), c.allowed_mccs[0]) for c in spread],
-        "hot_card": (str(small_card.pk), small_card.allowed_mccs[0]),
-        "freeze_agent_id": freeze_agent_id,
-        "freeze_card": (str(freeze_card.pk), freeze_card.allowed_mccs[0]),
-        "staff_key": staff_key,
-    }
     return results, fixtures
 
 
@@ -1049,7 +1167,9 @@ def profile_summary(profiler: cProfile.Profile, n: int) -> dict[str, Any]:
 
     focus = []
     for label, path_part, name in PROFILE_FOCUS:
-        matches = [(key, value) for key, value in raw.items() if key[2] == name and path_part in key[0]]
+        matches = [
+            (key, value) for key, value in raw.items() if key[2] == name and path_part in key[0]
+        ]
         if not matches:
             continue
         key, (_, calls, _, cumulative, _) = max(matches, key=lambda kv: kv[1][3])
@@ -1112,13 +1232,15 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         "parts": args.part_list,
     }
     secret = os.environ["AGENTWALLET_NETWORK_SECRET"]
-    inprocess, fixtures = run_inprocess(sizes, secret)
-    if "inprocess" in args.part_list:
+    measure = "inprocess" in args.part_list
+    postgres = PostgresPids(url)
+    inprocess, fixtures = run_inprocess(sizes, secret, postgres, measure=measure)
+    if measure:
         result["inprocess"] = inprocess
     connection.close()  # idle from here on; the load runs in threads and in gunicorn
 
     if "ceiling" in args.part_list:
-        result["ceiling"] = run_ceiling(url, sizes)
+        result["ceiling"] = run_ceiling(url, sizes, postgres)
 
     if {"http", "freeze"} & set(args.part_list):
         server_settings = {
@@ -1127,7 +1249,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             "worker_class": args.worker_class,
         }
         log(f"http: starting gunicorn {server_settings}")
-        log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"agentwallet-bench-{os.getpid()}.log"
+        log_path = Path(tempfile.gettempdir()) / f"agentwallet-bench-{os.getpid()}.log"
         with gunicorn(server_settings, log_path) as server:
             result["server"] = {**server_settings, "command": " ".join(server.command[1:])}
             if "http" in args.part_list:
@@ -1137,6 +1259,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
                     hot_card=fixtures["hot_card"],
                     secret=secret,
                     sizes=sizes,
+                    postgres=postgres,
                 )
             if "freeze" in args.part_list:
                 log(f"freeze: {sizes.freeze_rounds} rounds")
@@ -1151,6 +1274,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         server_log = log_path.read_text(errors="replace").strip().splitlines()
         log_path.unlink(missing_ok=True)
         result["server_log_tail"] = server_log[-10:]
+    postgres.close()
     return result
 
 
@@ -1197,180 +1321,172 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def report(result: dict[str, Any], sizes: Sizes) -> tuple[str, list[tuple[str, bool]]]:
-    out: list[str] = []
-    verdicts: list[tuple[str, bool]] = []
+LATENCY_KEYS = ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")
+CPU_HEADER = ("client", "server", "pg", "foreign")
 
-    inproc = result.get("inprocess")
-    if inproc:
-        out.append("Part 1 - in-process decision (authorization_decide, one at a time)")
-        rows = []
-        for key, name in (
-            ("spread", f"spread ({inproc['spread']['agents']} agents)"),
-            ("hot_small", "hot (1 agent)"),
-            ("hot_large", "hot (1 agent)"),
-        ):
-            r = inproc[key]
-            rows.append(
-                [
-                    name,
-                    f"{r['prior_entries']:,}",
-                    str(r["n"]),
-                    *(fmt(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")),
-                    fmt(r["per_s"], 0),
-                    ",".join(f"{k}:{v}" for k, v in r["outcomes"].items()),
-                ]
-            )
-        tc = inproc["test_client"]
+
+def cpu_cells(r: dict[str, Any]) -> list[str]:
+    keys = ("client_cpu_pct", "server_cpu_pct", "postgres_cpu_pct", "foreign_cpu_pct")
+    return [fmt(r.get(k), 0) for k in keys]
+
+
+def outcome_text(outcomes: dict[str, int]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in sorted(outcomes.items()))
+
+
+def report_inprocess(inproc: dict[str, Any], out: list[str], verdicts: list[Verdict]) -> None:
+    out.append("Part 1 - in-process decision (authorization_decide called directly, serially)")
+    rows = []
+    for key, name in (
+        ("spread", f"spread ({inproc['spread']['agents']} agents)"),
+        ("hot_small", "hot (1 agent)"),
+        ("hot_large", "hot (1 agent)"),
+        ("test_client", "request via test client"),
+    ):
+        r = inproc[key]
+        prior = r.get("prior_entries")
         rows.append(
             [
-                "request via test client",
-                "-",
-                str(tc["n"]),
-                *(fmt(tc[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")),
-                fmt(tc["per_s"], 0),
-                ",".join(f"{k}:{v}" for k, v in tc["outcomes"].items()),
+                name,
+                "-" if prior is None else f"{prior:,}",
+                str(r["n"]),
+                *(fmt(r[k]) for k in LATENCY_KEYS),
+                fmt(r["per_s"], 0),
+                *cpu_cells(r),
+                outcome_text(r["outcomes"]),
             ]
+        )
+    header = ("load", "prior 24h", "n", "p50", "p95", "p99", "mean", "max ms", "per s")
+    out.append(format_rows((*header, *CPU_HEADER, "outcomes"), rows))
+    out.append(
+        "(request via test client: the same decision through URL routing, DRF, signature "
+        "check and serializers, no socket; client/server/pg/foreign: CPU % of one core)"
+    )
+    seed = inproc["seeding"]
+    small, large = inproc["hot_small"], inproc["hot_large"]
+    out.append(
+        f"Seeding: {small['prior_entries']:,} prior entries through the service (past `now`) "
+        f"in {seed['small_prior_via_service_s']} s; {large['prior_entries']:,} by SQL in "
+        f"{seed['large_prior_sql_insert_s']} s, then counters_rebuild() in "
+        f"{seed['counters_rebuild_s']} s ({seed['ledger_entries_total']:,} ledger entries, "
+        f"{seed['counter_rows_after_rebuild']:,} counter rows). Rolling-day spend from the "
+        f"counters equals the ledger's SUM: {'yes' if seed['counters_consistent'] else 'NO'} "
+        f"(small history before/after rebuild {seed['small_counters_before_rebuild']} / "
+        f"{seed['small_counters_after_rebuild']}, large {seed['large_counters_vs_ledger']}; "
+        "pairs are counters, ledger)."
+    )
+    ratio = large["p50_ms"] / small["p50_ms"] if small["p50_ms"] else float("inf")
+    verdicts.append(
+        (
+            f"decision cost flat in history: p50 {small['p50_ms']:.2f} ms at "
+            f"{small['prior_entries']:,} vs {large['p50_ms']:.2f} ms at "
+            f"{large['prior_entries']:,} prior entries (x{ratio:.2f}, target <= "
+            f"x{FLAT_TOLERANCE:g})",
+            ratio <= FLAT_TOLERANCE,
+        )
+    )
+    out.append("")
+    for load, q in inproc["queries"].items():
+        out.append(
+            f"Statements per decision ({load}): CaptureQueriesContext sees "
+            f"{fmt(q['captured_queries_per_decision'], 0)} (BEGIN and COMMIT included); mean "
+            f"decision {q['decision_mean_ms']:.2f} ms, {q['in_statements_and_commit_pct']:.0f}% "
+            "of it inside cursor.execute()/commit() (round trip + server), the rest Python"
         )
         out.append(
             format_rows(
                 (
-                    "load",
-                    "prior 24h",
-                    "n",
-                    "p50",
-                    "p95",
-                    "p99",
-                    "mean",
-                    "max ms",
-                    "decisions/s",
-                    "outcomes",
+                    "statement (wall time inside execute)",
+                    "per decision",
+                    "mean ms",
+                    "% of decision",
                 ),
-                rows,
-            )
-        )
-        seed = inproc["seeding"]
-        out.append(
-            f"Seeding: {inproc['hot_small']['prior_entries']:,} priors through the service in "
-            f"{seed['small_prior_via_service_s']} s; {inproc['hot_large']['prior_entries']:,} "
-            f"by SQL in {seed['large_prior_sql_insert_s']} s + counters_rebuild() "
-            f"{seed['counters_rebuild_s']} s ({seed['ledger_entries_total']:,} ledger entries). "
-            f"Counters = ledger SUM: {'yes' if seed['counters_consistent'] else 'NO'} "
-            f"(small {seed['small_counters_before_rebuild']} -> "
-            f"{seed['small_counters_after_rebuild']}, large {seed['large_counters_vs_ledger']})."
-        )
-        small, large = inproc["hot_small"]["p50_ms"], inproc["hot_large"]["p50_ms"]
-        ratio = large / small if small else float("inf")
-        verdicts.append(
-            (
-                f"decision cost flat in history: p50 {small:.2f} ms at "
-                f"{inproc['hot_small']['prior_entries']:,} vs {large:.2f} ms at "
-                f"{inproc['hot_large']['prior_entries']:,} prior entries "
-                f"(x{ratio:.2f}, target <= x{FLAT_TOLERANCE:g})",
-                ratio <= FLAT_TOLERANCE,
-            )
-        )
-        out.append("")
-        for load, q in inproc["queries"].items():
-            out.append(
-                f"Statements per decision ({load}): {fmt(q['captured_queries_per_decision'], 0)} "
-                f"queries + COMMIT; mean decision {q['decision_mean_ms']:.2f} ms, "
-                f"{q['in_statements_and_commit_pct']:.0f}% of it inside execute()/commit()"
-            )
-            out.append(
-                format_rows(
-                    ("statement", "per decision", "mean ms", "% of decision"),
+                [
                     [
-                        [
-                            label,
-                            fmt(s["per_decision"]),
-                            fmt(s["mean_ms"], 3),
-                            fmt(s["share_of_decision_pct"], 1),
-                        ]
-                        for label, s in q["statements"].items()
-                    ],
-                )
-            )
-            out.append("")
-        out.append("EXPLAIN ANALYZE of read_spend() for the hot agent with the large history:")
-        for label, e in inproc["explain_hot_large"].items():
-            first = e["plan"][0].strip() if e["plan"] else ""
-            out.append(
-                f"  {label}: {fmt(e['execution_ms'], 3)} ms, seq scan: "
-                f"{'YES' if e['seq_scan'] else 'no'}; {first[:110]}"
-            )
-        prof = inproc["profile"]
-        out.append("")
-        out.append(
-            f"cProfile of {prof['requests']} requests through the test client "
-            f"(profiler inflates times): {prof['profiled_ms_per_request']:.2f} ms/request, "
-            f"{prof['psycopg_wait_ms_per_request']:.2f} ms of it waiting on PostgreSQL"
-        )
-        out.append(
-            format_rows(
-                ("cumulative", "calls/req", "ms/req", "where"),
-                [
-                    [f["what"], fmt(f["calls_per_request"]), fmt(f["cum_ms_per_request"], 3)]
-                    + [f["where"]]
-                    for f in prof["focus"]
-                ],
-            )
-        )
-        out.append(
-            format_rows(
-                ("top self time", "calls/req", "ms/req"),
-                [
-                    [t["where"][:90], fmt(t["calls_per_request"]), fmt(t["tottime_ms_per_request"], 3)]
-                    for t in prof["top_tottime"][:10]
+                        label,
+                        fmt(st["per_decision"]),
+                        fmt(st["mean_ms"], 3),
+                        fmt(st["share_of_decision_pct"], 1),
+                    ]
+                    for label, st in q["statements"].items()
                 ],
             )
         )
         out.append("")
+    out.append("EXPLAIN (ANALYZE) of read_spend()'s statements, hot agent with the large history:")
+    for label, e in inproc["explain_hot_large"].items():
+        out.append(
+            f"  {label}: planning {fmt(e['planning_ms'], 3)} ms, execution "
+            f"{fmt(e['execution_ms'], 3)} ms, seq scan: {'YES' if e['seq_scan'] else 'no'}; "
+            f"{e['plan'][0].strip()[:90] if e['plan'] else ''}"
+        )
+    prof = inproc["profile"]
+    out.append("")
+    out.append(
+        f"cProfile of {prof['requests']} requests through the test client (the profiler "
+        f"inflates Python time): {prof['profiled_ms_per_request']:.2f} ms/request, of which "
+        f"{prof['psycopg_wait_ms_per_request']:.2f} ms blocked waiting on PostgreSQL"
+    )
+    out.append(
+        format_rows(
+            ("cumulative", "calls/req", "ms/req", "where"),
+            [
+                [
+                    f["what"],
+                    fmt(f["calls_per_request"]),
+                    fmt(f["cum_ms_per_request"], 3),
+                    f["where"],
+                ]
+                for f in prof["focus"]
+            ],
+        )
+    )
+    out.append(
+        format_rows(
+            ("top self time", "calls/req", "ms/req"),
+            [
+                [t["where"][:90], fmt(t["calls_per_request"]), fmt(t["tottime_ms_per_request"], 3)]
+                for t in prof["top_tottime"][:12]
+            ],
+        )
+    )
+    out.append("")
 
+
+def report_load(
+    result: dict[str, Any], sizes: Sizes, out: list[str], verdicts: list[Verdict]
+) -> None:
     http_rows = {(r["load"], r["clients"]): r for r in result.get("http", [])}
     ceiling_rows = {(r["load"], r["clients"]): r for r in result.get("ceiling", [])}
     if http_rows:
         server = result["server"]
         out.append(
-            f"Part 2 - HTTP, POST {AUTH_PATH} on loopback, {sizes.http_seconds:g} s per level "
-            f"(gunicorn -k {server['worker_class']} -w {server['workers']} "
-            f"--threads {server['threads']}; client threads share the {os.cpu_count()} cores)"
+            f"Part 2 - HTTP: POST {AUTH_PATH} on loopback, {sizes.http_seconds:g} s per level "
+            f"after {sizes.warmup_seconds:g} s warm-up (gunicorn -k {server['worker_class']} "
+            f"-w {server['workers']} --threads {server['threads']}; the client threads run on "
+            f"the same {os.cpu_count()} cores)"
         )
-        out.append(
-            format_rows(
-                (
-                    "load",
-                    "clients",
-                    "n",
-                    "p50",
-                    "p95",
-                    "p99",
-                    "max ms",
-                    "auth/s",
-                    "errors",
-                    "client cpu%",
-                    "server cpu%",
-                    "machine busy%",
-                ),
+        rows = []
+        for (load, clients), r in http_rows.items():
+            not_approved = sum(v for k, v in r["outcomes"].items() if k != "approved")
+            rows.append(
                 [
-                    [
-                        load,
-                        str(clients),
-                        str(r["n"]),
-                        *(fmt(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
-                        fmt(r["per_s"], 0),
-                        str(sum(r["errors"].values()) + sum(
-                            v for k, v in r["outcomes"].items() if k != "approved"
-                        )),
-                        fmt(r["client_cpu_pct"], 0),
-                        fmt(r["server_cpu_pct"], 0),
-                        fmt(r["machine_busy_pct"], 0),
-                    ]
-                    for (load, clients), r in http_rows.items()
-                ],
+                    load,
+                    str(clients),
+                    str(r["n"]),
+                    *(fmt(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                    fmt(r["per_s"], 0),
+                    str(sum(r["errors"].values()) + not_approved),
+                    *cpu_cells(r),
+                    fmt(r["machine_busy_pct"], 0),
+                ]
             )
+        header = ("load", "clients", "n", "p50", "p95", "p99", "max ms", "auth/s", "errors")
+        out.append(format_rows((*header, *CPU_HEADER, "machine%"), rows))
+        out.append(
+            "(errors: failed requests and anything not approved; client/server/pg/foreign: CPU "
+            "% of one core; machine%: busy % of all cores)"
         )
-        out.append("(errors: failed requests and anything not approved; cpu% is of one core)")
         out.append("")
         for load in ("spread", "hot"):
             r = http_rows.get((load, TARGET_CLIENTS))
@@ -1384,15 +1500,17 @@ def report(result: dict[str, Any], sizes: Sizes) -> tuple[str, list[tuple[str, b
                 )
     if ceiling_rows:
         out.append(
-            f"Part 3 - SQL ceiling (psycopg: lock row, SUM 24h via index, INSERT, UPDATE, "
-            f"COMMIT), {sizes.ceiling_seconds:g} s per level; spread over "
-            f"{sizes.ceiling_budgets} rows, hot on 1 row with {sizes.ceiling_hot_prior:,} "
-            "entries in its window"
+            "Part 3 - SQL ceiling: psycopg, per transaction lock row FOR UPDATE, SUM its 24h via "
+            f"an index, INSERT, UPDATE, COMMIT; {sizes.ceiling_seconds:g} s per level; spread "
+            f"over {sizes.ceiling_budgets:,} rows, hot on 1 row with "
+            f"{sizes.ceiling_hot_prior:,} entries in its window"
         )
         rows = []
         for (load, clients), c in ceiling_rows.items():
             h = http_rows.get((load, clients))
             ratio = h["per_s"] / c["per_s"] if h and c["per_s"] else None
+            if ratio is not None:
+                c["product_ratio"] = round(ratio, 3)
             rows.append(
                 [
                     load,
@@ -1401,83 +1519,93 @@ def report(result: dict[str, Any], sizes: Sizes) -> tuple[str, list[tuple[str, b
                     fmt(c["p50_ms"]),
                     fmt(c["p99_ms"]),
                     fmt(c["per_s"], 0),
-                    fmt(c["machine_busy_pct"], 0),
+                    *cpu_cells(c)[1:],
                     fmt(h["per_s"], 0) if h else "-",
                     fmt(ratio) if ratio is not None else "-",
                 ]
             )
-            if ratio is not None:
-                c["product_ratio"] = round(ratio, 3)
-        out.append(
-            format_rows(
-                (
-                    "load",
-                    "clients",
-                    "n",
-                    "p50",
-                    "p99 ms",
-                    "tx/s",
-                    "machine busy%",
-                    "product auth/s",
-                    "ratio",
-                ),
-                rows,
-            )
-        )
+        header = ("load", "clients", "n", "p50", "p99 ms", "tx/s", "server", "pg", "foreign")
+        out.append(format_rows((*header, "product auth/s", "ratio"), rows))
         out.append("")
         for load in ("spread", "hot"):
             ratios = {
-                clients: c.get("product_ratio")
-                for (l_, clients), c in ceiling_rows.items()
-                if l_ == load and c.get("product_ratio") is not None
+                clients: c["product_ratio"]
+                for (kind, clients), c in ceiling_rows.items()
+                if kind == load and "product_ratio" in c
             }
             if ratios:
                 at_target = ratios.get(TARGET_CLIENTS)
                 verdicts.append(
                     (
-                        f"share of SQL ceiling, {load}: "
+                        f"share of the SQL ceiling, {load}: "
                         + ", ".join(f"{k} clients {v:.2f}" for k, v in ratios.items())
-                        + f" (target >= {TARGET_CEILING_RATIO:g}; judged at {TARGET_CLIENTS})",
+                        + f" (target >= {TARGET_CEILING_RATIO:g}, judged at {TARGET_CLIENTS})",
                         at_target is not None and at_target >= TARGET_CEILING_RATIO,
                     )
                 )
-    freeze = result.get("freeze")
-    if freeze:
-        f = freeze["freeze_to_decline"]
-        call = freeze["freeze_call"]
-        out.append(
-            f"Part 4 - freeze to decline over HTTP ({freeze['rounds']} rounds, one client "
-            f"authorizing continuously on the card; {freeze['requests']} requests)"
+
+
+def report_freeze(freeze: dict[str, Any], out: list[str], verdicts: list[Verdict]) -> None:
+    f, call = freeze["freeze_to_decline"], freeze["freeze_call"]
+    out.append(
+        f"Part 4 - freeze to decline over HTTP: {freeze['rounds']} rounds, one client "
+        f"authorizing back to back on the card ({freeze['requests']} requests in all)"
+    )
+    out.append(
+        format_rows(
+            ("measure", "p50", "p95", "p99", "max ms"),
+            [
+                ["freeze call returned -> first card_frozen decline received"]
+                + [fmt(f[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+                ["freeze call itself (POST .../freeze, staff key)"]
+                + [fmt(call[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
+            ],
         )
-        out.append(
-            format_rows(
-                ("measure", "p50", "p95", "p99", "max ms"),
-                [
-                    ["freeze call returned -> first card_frozen decline received"]
-                    + [fmt(f[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
-                    ["freeze call (POST .../freeze round trip)"]
-                    + [fmt(call[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")],
-                ],
-            )
+    )
+    out.append(
+        f"First authorization sent after the freeze returned was declined card_frozen in "
+        f"{freeze['first_sent_after_freeze_declined']}/{freeze['rounds']} rounds; approved "
+        f"though sent after the freeze returned (violations): {freeze['violations']}; decline "
+        f"received before the freeze call returned: "
+        f"{freeze['decline_seen_before_freeze_returned']}; rounds without a request after the "
+        f"freeze: {freeze['rounds_without_a_request_after_freeze']}; client errors: "
+        f"{freeze['client_errors'] or 'none'}"
+    )
+    out.append("")
+    verdicts.append(
+        (
+            f"freeze-to-decline: p50 {f['p50_ms']:.2f} ms, max {f['max_ms']:.2f} ms, "
+            f"{freeze['violations']} violations (target < {TARGET_FREEZE_MS:g} ms, 0 violations)",
+            f["max_ms"] < TARGET_FREEZE_MS
+            and freeze["violations"] == 0
+            and freeze["rounds_measured"] == freeze["rounds"],
         )
+    )
+
+
+def report(result: dict[str, Any], sizes: Sizes) -> tuple[str, list[Verdict]]:
+    out: list[str] = []
+    verdicts: list[Verdict] = []
+    if "inprocess" in result:
+        report_inprocess(result["inprocess"], out, verdicts)
+    report_load(result, sizes, out, verdicts)
+    if "freeze" in result:
+        report_freeze(result["freeze"], out, verdicts)
+    noisy = [
+        f"{part} {r.get('load', '')}/{r.get('clients', '')}".rstrip("/")
+        for part in ("http", "ceiling")
+        for r in result.get(part, [])
+        if r.get("foreign_cpu_pct", 0) > FOREIGN_RETRY_PCT
+    ] + [
+        f"inprocess {key}"
+        for key, r in result.get("inprocess", {}).items()
+        if isinstance(r, dict) and r.get("foreign_cpu_pct", 0) > FOREIGN_RETRY_PCT
+    ]
+    if noisy:
         out.append(
-            f"First authorization sent after the freeze returned was declined (card_frozen) in "
-            f"{freeze['first_sent_after_freeze_declined']}/{freeze['rounds']} rounds; "
-            f"approved after the freeze returned: {freeze['approved_after_freeze']}; "
-            f"decline already received before the freeze call returned: "
-            f"{freeze['decline_seen_before_freeze_returned']}; rounds with no request after "
-            f"the freeze: {freeze['rounds_without_a_request_after_freeze']}; client errors: "
-            f"{freeze['client_errors'] or 'none'}"
-        )
-        out.append("")
-        verdicts.append(
-            (
-                f"freeze-to-decline: max {f['max_ms']:.2f} ms, {freeze['violations']} violations "
-                f"(target < {TARGET_FREEZE_MS:g} ms, 0 violations)",
-                f["max_ms"] < TARGET_FREEZE_MS
-                and freeze["violations"] == 0
-                and freeze["rounds_measured"] == freeze["rounds"],
-            )
+            "WARNING: other processes used more than "
+            f"{FOREIGN_RETRY_PCT:g}% of a core during: {', '.join(noisy)} (after one retry); "
+            "those figures understate the product."
         )
     return "\n".join(out), verdicts
 

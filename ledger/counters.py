@@ -154,15 +154,18 @@ def read_spend(
     card_ids: Sequence[object] = (),
     vendor_ids: Sequence[object] = (),
     trace_ids: Sequence[str] = (),
+    as_of_past: bool = False,
 ) -> SpendSnapshot:
-    """Spend as of `now`, in two queries: the counters, and the ledger at the edges.
+    """Spend at `now`, in two queries: the counters, and the ledger at the edges.
 
     A rolling window [start, now] is the ledger over the partial minute at its start,
-    minute buckets up to the first whole hour, then whole hour buckets up to and
-    including the current hour. Whatever those buckets hold after `now` is taken off
-    again (buckets of later minutes, and the ledger for the rest of the current minute):
-    nothing, on the live decision path, so those reads cost an index probe; something
-    only when reading the past (budgets as of an earlier time, tests).
+    minute buckets up to the first whole hour, then whole hour buckets.
+
+    Live reads (the decision, the budget) count everything posted up to now and any
+    later: another server's clock may run a few milliseconds ahead, and an entry it
+    just committed must never look like "the future" and be left out. That errs
+    towards declining, never towards overspending. `as_of_past=True` reads the past
+    exactly instead (what the buckets hold after `now` is taken off again).
     """
     day_start = now - ROLLING_DAY
     hour_start = now - ROLLING_HOUR
@@ -185,16 +188,18 @@ def read_spend(
         "(scope = %s AND grain = 'min' AND bucket_start >= %s AND bucket_start < %s)",
         f"(grain = 'month' AND bucket_start = %s AND scope IN ({_placeholders(month_scopes)}))",
     ]
+    # Live reads take every later bucket too (see above); past reads stop at `now`.
+    far_future = datetime(9999, 1, 1, tzinfo=UTC)
     params: list[object] = [
         agent,
         day_hours_from,
-        this_hour,
+        this_hour if as_of_past else far_future,
         agent,
         day_minutes_from,
         day_hours_from,
         agent,
         hour_minutes_from,
-        this_hour + HOUR,
+        this_hour + HOUR if as_of_past else far_future,
         month_start,
         *month_scopes,
     ]
@@ -229,9 +234,9 @@ def read_spend(
         else:  # minute buckets: the day's leading edge, the rolling hour, the future
             if day_minutes_from <= bucket < day_hours_from:
                 snapshot.day_cents += cents
-            if hour_minutes_from <= bucket <= this_minute:
+            if hour_minutes_from <= bucket and (bucket <= this_minute or not as_of_past):
                 snapshot.holds_last_hour += holds
-            if this_minute < bucket < this_hour + HOUR:
+            if as_of_past and this_minute < bucket < this_hour + HOUR:
                 snapshot.day_cents -= cents  # later minutes of the current hour bucket
 
     edges = _edge_sums(
@@ -242,13 +247,16 @@ def read_spend(
         minute_end=this_minute + MINUTE,
         month_end=month_end,
     )
-    snapshot.day_cents += edges.day_leading - edges.future_this_minute
-    snapshot.holds_last_hour += edges.hour_leading_holds - edges.future_this_minute_holds
-    snapshot.month_cents -= edges.future_this_month
-    for card_id in snapshot.card_month_cents:
-        snapshot.card_month_cents[card_id] -= edges.future_by_card.get(card_id, 0)
-    for vendor_id in snapshot.vendor_month_cents:
-        snapshot.vendor_month_cents[vendor_id] -= edges.future_by_vendor.get(vendor_id, 0)
+    snapshot.day_cents += edges.day_leading
+    snapshot.holds_last_hour += edges.hour_leading_holds
+    if as_of_past:
+        snapshot.day_cents -= edges.future_this_minute
+        snapshot.holds_last_hour -= edges.future_this_minute_holds
+        snapshot.month_cents -= edges.future_this_month
+        for card_id in snapshot.card_month_cents:
+            snapshot.card_month_cents[card_id] -= edges.future_by_card.get(card_id, 0)
+        for vendor_id in snapshot.vendor_month_cents:
+            snapshot.vendor_month_cents[vendor_id] -= edges.future_by_vendor.get(vendor_id, 0)
     return snapshot
 
 

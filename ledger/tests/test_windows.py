@@ -38,7 +38,11 @@ def authorize(card, amount, now, network_id=None, currency="USD", trace_id=""):
 def spend(provisioned, now):
     policy = Policy.objects.get(pk=provisioned.agent.policy_id)
     return read_spend(
-        agent_id=provisioned.agent.pk, time_zone=policy.time_zone, currency=policy.currency, now=now
+        agent_id=provisioned.agent.pk,
+        time_zone=policy.time_zone,
+        currency=policy.currency,
+        now=now,
+        as_of_past=True,
     )
 
 
