@@ -211,3 +211,13 @@ def _ledger_maintenance_between_tests(request: pytest.FixtureRequest) -> Any:
     yield
     if transactional:
         set_ledger_maintenance(connection, enabled=True)  # for the flush that follows
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Any:
+    """Exchange rates are cached per process; a rolled-back test must not leave its own."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

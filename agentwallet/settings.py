@@ -183,7 +183,10 @@ AGENTWALLET_HOLD_EXPIRY_DAYS = env.int("AGENTWALLET_HOLD_EXPIRY_DAYS", default=7
 # --- AgentWallet ----------------------------------------------------------------
 # Card numbers are encrypted at rest under a key derived from this secret.
 AGENTWALLET_CARD_KEY = env.str("AGENTWALLET_CARD_KEY", default=SECRET_KEY)
-AGENTWALLET_NETWORK_SECRET = env.str("AGENTWALLET_NETWORK_SECRET", default="")
+# The embedded default signs its own sandbox network with a dev secret; production sets one.
+AGENTWALLET_NETWORK_SECRET = env.str(
+    "AGENTWALLET_NETWORK_SECRET", default="dev-network-secret" if DEBUG else ""
+)
 AGENTWALLET_CARD_ISSUER = env.str("AGENTWALLET_CARD_ISSUER", default="sandbox")
 # Test BIN of the sandbox issuer (a Visa test range; never a live BIN).
 AGENTWALLET_SANDBOX_BIN = env.str("AGENTWALLET_SANDBOX_BIN", default="400000")

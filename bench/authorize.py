@@ -111,6 +111,7 @@ class Sizes:
     ceiling_budgets: int = 1000
     ceiling_hot_prior: int = 1000
     freeze_rounds: int = 50
+    extra_time_budget_s: float = 120.0  # waiting for a quiet machine, re-running levels
 
 
 QUICK = Sizes(
@@ -128,6 +129,7 @@ QUICK = Sizes(
     ceiling_budgets=200,
     ceiling_hot_prior=1000,
     freeze_rounds=10,
+    extra_time_budget_s=45.0,
 )
 
 
@@ -172,8 +174,13 @@ def post_json(
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 FOREIGN_RETRY_PCT = 25.0  # of one core: a level measured beside this much is run again
 QUIET_BUSY_PCT = 20.0  # of all cores: what counts as a quiet machine before a level
-RETRY_BUDGET_S = 330.0  # no more retries or waiting once the child has run this long
-CHILD_STARTED = time.monotonic()
+# Seconds the whole run may spend waiting for quiet and re-running levels (keeps a full
+# run within ~8 minutes); set from the sizes in the child.
+EXTRA_TIME = {"budget": 120.0, "spent": 0.0}
+
+
+def extra_left() -> float:
+    return EXTRA_TIME["budget"] - EXTRA_TIME["spent"]
 
 
 def machine_cpu() -> tuple[int, int]:
@@ -278,30 +285,39 @@ class CpuMeter:
 
 
 def wait_for_quiet(limit_s: float) -> float:
-    """Wait (up to `limit_s`) until the machine is nearly idle; returns the time waited."""
-    waited = 0.0
-    while waited < limit_s and time.monotonic() - CHILD_STARTED < RETRY_BUDGET_S:
+    """Wait (up to `limit_s`, within the run's budget) until the machine is nearly idle;
+    returns the time waited."""
+    started = time.monotonic()
+    announced = False
+    while time.monotonic() - started < min(limit_s, extra_left()):
         busy0, total0 = machine_cpu()
         time.sleep(0.5)
         busy1, total1 = machine_cpu()
         busy = 100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
         if busy < QUIET_BUSY_PCT:
-            return waited
-        if waited == 0.0:
-            log(f"machine busy ({busy:.0f}% of all cores) before a level: waiting for quiet")
-        waited += 0.5
+            break
+        if not announced:
+            log(f"machine busy ({busy:.0f}% of all cores, not us): waiting for quiet")
+            announced = True
+    waited = time.monotonic() - started
+    EXTRA_TIME["spent"] += waited
     return waited
 
 
 def measured(label: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run a measurement on a quiet machine; run it again (once) if foreign load showed up."""
+    """Run a measurement on a quiet machine; run it again (once) if other processes took
+    more than FOREIGN_RETRY_PCT of a core meanwhile and the run's budget allows."""
     waited = wait_for_quiet(30)
+    started = time.monotonic()
     result = run()
+    took = time.monotonic() - started
     foreign = float(result.get("foreign_cpu_pct", 0.0))
-    if foreign > FOREIGN_RETRY_PCT and time.monotonic() - CHILD_STARTED < RETRY_BUDGET_S:
-        log(f"{label}: {foreign:.0f}% of a core used by other processes; measuring again")
-        waited += wait_for_quiet(45)
+    if foreign > FOREIGN_RETRY_PCT and extra_left() > took:
+        log(f"{label}: other processes used {foreign:.0f}% of a core; measuring again")
+        waited += wait_for_quiet(30)
+        started = time.monotonic()
         result = {**run(), "retried_after_foreign_cpu_pct": foreign}
+        EXTRA_TIME["spent"] += time.monotonic() - started
     result["waited_for_quiet_s"] = round(waited, 1)
     return result
 
@@ -1208,6 +1224,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     import psycopg
 
     sizes: Sizes = args.sizes
+    EXTRA_TIME["budget"] = sizes.extra_time_budget_s
     url = os.environ["DATABASE_URL"]
     try:
         recreate_postgres_database(url)
@@ -1230,6 +1247,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         "server_version": f"{connection.pg_version // 10000}.{connection.pg_version % 10000}",
         "sizes": asdict(sizes),
         "parts": args.part_list,
+        "load_average_at_start": list(os.getloadavg()),
     }
     secret = os.environ["AGENTWALLET_NETWORK_SECRET"]
     measure = "inprocess" in args.part_list
@@ -1275,6 +1293,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         log_path.unlink(missing_ok=True)
         result["server_log_tail"] = server_log[-10:]
     postgres.close()
+    result["extra_time_s"] = {k: round(v, 1) for k, v in EXTRA_TIME.items()}
     return result
 
 

@@ -99,7 +99,9 @@ class NetworkAuthorizationInputSerializer(StrictInputSerializer):
     card_id = serializers.CharField(max_length=64)
     amount = MoneyField()
     merchant = MerchantInputSerializer()
-    trace_id = serializers.RegexField(TRACE_ID_REGEX, max_length=128, required=False, default="")
+    trace_id = serializers.RegexField(
+        TRACE_ID_REGEX, max_length=128, required=False, default="", allow_blank=True
+    )
 
 
 class NetworkCaptureInputSerializer(StrictInputSerializer):
@@ -112,7 +114,9 @@ class NetworkCaptureInputSerializer(StrictInputSerializer):
     card_id = serializers.CharField(
         max_length=64, required=False, help_text="Needed only for an authorization we never saw."
     )
-    trace_id = serializers.RegexField(TRACE_ID_REGEX, max_length=128, required=False, default="")
+    trace_id = serializers.RegexField(
+        TRACE_ID_REGEX, max_length=128, required=False, default="", allow_blank=True
+    )
 
 
 class NetworkReverseInputSerializer(StrictInputSerializer):

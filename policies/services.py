@@ -137,6 +137,7 @@ def policy_update(
 ) -> Policy:
     """Apply a partial update. Caps stay in the policy's currency, which cannot change."""
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    original_time_zone = policy.time_zone
     updated: list[str] = []
     for field in PLAIN_FIELDS:
         if field in changes:
@@ -147,8 +148,14 @@ def policy_update(
             setattr(policy, field, _cap(changes[field], policy.currency))
             updated += [field, f"{field}_currency"]
     _validate_policy(policy)
+    time_zone_changed = "time_zone" in changes and changes["time_zone"] != original_time_zone
     if updated:
         policy.save(update_fields=[*updated, "updated_at"])
+    if time_zone_changed:
+        # Month buckets are cut in the policy's time zone: recut them from the ledger.
+        from ledger.counters import counters_rebuild
+
+        counters_rebuild()
     if "default_vendors" in changes:
         policy.default_vendors.set(list(changes["default_vendors"]))
     if "vendor_caps" in changes:

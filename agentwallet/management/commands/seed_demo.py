@@ -8,8 +8,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
 
+from agentwallet.demo import DAYS, seed_demo_spend
+from ledger.fx import fx_rates_load
+from ledger.models import Authorization, FxSnapshot
 from policies.models import Policy, Vendor
 from policies.services import policy_create
 from wallets.actors import Actor
@@ -84,7 +86,6 @@ class Command(BaseCommand):
             "Default: $DEMO_ADMIN_PASSWORD; none is created without one.",
         )
 
-    @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
         actor = Actor.system("seed_demo")
         vendors = {vendor.slug: vendor for vendor in Vendor.objects.all()}
@@ -112,6 +113,13 @@ class Command(BaseCommand):
                 f"with {len(provisioned.cards)} cards; "
                 f"API key (shown once): {provisioned.raw_key}"
             )
+
+        if not FxSnapshot.objects.exists():
+            snapshot = fx_rates_load()
+            self.stdout.write(f"exchange rates of {snapshot.rates_date} loaded")
+        if not Authorization.objects.exists():
+            decided = seed_demo_spend()
+            self.stdout.write(f"{decided} demo authorizations decided over {DAYS} days")
 
         if not _staff_key_exists():
             _, raw_key = api_key_create(name="demo staff key", agent=None, created_by=actor)

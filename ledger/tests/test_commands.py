@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from conftest import card_for
+from ledger.models import Authorization, FxSnapshot, LedgerEntry, SpendCounter
+
+
+def run_network(capsys, *args):
+    call_command("network", "--in-process", *args)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_sandbox_network_authorizes_captures_and_reverses(alice, capsys):
+    card = card_for(alice, "openai")
+    decided = run_network(
+        capsys,
+        "authorize",
+        "--card",
+        str(card.pk),
+        "--amount",
+        "12.50",
+        "--currency",
+        "USD",
+        "--merchant",
+        "OpenAI",
+        "--mcc",
+        "5734",
+        "--id",
+        "cli_1",
+        "--trace",
+        "PR-1",
+    )
+    assert decided["decision"] == "approved"
+    assert decided["trace_id"] == "PR-1"
+    captured = run_network(capsys, "capture", "--authorization", "cli_1", "--amount", "5.00")
+    assert captured["hold_state"] == "open"
+    reversed_ = run_network(capsys, "reverse", "--authorization", "cli_1")
+    assert reversed_["hold_state"] == "closed"
+    assert Authorization.objects.get(network_id="cli_1").captured_cents == 500
+
+
+def test_the_sandbox_network_reports_declines_and_errors(alice, capsys):
+    card = card_for(alice, "openai")
+    declined = run_network(
+        capsys, "authorize", "--card", str(card.pk), "--amount", "1.00", "--mcc", "5812"
+    )
+    assert declined["reason"] == "mcc_not_allowed"
+    with pytest.raises(CommandError, match="400"):
+        call_command(
+            "network",
+            "--in-process",
+            "authorize",
+            "--card",
+            str(card.pk),
+            "--amount",
+            "-1",
+            "--mcc",
+            "5734",
+        )
+
+
+def test_the_sandbox_network_refuses_to_run_unsigned(alice, settings):
+    settings.AGENTWALLET_NETWORK_SECRET = ""
+    with pytest.raises(CommandError, match="AGENTWALLET_NETWORK_SECRET"):
+        call_command(
+            "network", "--in-process", "authorize", "--card", "x", "--amount", "1", "--mcc", "5734"
+        )
+
+
+def test_load_fx_rates_from_the_shipped_file_and_from_a_path(db, tmp_path, capsys):
+    call_command("load_fx_rates")
+    assert FxSnapshot.objects.get().currencies > 25
+    custom = tmp_path / "rates.csv"
+    custom.write_text("Date,USD,GBP,\n2026-11-27,1.2000,0.9000,\n")
+    call_command("load_fx_rates", "--source", str(custom))
+    latest = FxSnapshot.objects.latest()
+    assert latest.rates_date.isoformat() == "2026-11-27"
+    from ledger.fx import fx_quote
+
+    quote = fx_quote("EUR", "USD")
+    assert str(quote.rate) == "1.20000000"
+
+
+def test_load_fx_rates_refuses_a_bad_file(db, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nothing useful")
+    with pytest.raises(CommandError, match="Could not load"):
+        call_command("load_fx_rates", "--source", str(bad))
+    with pytest.raises(CommandError, match="Could not load"):
+        call_command("load_fx_rates", "--source", str(tmp_path / "missing.csv"))
+    assert not FxSnapshot.objects.exists()
+
+
+def test_rebuild_spend_counters_restores_them(alice, network, capsys):
+    body = network.authorize(card_for(alice, "openai"), "4.00").json()
+    network.capture(body["id"], "4.00", id="t")
+    before = set(SpendCounter.objects.values_list("scope", "grain", "bucket_start", "cents"))
+    SpendCounter.objects.all().delete()
+    call_command("rebuild_spend_counters")
+    after = set(SpendCounter.objects.values_list("scope", "grain", "bucket_start", "cents"))
+    assert after == before
+    assert LedgerEntry.objects.count() == 3
