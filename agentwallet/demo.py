@@ -73,7 +73,7 @@ def _amount(rng: random.Random, low: str, high: str) -> Decimal:
 def seed_demo_spend(*, now: datetime | None = None, seed: int = 2026) -> int:
     """Generate the spend; returns how many authorizations were decided."""
     now = now or timezone.now()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (demo data, reproducible on purpose)
     agents = {agent.name: agent for agent in Agent.objects.filter(name__in=PATTERNS)}
     charges: list[tuple[datetime, Agent, Card, Pattern, str]] = []
     for name, patterns in PATTERNS.items():
@@ -117,7 +117,7 @@ def seed_demo_spend(*, now: datetime | None = None, seed: int = 2026) -> int:
 
     followups: list[tuple[datetime, str, str, Decimal, str]] = []
     decided = 0
-    for index, (at, agent, card, pattern, trace) in enumerate(charges):
+    for index, (at, _agent, card, pattern, trace) in enumerate(charges):
         amount = _amount(rng, *pattern.amount)
         auth = authorization_decide(
             request=AuthorizationRequest(
