@@ -1,18 +1,64 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 
-from ledger.models import LedgerEntry
+from ledger.models import Authorization, FxSnapshot, LedgerEntry
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Append-only history: viewable, never editable here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LedgerEntryInline(admin.TabularInline[LedgerEntry, Authorization]):
+    model = LedgerEntry
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "flag", "amount", "cap_amount", "fx_rate", "memo"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Authorization)
+class AuthorizationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "decided_at",
+        "network_id",
+        "agent",
+        "vendor",
+        "amount",
+        "cap_amount",
+        "decision",
+        "reason",
+        "hold_state",
+        "trace_id",
+    ]
+    list_filter = ["decision", "reason", "hold_state", "vendor"]
+    list_select_related = ["agent", "vendor"]
+    search_fields = ["network_id", "trace_id", "agent__name", "merchant_name"]
+    date_hierarchy = "decided_at"
+    inlines = [LedgerEntryInline]
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin[LedgerEntry]):
-    """The ledger is append-only: read-only here."""
-
+class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "kind",
+        "flag",
         "agent",
         "vendor",
         "amount",
@@ -21,16 +67,12 @@ class LedgerEntryAdmin(admin.ModelAdmin[LedgerEntry]):
         "rail",
         "trace_id",
     ]
-    list_filter = ["kind", "rail", "vendor"]
+    list_filter = ["kind", "flag", "rail", "vendor"]
     list_select_related = ["agent", "vendor"]
-    search_fields = ["trace_id", "agent__name", "memo"]
+    search_fields = ["trace_id", "agent__name", "memo", "network_txn_id"]
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: LedgerEntry | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: LedgerEntry | None = None) -> bool:
-        return False
+@admin.register(FxSnapshot)
+class FxSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["loaded_at", "backend", "rates_date", "currencies", "source"]

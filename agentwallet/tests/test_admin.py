@@ -19,7 +19,12 @@ ADMIN_PAGES = [
 
 
 @pytest.mark.parametrize("path", ADMIN_PAGES)
-def test_admin_pages_render(alice, admin_client, path):
+def test_admin_pages_render(alice, admin_client, network, path):
+    from conftest import card_for
+
+    body = network.authorize(card_for(alice, "aws"), "499.00").json()
+    network.authorize(card_for(alice, "aws"), "9.00")  # a daily-cap decline and its request
+    network.capture(body["id"], "499.00", id="t")
     assert admin_client.get(path).status_code == 200
 
 

@@ -105,3 +105,36 @@ def test_rebuild_spend_counters_restores_them(alice, network, capsys):
     after = set(SpendCounter.objects.values_list("scope", "grain", "bucket_start", "cents"))
     assert after == before
     assert LedgerEntry.objects.count() == 3
+
+
+def test_load_fx_rates_from_a_configured_url(db, settings, capsys):
+    """AGENTWALLET_FX_URL: fetched over HTTP (a local server stands in for the ECB)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = b"Date, USD, JPY, \n27 November 2026, 1.0500, 160.00, \n"
+
+    class Ecb(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ecb)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings.AGENTWALLET_FX_URL = f"http://127.0.0.1:{server.server_port}/eurofxref.csv"
+        call_command("load_fx_rates")
+    finally:
+        server.shutdown()
+    snapshot = FxSnapshot.objects.get()
+    assert snapshot.source.startswith("http://127.0.0.1")
+    assert snapshot.rates_date.isoformat() == "2026-11-27"
+    from ledger.fx import fx_quote
+
+    assert str(fx_quote("USD", "JPY").rate) == "152.38095238"
