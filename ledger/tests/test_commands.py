@@ -115,7 +115,7 @@ def test_load_fx_rates_from_a_configured_url(db, settings, capsys):
     body = b"Date, USD, JPY, \n27 November 2026, 1.0500, 160.00, \n"
 
     class Ecb(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Type", "text/csv")
             self.end_headers()
