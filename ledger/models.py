@@ -6,30 +6,17 @@ from django.db import models
 from django.db.models import Q
 from djmoney.models.fields import MoneyField
 
+from policies.rules import RULE_ORDER
+
 
 class Decision(models.TextChoices):
     APPROVED = "approved", "Approved"
     DECLINED = "declined", "Declined"
 
 
-class DeclineReason(models.TextChoices):
-    """In the order the rules are applied (DESIGN.md), plus the fail-closed reason."""
-
-    CARD_NOT_FOUND = "card_not_found"
-    CARD_CLOSED = "card_closed"
-    CARD_EXPIRED = "card_expired"
-    CARD_FROZEN = "card_frozen"
-    AGENT_SUSPENDED = "agent_suspended"
-    MCC_NOT_ALLOWED = "mcc_not_allowed"
-    MERCHANT_NOT_ALLOWED = "merchant_not_allowed"
-    CURRENCY_NOT_SUPPORTED = "currency_not_supported"
-    PER_AUTHORIZATION_CAP_EXCEEDED = "per_authorization_cap_exceeded"
-    VELOCITY_EXCEEDED = "velocity_exceeded"
-    CARD_CAP_EXCEEDED = "card_cap_exceeded"
-    DAILY_CAP_EXCEEDED = "daily_cap_exceeded"
-    MONTHLY_CAP_EXCEEDED = "monthly_cap_exceeded"
-    TRACE_CAP_EXCEEDED = "trace_cap_exceeded"
-    SYSTEM_UNAVAILABLE = "system_unavailable"
+# The rules' reason codes in their order (policies/rules.py), plus failing closed.
+SYSTEM_UNAVAILABLE = "system_unavailable"
+DECLINE_REASONS = [(code, code.replace("_", " ")) for code in (*RULE_ORDER, SYSTEM_UNAVAILABLE)]
 
 
 class HoldState(models.TextChoices):
@@ -78,7 +65,7 @@ class Authorization(models.Model):
     merchant_country = models.CharField(max_length=2, blank=True)
     trace_id = models.CharField(max_length=128, blank=True, db_index=True)
     decision = models.CharField(max_length=8, choices=Decision.choices)
-    reason = models.CharField(max_length=40, choices=DeclineReason.choices, blank=True)
+    reason = models.CharField(max_length=40, choices=DECLINE_REASONS, blank=True)
     # What stopped it, for an agent that must stop instead of retrying.
     cap_scope = models.CharField(max_length=20, blank=True)
     cap_limit = MoneyField(

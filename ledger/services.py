@@ -353,6 +353,13 @@ def _replayed_txn(network_txn_id: str | None) -> PostingOutcome | None:
     return PostingOutcome(entries=entries, authorization=first.authorization, replayed=True)
 
 
+def _find_authorization(network_id: str) -> tuple[int, object]:
+    found = Authorization.objects.filter(network_id=network_id).values("pk", "agent_id").first()
+    if found is None or found["agent_id"] is None:
+        raise NotFoundError(f"No authorization {network_id} on a known card.")
+    return found["pk"], found["agent_id"]
+
+
 def _lock_agent(agent_id: object) -> Agent:
     return Agent.objects.select_for_update(of=("self",)).select_related("policy").get(pk=agent_id)
 
@@ -389,11 +396,9 @@ def authorization_capture(
     now = now or timezone.now()
     if (replay := _replayed_txn(network_txn_id)) is not None:
         return replay
-    found = Authorization.objects.filter(network_id=network_id).values("pk", "agent_id").first()
-    if found is None or found["agent_id"] is None:
-        raise NotFoundError(f"No authorization {network_id} on a known card.")
+    auth_id, agent_id = _find_authorization(network_id)
     with transaction.atomic(durable=True):
-        agent, auth = _lock_with_auth(found["agent_id"], found["pk"])
+        agent, auth = _lock_with_auth(agent_id, auth_id)
         _check_currency(auth, currency)
         policy = agent.policy
         if auth.decision == Decision.DECLINED:
@@ -546,11 +551,9 @@ def authorization_reverse(
     now = now or timezone.now()
     if (replay := _replayed_txn(network_txn_id)) is not None:
         return replay
-    found = Authorization.objects.filter(network_id=network_id).values("pk", "agent_id").first()
-    if found is None or found["agent_id"] is None:
-        raise NotFoundError(f"No authorization {network_id} on a known card.")
+    auth_id, agent_id = _find_authorization(network_id)
     with transaction.atomic(durable=True):
-        agent, auth = _lock_with_auth(found["agent_id"], found["pk"])
+        agent, auth = _lock_with_auth(agent_id, auth_id)
         if auth.hold_state != HoldState.OPEN:
             raise Conflict(
                 f"Authorization {network_id} holds nothing to reverse ({auth.hold_state})."
