@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("cards.api_urls")),
     path("", include("ledger.api_urls")),
     path("", include("policies.api_urls")),
+    path("", include("approvals.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

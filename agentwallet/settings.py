@@ -210,6 +210,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Publishing must never hang a request: with the broker down it fails fast, and the
+# outbox sweep delivers later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Slack work has its own queue (run a worker with -Q slack) so it delays nothing else.
+CELERY_TASK_ROUTES = {"approvals.tasks.*": {"queue": "slack"}}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- REST framework -----------------------------------------------------------
@@ -252,5 +259,7 @@ LOGGING = {
 # Periodic work (synced into django-celery-beat's tables by `celery beat`).
 CELERY_BEAT_SCHEDULE = {
     "expire-uncaptured-holds": {"task": "ledger.tasks.expire_holds_task", "schedule": 15 * 60},
+    "deliver-due-outbox": {"task": "approvals.tasks.sweep_outbox_task", "schedule": 30},
+    "expire-stale-approvals": {"task": "approvals.tasks.expire_approvals_task", "schedule": 5 * 60},
     "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
 }

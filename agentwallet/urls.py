@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from agentwallet import views
+from approvals.slack.views import slack_interactivity
 
 admin.site.site_header = "AgentWallet"
 admin.site.site_title = "AgentWallet admin"
@@ -13,6 +14,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("api/", include("agentwallet.api_urls")),
+    path("slack/interactivity", slack_interactivity, name="slack-interactivity"),
     path("admin/", admin.site.urls),
 ]
 

@@ -112,6 +112,7 @@ class Sizes:
     ceiling_hot_prior: int = 1000
     freeze_rounds: int = 50
     extra_time_budget_s: float = 120.0  # waiting for a quiet machine, re-running levels
+    client_levels: tuple[int, ...] = CLIENT_LEVELS
 
 
 QUICK = Sizes(
@@ -507,7 +508,7 @@ def run_ceiling(url: str, sizes: Sizes, postgres: PostgresPids) -> list[dict[str
 
     results = []
     for load in ("spread", "hot"):
-        for clients in CLIENT_LEVELS:
+        for clients in sizes.client_levels:
             log(f"ceiling: {load}, {clients} clients")
             results.append(
                 measured(f"ceiling {load}/{clients}", lambda a=load, b=clients: level(a, b))
@@ -643,7 +644,7 @@ def run_http(
 
     results = []
     for load in ("spread", "hot"):
-        for clients in CLIENT_LEVELS:
+        for clients in sizes.client_levels:
             log(f"http: {load}, {clients} clients")
             results.append(
                 measured(f"http {load}/{clients}", lambda a=load, b=clients: level(a, b))
@@ -1644,6 +1645,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--worker-class", default=DEFAULT_SERVER["worker_class"], choices=("gthread", "sync")
     )
     parser.add_argument("--http-seconds", type=float, help="duration of each HTTP level")
+    parser.add_argument(
+        "--clients",
+        default=",".join(map(str, CLIENT_LEVELS)),
+        help="client thread counts for the HTTP and ceiling levels",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw)
@@ -1652,12 +1658,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.part_list) - set(PARTS))
     if unknown or not args.part_list:
         parser.error(f"--parts takes {', '.join(PARTS)}; got {args.parts!r}")
-    sizes = QUICK if args.quick else Sizes()
+    try:
+        levels = tuple(int(c) for c in args.clients.split(",") if c.strip())
+    except ValueError:
+        levels = ()
+    if not levels or not all(1 <= c <= 64 for c in levels):
+        parser.error(f"--clients takes numbers from 1 to 64; got {args.clients!r}")
+    changes: dict[str, Any] = {"client_levels": levels}
     if args.http_seconds is not None:
-        if args.http_seconds <= 0:
-            parser.error("--http-seconds must be positive")
-        sizes = Sizes(**{**asdict(sizes), "http_seconds": args.http_seconds})
-    args.sizes = sizes
+        if not 0 < args.http_seconds <= 60:
+            parser.error("--http-seconds must be in (0, 60]")
+        changes["http_seconds"] = args.http_seconds
+    args.sizes = Sizes(**{**asdict(QUICK if args.quick else Sizes()), **changes})
     return args
 
 

@@ -217,3 +217,18 @@ def trace_detail_for_actor(*, actor: Actor, trace_id: str) -> dict[str, object]:
         .order_by("-cents")
     ]
     return detail
+
+
+def top_traces(*, agent: Agent, since: datetime, limit: int = 3) -> list[tuple[str, Money]]:
+    """The agent's biggest traces since a time (for the approval card)."""
+    rows = (
+        LedgerEntry.objects.filter(agent=agent, effective_at__gte=since)
+        .exclude(trace_id="")
+        .values("trace_id", "cap_amount_currency")
+        .annotate(cents=Sum("cap_cents"))
+        .order_by("-cents")[:limit]
+    )
+    return [
+        (row["trace_id"], Money(from_cents(int(row["cents"] or 0)), row["cap_amount_currency"]))
+        for row in rows
+    ]

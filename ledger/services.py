@@ -21,7 +21,13 @@ from djmoney.money import Money
 
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import convert_down, convert_up, from_cents, to_cents
-from approvals.services import approval_request_for_decline
+from agentwallet.lib.timewindows import day_end, month_bounds
+from approvals.services import (
+    DeclineContext,
+    approval_request_for_decline,
+    bumps_by_scope,
+    warnings_queue,
+)
 from cards.models import Card, CardEvent, CardEventKind, CardStatus
 from ledger.counters import Posting, counters_add, read_spend
 from ledger.fx import FxQuote, fx_quote
@@ -230,21 +236,37 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             vendor_ids=[card.vendor_id],
             trace_ids=[trace_id] if trace_id else [],
         )
+        bumps = (
+            bumps_by_scope(agent_id=agent.pk, now=now)
+            if agent.bumps_valid_until and agent.bumps_valid_until > now
+            else {}
+        )
+        vendor_key = f"vendor:{card.vendor.slug}"
         limits = rules.Limits(
             per_authorization_cents=_cents_or_none(policy.per_authorization_cap),
             velocity_per_hour=policy.velocity_per_hour,
             holds_last_hour=spend.holds_last_hour,
-            card=rules.Limit(_cents_or_none(card.monthly_cap), spend.card_month_cents[card.pk]),
+            card=rules.Limit(
+                _cents_or_none(card.monthly_cap),
+                spend.card_month_cents[card.pk],
+                bumps.get(f"card:{card.pk}", 0),
+            ),
             vendor=rules.Limit(
                 _cents_or_none(_vendor_cap(policy, card.vendor_id)),
                 spend.vendor_month_cents[card.vendor_id],
+                bumps.get(vendor_key, 0),
             ),
-            daily=rules.Limit(_cents_or_none(policy.daily_cap), spend.day_cents),
-            monthly=rules.Limit(_cents_or_none(policy.monthly_cap), spend.month_cents),
+            daily=rules.Limit(
+                _cents_or_none(policy.daily_cap), spend.day_cents, bumps.get("daily", 0)
+            ),
+            monthly=rules.Limit(
+                _cents_or_none(policy.monthly_cap), spend.month_cents, bumps.get("monthly", 0)
+            ),
             # Unattributed spend has no trace budget to draw on.
             trace=rules.Limit(
                 _cents_or_none(policy.per_trace_cap) if trace_id else None,
                 spend.trace_cents.get(trace_id, 0),
+                bumps.get(f"trace:{trace_id}", 0),
             ),
         )
         decision = rules.decide(
@@ -290,6 +312,8 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                 ],
                 policy,
             )
+            if policy.warning_thresholds:
+                _queue_warnings(agent, policy, limits, card, trace_id, cap_cents, now)
             if card.single_use:
                 Card.objects.filter(pk=card.pk).update(status=CardStatus.CLOSED, updated_at=now)
                 CardEvent.objects.create(
@@ -317,9 +341,85 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                 vendor=card.vendor,
                 trace_id=trace_id,
                 now=now,
+                context=DeclineContext(
+                    vendor_name=card.vendor.name,
+                    amount=auth.amount,
+                    cap_amount=Money(from_cents(cap_cents), policy.currency),
+                    trace_id=trace_id,
+                    network_id=request.network_id,
+                ),
             )
         auth.save(force_insert=True)
         return AuthorizationOutcome(authorization=auth)
+
+
+def _queue_warnings(
+    agent: Agent,
+    policy: Policy,
+    limits: rules.Limits,
+    card: Card,
+    trace_id: str,
+    cents: int,
+    now: datetime,
+) -> None:
+    """Early warnings for every cap this approval pushes past a threshold (rare, so
+    the common path costs nothing but the arithmetic)."""
+    day_start = day_end(now, policy.time_zone) - timedelta(days=1)
+    month_start, month_end = month_bounds(now, policy.time_zone)
+    windows = {
+        "daily": (
+            limits.daily,
+            "daily",
+            day_start.date().isoformat(),
+            (day_start, day_end(now, policy.time_zone)),
+        ),
+        "monthly": (
+            limits.monthly,
+            "monthly",
+            month_start.date().isoformat(),
+            (month_start, month_end),
+        ),
+        "card": (
+            limits.card,
+            f"card:{card.pk}",
+            month_start.date().isoformat(),
+            (month_start, month_end),
+        ),
+        "vendor": (
+            limits.vendor,
+            f"vendor:{card.vendor.slug}",
+            month_start.date().isoformat(),
+            (month_start, month_end),
+        ),
+        "trace": (limits.trace, f"trace:{trace_id}", "lifetime", None),
+    }
+    crossings = []
+    for scope, (limit, key, window, bounds) in windows.items():
+        for threshold in rules.crossed_thresholds(limit, cents, policy.warning_thresholds):
+            spent = limit.spent_cents + cents
+            projected = None
+            if bounds is not None:
+                elapsed = (now - bounds[0]) / (bounds[1] - bounds[0])
+                if elapsed > 0:
+                    projected = int(spent / elapsed)
+            crossings.append(
+                {
+                    "scope": scope,
+                    "scope_key": key,
+                    "window": window,
+                    "threshold": threshold,
+                    "cap": {
+                        "amount": str(from_cents(limit.effective_cap or 0)),
+                        "currency": policy.currency,
+                    },
+                    "spent": {"amount": str(from_cents(spent)), "currency": policy.currency},
+                    "projected": None
+                    if projected is None
+                    else {"amount": str(from_cents(projected)), "currency": policy.currency},
+                }
+            )
+    if crossings:
+        warnings_queue(agent=agent, crossings=crossings, now=now)
 
 
 # --- Lifecycle: capture, reverse, refund, expire -----------------------------------

@@ -52,6 +52,10 @@ class Vendor(models.Model):
         return self.name
 
 
+def default_warning_thresholds() -> list[int]:
+    return [80, 95]
+
+
 class Policy(models.Model):
     """A named template of caps, all in one cap currency."""
 
@@ -80,6 +84,12 @@ class Policy(models.Model):
         max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
     )
     time_zone = models.CharField(max_length=64, default="UTC")
+    # Early warnings: percent of any cap at which Slack hears once per cap and window.
+    warning_thresholds = models.JSONField(default=default_warning_thresholds, blank=True)
+    # Slack channel for this policy's approvals and warnings (empty: the default one).
+    approvals_channel = models.CharField(max_length=40, blank=True)
+    # How long an approved bump lasts: empty means the end of the day in `time_zone`.
+    bump_valid_hours = models.PositiveIntegerField(null=True, blank=True)
     default_vendors = models.ManyToManyField(Vendor, blank=True, related_name="default_in_policies")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -130,6 +140,10 @@ class Policy(models.Model):
                 )
                 & (Q(x402_per_call_cap__isnull=True) | Q(x402_per_call_cap_currency=F("currency"))),
                 name="policies_policy_optional_caps_in_policy_currency",
+            ),
+            models.CheckConstraint(
+                condition=Q(bump_valid_hours__isnull=True) | Q(bump_valid_hours__gt=0),
+                name="policies_policy_bump_hours_positive",
             ),
             models.CheckConstraint(
                 condition=Q(daily_cap__lte=F("monthly_cap")),

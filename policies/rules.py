@@ -196,3 +196,13 @@ def decide(
     if not limits.trace.admits(cents):
         return _cap_decline(TRACE_CAP_EXCEEDED, SCOPE_TRACE, limits.trace)
     return APPROVED
+
+
+def crossed_thresholds(limit: Limit, added_cents: int, thresholds: list[int]) -> list[int]:
+    """The warning thresholds (percent of the cap) that this charge steps over."""
+    cap = limit.effective_cap
+    if not cap or added_cents <= 0:
+        return []
+    before = limit.spent_cents * 100
+    after = (limit.spent_cents + added_cents) * 100
+    return [t for t in sorted(thresholds) if before < t * cap <= after]

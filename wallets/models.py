@@ -52,6 +52,8 @@ class Agent(models.Model):
     # The agent's active trace context (PUT /api/agents/{id}/trace), with its expiry.
     trace_id = models.CharField(max_length=128, blank=True)
     trace_expires_at = models.DateTimeField(null=True, blank=True)
+    # When the last granted cap bump lapses: lets a decision skip looking for bumps.
+    bumps_valid_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -218,10 +218,18 @@ def test_spend_counter_and_approval_constraints(alice):
         "spent": Decimal("1"),
         "requested_amount": Decimal("1"),
         "created_at": when,
+        "expires_at": when,
     }
     ApprovalRequest.objects.create(**base)
     with pytest.raises(IntegrityError), transaction.atomic():
         ApprovalRequest.objects.create(**base)  # a second open request for the same cap
-    ApprovalRequest.objects.create(**{**base, "status": "denied"})
-    with pytest.raises(IntegrityError), transaction.atomic():
-        ApprovalRequest.objects.create(**{**base, "scope_key": "x", "status": "maybe"})
+    ApprovalRequest.objects.create(**{**base, "status": "denied", "decided_at": when})
+    for values in (
+        {"scope_key": "x", "status": "maybe"},
+        {"scope_key": "y", "status": "denied"},  # decided without a time
+        {"scope_key": "z", "decided_at": when},  # pending with a decision time
+        {"scope_key": "w", "status": "approved", "decided_at": when},  # no amount
+        {"scope_key": "v", "requested_amount": Decimal("0")},
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ApprovalRequest.objects.create(**{**base, **values})

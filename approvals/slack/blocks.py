@@ -1,0 +1,179 @@
+"""Block Kit payloads for Slack, built from plain data (no ORM, no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCOPE_NAMES = {
+    "daily": "rolling 24h cap",
+    "monthly": "monthly cap",
+    "vendor": "card / vendor monthly cap",
+    "trace": "per-trace cap",
+}
+
+
+def money(value: dict[str, str] | None) -> str:
+    if not value:
+        return "—"
+    return f"{value['amount']} {value['currency']}"
+
+
+def _fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{value}"} for label, value in pairs],
+    }
+
+
+def approval_request_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The approval card: who, which cap, spend so far, the charge, top traces, buttons."""
+    approval_id = str(payload["approval_id"])
+    principal = payload["principal"]
+    owner = (
+        f"<@{principal['slack_user_id']}>" if principal.get("slack_user_id") else principal["email"]
+    )
+    scope = SCOPE_NAMES.get(payload["scope"], payload["scope"])
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"{payload['agent']['name']} hit its {scope}"},
+        },
+        _fields(
+            [
+                ("Agent", payload["agent"]["name"]),
+                ("Owner", owner),
+                ("Cap", f"{money(payload['cap'])} ({payload['scope_key']})"),
+                ("Spent so far", money(payload["spent"])),
+                ("Asking for", money(payload["requested"])),
+                ("Why", payload.get("reason") or "—"),
+            ]
+        ),
+    ]
+    charge = payload.get("charge")
+    if charge:
+        both = money(charge["amount"])
+        if charge["amount"]["currency"] != charge["cap_amount"]["currency"]:
+            both += f" ({money(charge['cap_amount'])})"
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (
+                        f"*Declined charge:* {charge['vendor']} {both}"
+                        + (f" on `{charge['trace_id']}`" if charge.get("trace_id") else "")
+                    ),
+                },
+            }
+        )
+    traces = payload.get("top_traces") or []
+    if traces:
+        lines = "\n".join(f"• `{t['trace_id']}` {money(t['spent'])}" for t in traces)
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top traces (24h)*\n{lines}"}}
+        )
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"approval:{approval_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "style": "primary",
+                    "action_id": "approve",
+                    "value": approval_id,
+                    "text": {
+                        "type": "plain_text",
+                        "text": f"Approve {money(payload['requested'])}",
+                    },
+                },
+                {
+                    "type": "button",
+                    "action_id": "approve_amount",
+                    "value": approval_id,
+                    "text": {"type": "plain_text", "text": "Approve with amount…"},
+                },
+                {
+                    "type": "button",
+                    "style": "danger",
+                    "action_id": "deny",
+                    "value": approval_id,
+                    "text": {"type": "plain_text", "text": "Deny"},
+                },
+            ],
+        }
+    )
+    return blocks
+
+
+def approval_request_text(payload: dict[str, Any]) -> str:
+    """The notification fallback text."""
+    return (
+        f"{payload['agent']['name']} hit its {SCOPE_NAMES.get(payload['scope'], 'cap')}: "
+        f"{money(payload['spent'])} of {money(payload['cap'])}; asks "
+        f"{money(payload['requested'])}"
+    )
+
+
+def approval_outcome_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same card once decided: no buttons, the outcome instead."""
+    outcome = payload["outcome"]
+    blocks = [block for block in approval_request_blocks(payload) if block["type"] != "actions"]
+    verb = {"approved": "✅ Approved", "denied": "⛔ Denied", "expired": "⌛ Expired"}.get(
+        outcome["status"], outcome["status"]
+    )
+    text = f"{verb} by {outcome['decided_by']} via {outcome['decided_via']}"
+    if outcome["status"] == "approved":
+        text += f": +{money(outcome['approved_amount'])} until {outcome['valid_until']}"
+    if outcome.get("note"):
+        text += f"\n> {outcome['note']}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
+    return blocks
+
+
+def amount_modal(*, approval_id: int, requested: dict[str, str]) -> dict[str, Any]:
+    """The modal behind 'Approve with amount'."""
+    return {
+        "type": "modal",
+        "callback_id": "approve_amount",
+        "private_metadata": str(approval_id),
+        "title": {"type": "plain_text", "text": "Approve a bump"},
+        "submit": {"type": "plain_text", "text": "Approve"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "amount",
+                "label": {"type": "plain_text", "text": f"Amount ({requested['currency']})"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "initial_value": requested["amount"],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "note",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Note"},
+                "element": {"type": "plain_text_input", "action_id": "value"},
+            },
+        ],
+    }
+
+
+def warning_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    scope = payload["scope"]
+    text = (
+        f"⚠️ *{payload['agent']['name']}* passed {payload['threshold']}% of its "
+        f"{scope} cap ({payload['scope_key']}): {money(payload['spent'])} of "
+        f"{money(payload['cap'])}"
+    )
+    if payload.get("projected"):
+        text += f"; at this pace {money(payload['projected'])} by the end of the window"
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+
+
+def warning_text(payload: dict[str, Any]) -> str:
+    return (
+        f"{payload['agent']['name']} passed {payload['threshold']}% of its {payload['scope']} cap"
+    )
