@@ -12,6 +12,7 @@ from djmoney.money import Money
 
 from agentwallet.lib.money import from_cents, to_cents
 from agentwallet.lib.timewindows import month_bounds
+from approvals.models import CapBump
 from cards.models import Card, CardStatus
 from ledger.counters import ROLLING_DAY, read_spend
 from ledger.models import LedgerEntry
@@ -25,6 +26,7 @@ from wallets.models import Agent
 class CapFigure:
     cap: Money | None
     spent: Money
+    bump: Money | None = None  # approved extra room, valid now
 
     @property
     def remaining(self) -> Money | None:
@@ -32,7 +34,8 @@ class CapFigure:
             return None
         # Refunds never make headroom beyond the cap itself.
         spent = max(to_cents(self.spent.amount), 0)
-        return Money(from_cents(max(to_cents(self.cap.amount) - spent, 0)), self.cap.currency)
+        cap = to_cents(self.cap.amount) + (to_cents(self.bump.amount) if self.bump else 0)
+        return Money(from_cents(max(cap - spent, 0)), self.cap.currency)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class AgentBudget:
     holds_last_hour: int
     cards: list[CardBudget]
     traces: list[TraceBudget]
+    bumps: list[CapBump]
 
 
 def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
@@ -98,6 +102,18 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
     def money(cents: int) -> Money:
         return Money(from_cents(cents), currency)
 
+    bumps = list(
+        CapBump.objects.filter(agent=agent, valid_from__lte=now, valid_until__gt=now).order_by(
+            "valid_until"
+        )
+    )
+    bumped: dict[str, int] = {}
+    for bump in bumps:
+        bumped[bump.scope_key] = bumped.get(bump.scope_key, 0) + to_cents(bump.amount.amount)
+
+    def bump_for(key: str) -> Money | None:
+        return money(bumped[key]) if key in bumped else None
+
     vendor_caps = policy_vendor_caps(policy=policy)
     return AgentBudget(
         agent=agent,
@@ -106,23 +122,33 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
         day_start=now - ROLLING_DAY,
         month_start=month_start,
         month_end=month_end,
-        daily=CapFigure(policy.daily_cap, money(spend.day_cents)),
-        monthly=CapFigure(policy.monthly_cap, money(spend.month_cents)),
+        daily=CapFigure(policy.daily_cap, money(spend.day_cents), bump_for("daily")),
+        monthly=CapFigure(policy.monthly_cap, money(spend.month_cents), bump_for("monthly")),
         holds_last_hour=spend.holds_last_hour,
         cards=[
             CardBudget(
                 card=card,
-                card_cap=CapFigure(card.monthly_cap, money(spend.card_month_cents[card.pk])),
+                card_cap=CapFigure(
+                    card.monthly_cap,
+                    money(spend.card_month_cents[card.pk]),
+                    bump_for(f"card:{card.pk}"),
+                ),
                 vendor_cap=CapFigure(
-                    vendor_caps.get(card.vendor_id), money(spend.vendor_month_cents[card.vendor_id])
+                    vendor_caps.get(card.vendor_id),
+                    money(spend.vendor_month_cents[card.vendor_id]),
+                    bump_for(f"vendor:{card.vendor.slug}"),
                 ),
             )
             for card in cards
         ],
         traces=[
-            TraceBudget(trace_id=trace, figure=CapFigure(policy.per_trace_cap, money(cents)))
+            TraceBudget(
+                trace_id=trace,
+                figure=CapFigure(policy.per_trace_cap, money(cents), bump_for(f"trace:{trace}")),
+            )
             for trace, cents in sorted(spend.trace_cents.items())
         ],
+        bumps=bumps,
     )
 
 

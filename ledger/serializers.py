@@ -11,8 +11,9 @@ from ledger.selectors import AgentBudget, CapFigure
 
 class CapFigureOutputSerializer(serializers.Serializer[Any]):
     cap = MoneyField(allow_null=True, help_text="null: no cap set")
+    bump = MoneyField(allow_null=True, help_text="Approved extra room, valid now.")
     spent = MoneyField()
-    remaining = MoneyField(allow_null=True)
+    remaining = MoneyField(allow_null=True, help_text="cap + bump - spent, never below 0")
 
 
 class CardBudgetOutputSerializer(serializers.Serializer[Any]):
@@ -29,6 +30,7 @@ class CardBudgetOutputSerializer(serializers.Serializer[Any]):
 class TraceBudgetOutputSerializer(serializers.Serializer[Any]):
     trace_id = serializers.CharField()
     cap = MoneyField(source="figure.cap", allow_null=True)
+    bump = MoneyField(source="figure.bump", allow_null=True)
     spent = MoneyField(source="figure.spent")
     remaining = MoneyField(source="figure.remaining", allow_null=True)
 
@@ -36,6 +38,13 @@ class TraceBudgetOutputSerializer(serializers.Serializer[Any]):
 class WindowOutputSerializer(CapFigureOutputSerializer):
     window_start = serializers.DateTimeField()
     window_end = serializers.DateTimeField()
+
+
+class BudgetBumpOutputSerializer(serializers.Serializer[Any]):
+    scope_key = serializers.CharField()
+    amount = MoneyField()
+    valid_until = serializers.DateTimeField()
+    approval_id = serializers.IntegerField()
 
 
 class X402BudgetOutputSerializer(serializers.Serializer[Any]):
@@ -53,6 +62,7 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
     per_authorization_cap = MoneyField(allow_null=True)
     cards = CardBudgetOutputSerializer(many=True)
     traces = TraceBudgetOutputSerializer(many=True)
+    bumps = BudgetBumpOutputSerializer(many=True)
     x402 = X402BudgetOutputSerializer()
 
     @staticmethod
@@ -60,6 +70,7 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
         def window(figure: CapFigure, start: Any, end: Any) -> dict[str, Any]:
             return {
                 "cap": figure.cap,
+                "bump": figure.bump,
                 "spent": figure.spent,
                 "remaining": figure.remaining,
                 "window_start": start,
@@ -77,6 +88,7 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
             "per_authorization_cap": policy.per_authorization_cap,
             "cards": budget.cards,
             "traces": budget.traces,
+            "bumps": budget.bumps,
             "x402": {"allowed": policy.x402_allowed, "per_call_cap": policy.x402_per_call_cap},
         }
 

@@ -21,6 +21,11 @@ AGENT_ROUTES = [
     ("get", "/api/agents/{agent}/budget", None),
     ("put", "/api/agents/{agent}/trace", {"trace_id": "PR-9"}),
     ("delete", "/api/agents/{agent}/trace", None),
+    (
+        "post",
+        "/api/agents/{agent}/approvals",
+        {"scope": "daily", "reason": "probe", "amount": {"amount": "5.00", "currency": "USD"}},
+    ),
 ]
 
 

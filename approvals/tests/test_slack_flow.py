@@ -284,3 +284,16 @@ def test_pending_requests_expire_and_the_card_says_so(
         assert approvals_expire(now=timezone.now() + timezone.timedelta(hours=25)) == 1
     assert ApprovalRequest.objects.get(pk=approval_id).status == "expired"
     assert "Expired" in str(fake_slack.wait_for("chat.update")[0].body["blocks"])
+
+
+def test_the_bump_shows_in_the_budget(
+    owner, network, fake_slack, slack_clicks, alice_client, django_capture_on_commit_callbacks
+):
+    approval_id = hit_daily_cap(network, owner, django_capture_on_commit_callbacks)["approval_id"]
+    slack_clicks.click(approval_id, "approve", ALICE_SLACK)
+    budget = alice_client.get(f"/api/agents/{owner.agent.pk}/budget").json()
+    assert budget["rolling_24h"]["bump"] == {"amount": "5.00", "currency": "USD"}
+    assert budget["rolling_24h"]["remaining"] == {"amount": "6.00", "currency": "USD"}
+    [bump] = budget["bumps"]
+    assert bump["scope_key"] == "daily"
+    assert bump["approval_id"] == approval_id

@@ -53,6 +53,7 @@ def test_budget_shows_real_spend_in_every_window(alice, alice_client, network):
     assert trace == {
         "trace_id": "PR-1",
         "cap": {"amount": "20.00", "currency": "USD"},
+        "bump": None,
         "spent": {"amount": "10.25", "currency": "USD"},
         "remaining": {"amount": "9.75", "currency": "USD"},
     }
