@@ -16,6 +16,7 @@ from djmoney.money import Money
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import from_cents, money_json, to_cents
 from agentwallet.lib.timewindows import day_end
+from approvals.dispatch import dispatch_outbox_message
 from approvals.models import (
     ApprovalOrigin,
     ApprovalRequest,
@@ -86,16 +87,8 @@ def outbox_add(
     )
     if not created:
         return None
-    transaction.on_commit(lambda: _enqueue_delivery(message.pk), robust=True)
+    transaction.on_commit(lambda: dispatch_outbox_message(message.pk), robust=True)
     return message
-
-
-def _enqueue_delivery(message_id: int) -> None:
-    """Hand the message to Celery. If the broker is down this fails fast and quietly;
-    the periodic sweep delivers it later, so nothing waits on Redis."""
-    from approvals.tasks import deliver_outbox_message_task
-
-    deliver_outbox_message_task.apply_async((message_id,), retry=False)
 
 
 @dataclass(frozen=True)
