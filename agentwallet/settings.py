@@ -102,7 +102,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # No per-request SELECT 1: a dead connection fails the request (a decision then
+    # fails closed) and is replaced on the next one.
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", False)
+    # Server-side prepared statements: the decision's statements repeat, and planning
+    # them costs as much as running them. Set DATABASE_PREPARE_THRESHOLD= (empty) behind
+    # PgBouncer in transaction mode, which cannot keep prepared statements.
+    _prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+    if _prepare:
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=int(_prepare)
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -29,6 +28,7 @@ from approvals.services import (
     warnings_queue,
 )
 from cards.models import Card, CardEvent, CardEventKind, CardStatus
+from ledger import decision_sql
 from ledger.counters import Posting, counters_add, read_spend
 from ledger.fx import FxQuote, fx_quote
 from ledger.models import (
@@ -42,7 +42,7 @@ from ledger.models import (
     TraceBudget,
 )
 from policies import rules
-from policies.models import Policy, PolicyVendorCap
+from policies.models import Policy, Vendor
 from wallets.models import Agent
 
 
@@ -73,29 +73,9 @@ def _cents_or_none(money: Money | None) -> int | None:
     return None if money is None else to_cents(money.amount)
 
 
-def _lock_agent_of_card(card_id: str) -> Agent | None:
-    """Lock the agent owning the card (agent first: the fixed lock order)."""
-    try:
-        card_uuid = uuid.UUID(card_id)
-    except ValueError:
-        return None
-    owner = Card.objects.filter(pk=card_uuid).values("agent_id")[:1]
-    return (
-        Agent.objects.select_for_update(of=("self",))
-        .select_related("policy")
-        .filter(pk=Subquery(owner))
-        .first()
-    )
-
-
 def _lock_trace(trace_id: str) -> None:
     TraceBudget.objects.bulk_create([TraceBudget(trace_id=trace_id)], ignore_conflicts=True)
     TraceBudget.objects.select_for_update().filter(trace_id=trace_id).first()
-
-
-def _vendor_cap(policy: Policy, vendor_id: int) -> Money | None:
-    cap = PolicyVendorCap.objects.filter(policy=policy, vendor_id=vendor_id).first()
-    return None if cap is None else cap.monthly_cap
 
 
 def _post(entries: list[LedgerEntry], policy: Policy) -> None:
@@ -169,35 +149,42 @@ def _replay(existing: Authorization, request: AuthorizationRequest) -> Authoriza
     return AuthorizationOutcome(authorization=existing, replayed=True)
 
 
+class _AlreadyDecided(Exception):
+    """The network id was decided before (or concurrently): roll back, answer a replay."""
+
+
 def authorization_decide(
     *, request: AuthorizationRequest, now: datetime | None = None
 ) -> AuthorizationOutcome:
-    """Approve or decline one card authorization, exactly once per network id."""
-    existing = Authorization.objects.filter(network_id=request.network_id).first()
-    if existing is not None:
-        return _replay(existing, request)
+    """Approve or decline one card authorization, exactly once per network id.
+
+    A replay is found by the insert itself (ON CONFLICT on the unique network id),
+    so the common case pays for no lookup of its own.
+    """
     try:
         return _decide(request, now or timezone.now())
-    except IntegrityError:
-        # The same network id raced us and won: answer as a replay.
-        existing = Authorization.objects.filter(network_id=request.network_id).first()
-        if existing is None:
-            raise
-        return _replay(existing, request)
+    except _AlreadyDecided:
+        return _replay(Authorization.objects.get(network_id=request.network_id), request)
+
+
+def _saved(auth: Authorization, auth_id: int | None) -> Authorization:
+    if auth_id is None:
+        raise _AlreadyDecided
+    auth.pk = auth_id
+    auth._state.adding = False
+    auth._state.db = "default"
+    return auth
 
 
 def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcome:
     with transaction.atomic(durable=True):
-        agent = _lock_agent_of_card(request.card_id)
-        card = None
-        if agent is not None:
-            card = Card.objects.select_related("vendor").get(pk=request.card_id)
+        facts = decision_sql.lock_and_load(request.card_id)
         auth = Authorization(
             network_id=request.network_id,
             requested_card_id=request.card_id,
-            card=card,
-            agent=agent,
-            vendor_id=card.vendor_id if card else None,
+            card_id=facts.card_id if facts else None,
+            agent_id=facts.agent_id if facts else None,
+            vendor_id=facts.vendor_id if facts else None,
             amount=Money(request.amount, request.currency),
             merchant_name=request.merchant_name,
             merchant_mcc=request.merchant_mcc,
@@ -206,79 +193,76 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             decided_at=now,
             hold_state=HoldState.NONE,
             decision=Decision.DECLINED,
+            held_cents=0,
         )
-        if agent is None or card is None:
+        if facts is None:
             auth.reason = rules.CARD_NOT_FOUND
             auth.trace_id = request.trace_id
-            auth.save(force_insert=True)
-            return AuthorizationOutcome(authorization=auth)
+            return AuthorizationOutcome(
+                authorization=_saved(auth, decision_sql.insert_authorization(auth))
+            )
 
-        policy = agent.policy
+        currency = facts.currency
         # Trace attribution: the request's own, the card's bound trace, the agent's context.
-        trace_id = request.trace_id or card.trace_id or agent.active_trace_at(now)
+        trace_id = request.trace_id or facts.card_trace_id or facts.active_trace_at(now)
         auth.trace_id = trace_id
-        quote: FxQuote | None = fx_quote(request.currency, policy.currency)
+        quote: FxQuote | None = fx_quote(request.currency, currency)
         cap_cents = None
         if quote is not None:
             cap_cents = to_cents(convert_up(request.amount, quote.rate))
             auth.fx_rate = quote.rate
             auth.fx_rate_date = quote.rates_date
-            auth.cap_amount = Money(from_cents(cap_cents), policy.currency)
-        if trace_id and policy.per_trace_cap is not None:
+            auth.cap_amount = Money(from_cents(cap_cents), currency)
+        if trace_id and facts.per_trace_cents is not None:
             _lock_trace(trace_id)
 
         spend = read_spend(
-            agent_id=agent.pk,
-            time_zone=policy.time_zone,
-            currency=policy.currency,
+            agent_id=facts.agent_id,
+            time_zone=facts.time_zone,
+            currency=currency,
             now=now,
-            card_ids=[card.pk],
-            vendor_ids=[card.vendor_id],
+            card_ids=[facts.card_id],
+            vendor_ids=[facts.vendor_id],
             trace_ids=[trace_id] if trace_id else [],
         )
         bumps = (
-            bumps_by_scope(agent_id=agent.pk, now=now)
-            if agent.bumps_valid_until and agent.bumps_valid_until > now
+            bumps_by_scope(agent_id=facts.agent_id, now=now)
+            if facts.bumps_valid_until and facts.bumps_valid_until > now
             else {}
         )
-        vendor_key = f"vendor:{card.vendor.slug}"
         limits = rules.Limits(
-            per_authorization_cents=_cents_or_none(policy.per_authorization_cap),
-            velocity_per_hour=policy.velocity_per_hour,
+            per_authorization_cents=facts.per_authorization_cents,
+            velocity_per_hour=facts.velocity_per_hour,
             holds_last_hour=spend.holds_last_hour,
             card=rules.Limit(
-                _cents_or_none(card.monthly_cap),
-                spend.card_month_cents[card.pk],
-                bumps.get(f"card:{card.pk}", 0),
+                facts.card_cap_cents,
+                spend.card_month_cents[facts.card_id],
+                bumps.get(f"card:{facts.card_id}", 0),
             ),
             vendor=rules.Limit(
-                _cents_or_none(_vendor_cap(policy, card.vendor_id)),
-                spend.vendor_month_cents[card.vendor_id],
-                bumps.get(vendor_key, 0),
+                facts.vendor_cap_cents,
+                spend.vendor_month_cents[facts.vendor_id],
+                bumps.get(f"vendor:{facts.vendor_slug}", 0),
             ),
-            daily=rules.Limit(
-                _cents_or_none(policy.daily_cap), spend.day_cents, bumps.get("daily", 0)
-            ),
-            monthly=rules.Limit(
-                _cents_or_none(policy.monthly_cap), spend.month_cents, bumps.get("monthly", 0)
-            ),
+            daily=rules.Limit(facts.daily_cents, spend.day_cents, bumps.get("daily", 0)),
+            monthly=rules.Limit(facts.monthly_cents, spend.month_cents, bumps.get("monthly", 0)),
             # Unattributed spend has no trace budget to draw on.
             trace=rules.Limit(
-                _cents_or_none(policy.per_trace_cap) if trace_id else None,
+                facts.per_trace_cents if trace_id else None,
                 spend.trace_cents.get(trace_id, 0),
                 bumps.get(f"trace:{trace_id}", 0),
             ),
         )
         decision = rules.decide(
             card=rules.CardFacts(
-                status=card.status,
-                expires_at=card.expires_at,
-                exp_year=card.exp_year,
-                exp_month=card.exp_month,
-                allowed_mccs=tuple(card.allowed_mccs),
-                allowed_merchant_ids=tuple(card.allowed_merchant_ids),
+                status=facts.card_status,
+                expires_at=facts.card_expires_at,
+                exp_year=facts.exp_year,
+                exp_month=facts.exp_month,
+                allowed_mccs=facts.allowed_mccs,
+                allowed_merchant_ids=facts.allowed_merchant_ids,
             ),
-            agent_status=agent.status,
+            agent_status=facts.agent_status,
             charge=rules.ChargeFacts(
                 mcc=request.merchant_mcc,
                 merchant_network_id=request.merchant_network_id,
@@ -292,32 +276,46 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             auth.decision = Decision.APPROVED
             auth.hold_state = HoldState.OPEN
             auth.held_cents = cap_cents
-            auth.save(force_insert=True)
-            _post(
-                [
-                    _entry(
-                        kind=EntryKind.HOLD,
-                        auth=auth,
-                        agent=agent,
-                        card=card,
-                        amount=request.amount,
-                        currency=request.currency,
-                        cap_cents=cap_cents,
-                        policy=policy,
-                        rate=quote.rate,
-                        trace_id=trace_id,
-                        now=now,
-                        effective_at=now,
-                    )
-                ],
-                policy,
+            _saved(auth, decision_sql.insert_authorization(auth))
+            hold = LedgerEntry(
+                kind=EntryKind.HOLD,
+                rail=Rail.CARD,
+                agent_id=facts.agent_id,
+                card_id=facts.card_id,
+                vendor_id=facts.vendor_id,
+                authorization_id=auth.pk,
+                trace_id=trace_id,
+                amount=Money(request.amount, request.currency),
+                cap_amount=Money(from_cents(cap_cents), currency),
+                cap_cents=cap_cents,
+                fx_rate=quote.rate,
+                created_at=now,
+                effective_at=now,
             )
-            if policy.warning_thresholds:
-                _queue_warnings(agent, policy, limits, card, trace_id, cap_cents, now)
-            if card.single_use:
-                Card.objects.filter(pk=card.pk).update(status=CardStatus.CLOSED, updated_at=now)
+            decision_sql.insert_entry(hold)
+            counters_add(
+                [
+                    Posting(
+                        agent_id=facts.agent_id,
+                        card_id=facts.card_id,
+                        vendor_id=facts.vendor_id,
+                        trace_id=trace_id,
+                        currency=currency,
+                        time_zone=facts.time_zone,
+                        effective_at=now,
+                        cents=cap_cents,
+                        is_hold=True,
+                    )
+                ]
+            )
+            if facts.warning_thresholds:
+                _queue_warnings(facts, limits, trace_id, cap_cents, now)
+            if facts.single_use:
+                Card.objects.filter(pk=facts.card_id).update(
+                    status=CardStatus.CLOSED, updated_at=now
+                )
                 CardEvent.objects.create(
-                    card=card,
+                    card_id=facts.card_id,
                     kind=CardEventKind.CLOSED,
                     actor="system:single-use",
                     reason=f"used by {request.network_id}",
@@ -328,74 +326,59 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
         if decision.scope:
             auth.cap_scope = decision.scope
             if decision.limit_cents is not None:
-                auth.cap_limit = Money(from_cents(decision.limit_cents), policy.currency)
+                auth.cap_limit = Money(from_cents(decision.limit_cents), currency)
             if decision.remaining_cents is not None:
-                auth.cap_remaining = Money(from_cents(decision.remaining_cents), policy.currency)
+                auth.cap_remaining = Money(from_cents(decision.remaining_cents), currency)
         if decision.is_cap_decline and cap_cents is not None:
+            agent = Agent.objects.select_related("policy", "principal").get(pk=facts.agent_id)
+            vendor = Vendor.objects.get(pk=facts.vendor_id)
             auth.approval_request = approval_request_for_decline(
                 agent=agent,
                 decision=decision,
-                currency=policy.currency,
+                currency=currency,
                 requested_cents=cap_cents,
-                card_id=card.pk,
-                vendor=card.vendor,
+                card_id=facts.card_id,
+                vendor=vendor,
                 trace_id=trace_id,
                 now=now,
                 context=DeclineContext(
-                    vendor_name=card.vendor.name,
+                    vendor_name=facts.vendor_name,
                     amount=auth.amount,
-                    cap_amount=Money(from_cents(cap_cents), policy.currency),
+                    cap_amount=Money(from_cents(cap_cents), currency),
                     trace_id=trace_id,
                     network_id=request.network_id,
                 ),
             )
-        auth.save(force_insert=True)
-        return AuthorizationOutcome(authorization=auth)
+        return AuthorizationOutcome(
+            authorization=_saved(auth, decision_sql.insert_authorization(auth))
+        )
 
 
 def _queue_warnings(
-    agent: Agent,
-    policy: Policy,
-    limits: rules.Limits,
-    card: Card,
-    trace_id: str,
-    cents: int,
-    now: datetime,
+    facts: decision_sql.Facts, limits: rules.Limits, trace_id: str, cents: int, now: datetime
 ) -> None:
     """Early warnings for every cap this approval pushes past a threshold (rare, so
     the common path costs nothing but the arithmetic)."""
-    day_start = day_end(now, policy.time_zone) - timedelta(days=1)
-    month_start, month_end = month_bounds(now, policy.time_zone)
+    thresholds = list(facts.warning_thresholds)
+    tz = facts.time_zone
+    day_start = day_end(now, tz) - timedelta(days=1)
+    month_start, month_end = month_bounds(now, tz)
+    month = month_start.date().isoformat()
     windows = {
         "daily": (
             limits.daily,
             "daily",
             day_start.date().isoformat(),
-            (day_start, day_end(now, policy.time_zone)),
+            (day_start, day_end(now, tz)),
         ),
-        "monthly": (
-            limits.monthly,
-            "monthly",
-            month_start.date().isoformat(),
-            (month_start, month_end),
-        ),
-        "card": (
-            limits.card,
-            f"card:{card.pk}",
-            month_start.date().isoformat(),
-            (month_start, month_end),
-        ),
-        "vendor": (
-            limits.vendor,
-            f"vendor:{card.vendor.slug}",
-            month_start.date().isoformat(),
-            (month_start, month_end),
-        ),
+        "monthly": (limits.monthly, "monthly", month, (month_start, month_end)),
+        "card": (limits.card, f"card:{facts.card_id}", month, (month_start, month_end)),
+        "vendor": (limits.vendor, f"vendor:{facts.vendor_slug}", month, (month_start, month_end)),
         "trace": (limits.trace, f"trace:{trace_id}", "lifetime", None),
     }
     crossings = []
     for scope, (limit, key, window, bounds) in windows.items():
-        for threshold in rules.crossed_thresholds(limit, cents, policy.warning_thresholds):
+        for threshold in rules.crossed_thresholds(limit, cents, thresholds):
             spent = limit.spent_cents + cents
             projected = None
             if bounds is not None:
@@ -410,15 +393,16 @@ def _queue_warnings(
                     "threshold": threshold,
                     "cap": {
                         "amount": str(from_cents(limit.effective_cap or 0)),
-                        "currency": policy.currency,
+                        "currency": facts.currency,
                     },
-                    "spent": {"amount": str(from_cents(spent)), "currency": policy.currency},
+                    "spent": {"amount": str(from_cents(spent)), "currency": facts.currency},
                     "projected": None
                     if projected is None
-                    else {"amount": str(from_cents(projected)), "currency": policy.currency},
+                    else {"amount": str(from_cents(projected)), "currency": facts.currency},
                 }
             )
     if crossings:
+        agent = Agent.objects.select_related("policy").get(pk=facts.agent_id)
         warnings_queue(agent=agent, crossings=crossings, now=now)
 
 
