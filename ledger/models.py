@@ -33,12 +33,15 @@ class Authorization(models.Model):
     """
 
     network_id = models.CharField(max_length=100, unique=True)
+    # Few indexes on purpose: every one is written on each decision. Lookups go through
+    # network_id, (agent, decided_at) and the open-holds index below.
     card = models.ForeignKey(
         "cards.Card",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="authorizations",
+        db_index=False,
     )
     agent = models.ForeignKey(
         "wallets.Agent",
@@ -46,9 +49,15 @@ class Authorization(models.Model):
         null=True,
         blank=True,
         related_name="authorizations",
+        db_index=False,
     )
     vendor = models.ForeignKey(
-        "policies.Vendor", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "policies.Vendor",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     # The card id as the network sent it (kept when no such card exists).
     requested_card_id = models.CharField(max_length=64)
@@ -63,7 +72,7 @@ class Authorization(models.Model):
     merchant_mcc = models.CharField(max_length=4)
     merchant_network_id = models.CharField(max_length=64, blank=True)
     merchant_country = models.CharField(max_length=2, blank=True)
-    trace_id = models.CharField(max_length=128, blank=True, db_index=True)
+    trace_id = models.CharField(max_length=128, blank=True)
     decision = models.CharField(max_length=8, choices=Decision.choices)
     reason = models.CharField(max_length=40, choices=DECLINE_REASONS, blank=True)
     # What stopped it, for an agent that must stop instead of retrying.
@@ -80,6 +89,7 @@ class Authorization(models.Model):
         null=True,
         blank=True,
         related_name="declined_authorizations",
+        db_index=False,
     )
     hold_state = models.CharField(max_length=8, choices=HoldState.choices)
     # Cap-currency cents of the hold still outstanding (0 once resolved).
@@ -88,7 +98,7 @@ class Authorization(models.Model):
     captured_cents = models.BigIntegerField(default=0)
     reversed_cents = models.BigIntegerField(default=0)
     refunded_cents = models.BigIntegerField(default=0)
-    decided_at = models.DateTimeField(db_index=True)
+    decided_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -180,8 +190,10 @@ class LedgerEntry(models.Model):
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     rail = models.CharField(max_length=8, choices=Rail.choices, default=Rail.CARD)
     flag = models.CharField(max_length=20, choices=EntryFlag.choices, blank=True, default="")
+    # The agent and card are reached through the (agent, effective_at) and
+    # (card, created_at) indexes below; their own FK indexes would only cost writes.
     agent = models.ForeignKey(
-        "wallets.Agent", on_delete=models.PROTECT, related_name="ledger_entries"
+        "wallets.Agent", on_delete=models.PROTECT, related_name="ledger_entries", db_index=False
     )
     card = models.ForeignKey(
         "cards.Card",
@@ -189,6 +201,7 @@ class LedgerEntry(models.Model):
         null=True,
         blank=True,
         related_name="ledger_entries",
+        db_index=False,
     )
     vendor = models.ForeignKey(
         "policies.Vendor",

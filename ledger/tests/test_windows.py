@@ -153,9 +153,9 @@ def test_decision_reads_a_bounded_number_of_queries(alice, django_assert_max_num
     now = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
     for i in range(300):  # a busy day already in the window
         authorize(card, "0.01", now - timedelta(hours=23) + timedelta(minutes=4 * i))
-    # Idempotency check, lock (with policy), card, counters, ledger edges, vendor cap,
-    # three inserts, and the test's savepoint pair: whatever the window holds.
-    with django_assert_max_num_queries(11):
+    # Lock-and-load (card, agent, policy, vendor cap), counters, ledger edges, three
+    # inserts, and the test's savepoint pair: whatever the window already holds.
+    with django_assert_max_num_queries(8):
         authorize(card, "0.01", now + timedelta(minutes=1))
 
 
