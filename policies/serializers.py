@@ -79,6 +79,9 @@ class PolicyOutputSerializer(serializers.ModelSerializer[Policy]):
             "x402_allowed",
             "x402_per_call_cap",
             "time_zone",
+            "warning_thresholds",
+            "approvals_channel",
+            "bump_valid_hours",
             "default_vendors",
             "vendor_caps",
             "created_at",
@@ -100,6 +103,26 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
     x402_allowed = serializers.BooleanField(required=False)
     x402_per_call_cap = MoneyField(required=False, allow_null=True)
     time_zone = serializers.CharField(max_length=64, required=False)
+    warning_thresholds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=100),
+        max_length=10,
+        required=False,
+        help_text="Percent of any cap at which Slack hears once (80, 95).",
+    )
+    approvals_channel = serializers.RegexField(
+        r"^[A-Z0-9]{1,40}$",
+        max_length=40,
+        required=False,
+        allow_blank=True,
+        help_text="Slack channel id for this policy's approvals (empty: the default).",
+    )
+    bump_valid_hours = serializers.IntegerField(
+        min_value=1,
+        max_value=24 * 31,
+        required=False,
+        allow_null=True,
+        help_text="How long an approved bump lasts (empty: the end of the policy's day).",
+    )
     default_vendors = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=Vendor.objects.all(), required=False
     )

@@ -20,7 +20,16 @@ CAP_FIELDS = (
     "per_authorization_cap",
     "x402_per_call_cap",
 )
-PLAIN_FIELDS = ("name", "description", "velocity_per_hour", "x402_allowed", "time_zone")
+PLAIN_FIELDS = (
+    "name",
+    "description",
+    "velocity_per_hour",
+    "x402_allowed",
+    "time_zone",
+    "warning_thresholds",
+    "approvals_channel",
+    "bump_valid_hours",
+)
 
 
 def _clean_mccs(mccs: Iterable[str]) -> list[str]:
@@ -104,6 +113,9 @@ def policy_create(
     description: str = "",
     default_vendors: Iterable[Vendor] = (),
     vendor_caps: Mapping[Vendor, Decimal] | None = None,
+    warning_thresholds: Iterable[int] = (80, 95),
+    approvals_channel: str = "",
+    bump_valid_hours: int | None = None,
 ) -> Policy:
     """Create a policy; every amount is in `currency`, the policy's cap currency."""
     if Policy.objects.filter(slug=slug).exists():
@@ -121,6 +133,9 @@ def policy_create(
         x402_allowed=x402_allowed,
         x402_per_call_cap=_cap(x402_per_call_cap, currency),
         time_zone=time_zone,
+        warning_thresholds=sorted(set(warning_thresholds)),
+        approvals_channel=approvals_channel,
+        bump_valid_hours=bump_valid_hours,
     )
     _validate_policy(policy)
     policy.save()

@@ -95,3 +95,22 @@ def test_unknown_policy_answers_404(staff_client):
 def test_policy_list_query_count_is_fixed(staff_client, django_assert_max_num_queries):
     with django_assert_max_num_queries(6):
         assert staff_client.get("/api/policies").status_code == 200
+
+
+def test_policy_approval_settings_round_trip(staff_client):
+    response = staff_client.patch(
+        "/api/policies/starter",
+        {"warning_thresholds": [50, 90], "approvals_channel": "C0FINANCE", "bump_valid_hours": 4},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["warning_thresholds"], body["approvals_channel"], body["bump_valid_hours"]) == (
+        [50, 90],
+        "C0FINANCE",
+        4,
+    )
+    bad = staff_client.patch(
+        "/api/policies/starter", {"warning_thresholds": [0, 150]}, format="json"
+    )
+    assert bad.status_code == 400
