@@ -147,3 +147,17 @@ def test_approval_list_query_count_is_fixed(
 ):
     with django_assert_max_num_queries(4):
         assert staff_client.get("/api/approvals").status_code == 200
+
+
+def test_a_policy_can_set_how_long_bumps_last(request_id, staff_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from policies.models import Policy
+
+    Policy.objects.filter(slug="starter").update(bump_valid_hours=4)
+    before = timezone.now()
+    staff_client.post(f"/api/approvals/{request_id}/approve", {}, format="json")
+    bump = CapBump.objects.get()
+    assert before + timedelta(hours=4) <= bump.valid_until <= timezone.now() + timedelta(hours=4)
