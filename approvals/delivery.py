@@ -11,6 +11,7 @@ from django.utils import timezone
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from approvals.models import ApprovalRequest, OutboxKind, OutboxMessage, OutboxStatus
+from approvals.services import top_traces_payload
 from approvals.slack import blocks
 from approvals.slack.client import slack_client, slack_configured
 
@@ -86,6 +87,12 @@ def _send(message: OutboxMessage) -> str:
     client = slack_client()
     payload = message.payload
     if message.kind == OutboxKind.APPROVAL_REQUEST:
+        if payload.get("top_traces") is None:  # looked up now, not under the decision's lock
+            request = ApprovalRequest.objects.select_related("agent").get(pk=message.approval_id)
+            payload = {
+                **payload,
+                "top_traces": top_traces_payload(request.agent, message.created_at),
+            }
         response = client.chat_postMessage(
             channel=message.channel,
             text=blocks.approval_request_text(payload),

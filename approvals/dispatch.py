@@ -17,6 +17,10 @@ logger = logging.getLogger("agentwallet.slack")
 _pending: queue.Queue[int] = queue.Queue(maxsize=10_000)
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+# After a failed publish, skip the broker for a while: each attempt on a dead broker
+# costs seconds, and the sweep delivers whatever is skipped.
+BROKER_PAUSE_SECONDS = 5.0
+_broker_down_until = 0.0
 
 
 def dispatch_outbox_message(message_id: int) -> None:

@@ -44,12 +44,12 @@ _SCOPES = {
 }
 
 
-def scope_key_for(*, rule_scope: str, card_id: object, vendor: Vendor | None, trace_id: str) -> str:
+def scope_key_for(*, rule_scope: str, card_id: object, vendor_slug: str, trace_id: str) -> str:
     """The key a request and its bump are filed under ("daily", "vendor:openai", ...)."""
     if rule_scope == rules.SCOPE_CARD:
         return f"card:{card_id}"
-    if rule_scope == rules.SCOPE_VENDOR and vendor is not None:
-        return f"vendor:{vendor.slug}"
+    if rule_scope == rules.SCOPE_VENDOR:
+        return f"vendor:{vendor_slug}"
     if rule_scope == rules.SCOPE_TRACE:
         return f"trace:{trace_id}"
     return rule_scope
@@ -68,25 +68,28 @@ def outbox_add(
     now: datetime,
     agent: Agent | None = None,
     approval: ApprovalRequest | None = None,
+    fresh: bool = False,
 ) -> OutboxMessage | None:
     """Queue a Slack message in the caller's transaction; delivery starts after commit.
 
-    Returns None when a message with this key already exists (one per cause).
+    Returns None when a message with this key already exists (one per cause). `fresh`
+    says the key cannot exist yet (it names a row just created): one INSERT, no lookup.
     """
-    message, created = OutboxMessage.objects.get_or_create(
-        idempotency_key=key,
-        defaults={
-            "kind": kind,
-            "payload": payload,
-            "channel": channel,
-            "agent": agent,
-            "approval": approval,
-            "created_at": now,
-            "next_attempt_at": now,
-        },
-    )
-    if not created:
-        return None
+    fields = {
+        "kind": kind,
+        "payload": payload,
+        "channel": channel,
+        "agent": agent,
+        "approval": approval,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+    if fresh:
+        message = OutboxMessage.objects.create(idempotency_key=key, **fields)
+    else:
+        message, created = OutboxMessage.objects.get_or_create(idempotency_key=key, defaults=fields)
+        if not created:
+            return None
     transaction.on_commit(lambda: dispatch_outbox_message(message.pk), robust=True)
     return message
 
@@ -104,35 +107,38 @@ class DeclineContext:
 
 def approval_request_for_decline(
     *,
-    agent: Agent,
+    agent_id: object,
     decision: rules.RuleDecision,
     currency: str,
     requested_cents: int,
     card_id: object,
-    vendor: Vendor | None,
+    vendor_id: int,
+    vendor_slug: str,
     trace_id: str,
     now: datetime,
     context: DeclineContext | None = None,
 ) -> ApprovalRequest:
     """The open request for this cap, or a new one (queued for Slack). Runs inside the
     decision's transaction, under the agent's lock, so two declines cannot both create one.
+    Attaching to an open request is one read and one update; only a new one loads more.
     """
     scope_key = scope_key_for(
-        rule_scope=decision.scope, card_id=card_id, vendor=vendor, trace_id=trace_id
+        rule_scope=decision.scope, card_id=card_id, vendor_slug=vendor_slug, trace_id=trace_id
     )
     existing = ApprovalRequest.objects.filter(
-        agent=agent, scope_key=scope_key, status=ApprovalStatus.PENDING
+        agent_id=agent_id, scope_key=scope_key, status=ApprovalStatus.PENDING
     ).first()
     if existing is not None:
         existing.declines_attached += 1
         existing.spent = Money(from_cents(decision.spent_cents or 0), currency)
         existing.save(update_fields=["declines_attached", "spent", "updated_at"])
         return existing
+    agent = Agent.objects.select_related("policy", "principal").get(pk=agent_id)
     request = ApprovalRequest.objects.create(
         agent=agent,
         scope=_SCOPES[decision.scope],
         scope_key=scope_key,
-        vendor=vendor if decision.scope in (rules.SCOPE_CARD, rules.SCOPE_VENDOR) else None,
+        vendor_id=vendor_id if decision.scope in (rules.SCOPE_CARD, rules.SCOPE_VENDOR) else None,
         trace_id=trace_id if decision.scope == rules.SCOPE_TRACE else "",
         cap_limit=Money(from_cents(decision.limit_cents or 0), currency),
         spent=Money(from_cents(decision.spent_cents or 0), currency),
@@ -141,7 +147,8 @@ def approval_request_for_decline(
         expires_at=now + REQUEST_LIFETIME,
         created_at=now,
     )
-    payload = request_payload(request, now=now)
+    # Top traces are looked up when the message is sent, not under the agent's lock.
+    payload = request_payload(request, now=now, with_top_traces=False)
     if context is not None:
         payload["charge"] = {
             "vendor": context.vendor_name,
@@ -158,14 +165,15 @@ def approval_request_for_decline(
         now=now,
         agent=agent,
         approval=request,
+        fresh=True,
     )
     return request
 
 
-def request_payload(request: ApprovalRequest, *, now: datetime) -> dict[str, Any]:
+def request_payload(
+    request: ApprovalRequest, *, now: datetime, with_top_traces: bool = True
+) -> dict[str, Any]:
     """The facts shown on the Slack card (and kept with the outbox row)."""
-    from ledger.selectors import top_traces
-
     agent = request.agent
     principal = agent.principal
     return {
@@ -178,11 +186,17 @@ def request_payload(request: ApprovalRequest, *, now: datetime) -> dict[str, Any
         "spent": money_json(request.spent),
         "requested": money_json(request.requested_amount),
         "reason": request.reason,
-        "top_traces": [
-            {"trace_id": trace_id, "spent": money_json(spent)}
-            for trace_id, spent in top_traces(agent=agent, since=now - timedelta(days=1))
-        ],
+        "top_traces": top_traces_payload(agent, now) if with_top_traces else None,
     }
+
+
+def top_traces_payload(agent: Agent, now: datetime) -> list[dict[str, Any]]:
+    from ledger.selectors import top_traces
+
+    return [
+        {"trace_id": trace_id, "spent": money_json(spent)}
+        for trace_id, spent in top_traces(agent=agent, since=now - timedelta(days=1))
+    ]
 
 
 @transaction.atomic

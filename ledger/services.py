@@ -42,7 +42,7 @@ from ledger.models import (
     TraceBudget,
 )
 from policies import rules
-from policies.models import Policy, Vendor
+from policies.models import Policy
 from wallets.models import Agent
 
 
@@ -330,15 +330,14 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             if decision.remaining_cents is not None:
                 auth.cap_remaining = Money(from_cents(decision.remaining_cents), currency)
         if decision.is_cap_decline and cap_cents is not None:
-            agent = Agent.objects.select_related("policy", "principal").get(pk=facts.agent_id)
-            vendor = Vendor.objects.get(pk=facts.vendor_id)
             auth.approval_request = approval_request_for_decline(
-                agent=agent,
+                agent_id=facts.agent_id,
                 decision=decision,
                 currency=currency,
                 requested_cents=cap_cents,
                 card_id=facts.card_id,
-                vendor=vendor,
+                vendor_id=facts.vendor_id,
+                vendor_slug=facts.vendor_slug,
                 trace_id=trace_id,
                 now=now,
                 context=DeclineContext(
