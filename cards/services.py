@@ -187,7 +187,7 @@ def _set_status(card: Card, status: str, kind: str, actor: Actor, reason: str) -
 def card_freeze(*, card: Card, actor: Actor, reason: str) -> Card:
     """Freeze at once: the very next authorization sees the new status."""
     reason = _require_reason(reason)
-    card = Card.objects.select_for_update().get(pk=card.pk)
+    card = Card.objects.select_for_update(of=("self",)).select_related("vendor").get(pk=card.pk)
     if card.status == CardStatus.CLOSED:
         raise Conflict("A closed card cannot be frozen.")
     if card.status == CardStatus.FROZEN:
@@ -197,7 +197,7 @@ def card_freeze(*, card: Card, actor: Actor, reason: str) -> Card:
 
 @transaction.atomic
 def card_unfreeze(*, card: Card, actor: Actor, reason: str = "") -> Card:
-    card = Card.objects.select_for_update().get(pk=card.pk)
+    card = Card.objects.select_for_update(of=("self",)).select_related("vendor").get(pk=card.pk)
     if card.status == CardStatus.CLOSED:
         raise Conflict("A closed card cannot be unfrozen.")
     if card.status == CardStatus.ACTIVE:
@@ -207,7 +207,7 @@ def card_unfreeze(*, card: Card, actor: Actor, reason: str = "") -> Card:
 
 @transaction.atomic
 def card_close(*, card: Card, actor: Actor, reason: str = "") -> Card:
-    card = Card.objects.select_for_update().get(pk=card.pk)
+    card = Card.objects.select_for_update(of=("self",)).select_related("vendor").get(pk=card.pk)
     if card.status == CardStatus.CLOSED:
         return card
     return _set_status(card, CardStatus.CLOSED, CardEventKind.CLOSED, actor, reason.strip())
@@ -218,7 +218,8 @@ def agent_cards_freeze(*, agent: Agent, actor: Actor, reason: str) -> list[Card]
     """Freeze every active card of the agent (the kill switch). Returns those frozen."""
     reason = _require_reason(reason)
     cards = list(
-        Card.objects.select_for_update()
+        Card.objects.select_for_update(of=("self",))
+        .select_related("vendor")
         .filter(agent=agent, status=CardStatus.ACTIVE)
         .order_by("pk")
     )
@@ -230,7 +231,8 @@ def agent_cards_freeze(*, agent: Agent, actor: Actor, reason: str) -> list[Card]
 @transaction.atomic
 def agent_cards_unfreeze(*, agent: Agent, actor: Actor, reason: str = "") -> list[Card]:
     cards = list(
-        Card.objects.select_for_update()
+        Card.objects.select_for_update(of=("self",))
+        .select_related("vendor")
         .filter(agent=agent, status=CardStatus.FROZEN)
         .order_by("pk")
     )

@@ -120,3 +120,15 @@ def test_freeze_is_visible_to_the_very_next_read(alice, staff_client):
         f"/api/agents/{alice.agent.pk}/cards/{card.pk}/freeze", {"reason": "now"}, format="json"
     )
     assert Card.objects.get(pk=card.pk).status == CardStatus.FROZEN
+
+
+def test_the_kill_switch_takes_a_fixed_number_of_queries(
+    alice, staff_client, django_assert_max_num_queries
+):
+    # Key lookup and last-used, agent, savepoint pair, the locked cards with their vendors,
+    # then per card an UPDATE and an event: no per-card vendor lookups for the response.
+    with django_assert_max_num_queries(6 + 2 * 6):
+        response = staff_client.post(
+            f"/api/agents/{alice.agent.pk}/freeze", {"reason": "x"}, format="json"
+        )
+    assert response.status_code == 200
