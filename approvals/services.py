@@ -26,7 +26,6 @@ from approvals.models import (
     DecisionChannel,
     OutboxKind,
     OutboxMessage,
-    OutboxStatus,
 )
 from policies import rules
 from policies.models import Policy, Vendor
@@ -42,17 +41,6 @@ _SCOPES = {
     rules.SCOPE_MONTHLY: ApprovalScope.MONTHLY,
     rules.SCOPE_TRACE: ApprovalScope.TRACE,
 }
-
-
-def scope_key_for(*, rule_scope: str, card_id: object, vendor_slug: str, trace_id: str) -> str:
-    """The key a request and its bump are filed under ("daily", "vendor:openai", ...)."""
-    if rule_scope == rules.SCOPE_CARD:
-        return f"card:{card_id}"
-    if rule_scope == rules.SCOPE_VENDOR:
-        return f"vendor:{vendor_slug}"
-    if rule_scope == rules.SCOPE_TRACE:
-        return f"trace:{trace_id}"
-    return rule_scope
 
 
 def channel_for(policy: Policy) -> str:
@@ -122,8 +110,8 @@ def approval_request_for_decline(
     decision's transaction, under the agent's lock, so two declines cannot both create one.
     Attaching to an open request is one read and one update; only a new one loads more.
     """
-    scope_key = scope_key_for(
-        rule_scope=decision.scope, card_id=card_id, vendor_slug=vendor_slug, trace_id=trace_id
+    scope_key = rules.cap_key(
+        decision.scope, card_id=card_id, vendor_slug=vendor_slug, trace_id=trace_id
     )
     existing = ApprovalRequest.objects.filter(
         agent_id=agent_id, scope_key=scope_key, status=ApprovalStatus.PENDING
@@ -223,11 +211,11 @@ def approval_request_ask(
             raise Conflict("A vendor-scope request names the vendor.")
         cap_row = policy.vendor_caps.filter(vendor=vendor).first()
         cap = cap_row.monthly_cap if cap_row else None
-        key = f"vendor:{vendor.slug}"
+        key = rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=vendor.slug)
     elif scope == ApprovalScope.TRACE:
         if not trace_id:
             raise Conflict("A trace-scope request names the trace.")
-        cap, key = caps[scope], f"trace:{trace_id}"
+        cap, key = caps[scope], rules.cap_key(rules.SCOPE_TRACE, trace_id=trace_id)
     else:
         cap, key = caps[scope], scope
     if cap is None:
@@ -466,8 +454,3 @@ def warnings_queue(*, agent: Agent, crossings: list[dict[str, Any]], now: dateti
             agent=agent,
             payload={"agent": {"id": str(agent.pk), "name": agent.name}, **crossing},
         )
-
-
-def outbox_mark_held(message: OutboxMessage) -> None:
-    message.status = OutboxStatus.HELD
-    message.save(update_fields=["status"])

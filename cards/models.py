@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 
 from django.db import models
@@ -89,12 +88,6 @@ class Card(models.Model):
     @property
     def masked_number(self) -> str:
         return f"•••• •••• •••• {self.last4}"
-
-    def is_expired_at(self, when: datetime) -> bool:
-        if self.expires_at is not None and when >= self.expires_at:
-            return True
-        # The plastic's own expiry: valid through the last day of exp_month.
-        return (when.year, when.month) > (self.exp_year, self.exp_month)
 
 
 class CardEventKind(models.TextChoices):

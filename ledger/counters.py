@@ -219,7 +219,7 @@ def read_spend(
         cursor.execute(sql, _adapt(params))
         rows = cursor.fetchall()
     for scope, grain, raw_bucket, cents, holds in rows:
-        bucket = _as_datetime(raw_bucket)
+        bucket = db_datetime(raw_bucket)
         if grain == "month":
             if scope == agent:
                 snapshot.month_cents += cents
@@ -260,7 +260,7 @@ def read_spend(
     return snapshot
 
 
-def _as_datetime(value: object) -> datetime:
+def db_datetime(value: object) -> datetime:
     if isinstance(value, str):  # SQLite returns text
         parsed = connection.ops.convert_datetimefield_value(value, None, connection)
     else:
@@ -315,7 +315,7 @@ def _edge_sums(
         minute_end,
         now,
         month_end,
-        _uuid_param(agent_id),
+        db_uuid(agent_id),
         *day,
         *hour,
         now,
@@ -348,7 +348,7 @@ def _card_key(value: object) -> object:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _uuid_param(value: object) -> object:
+def db_uuid(value: object) -> object:
     # SQLite stores UUIDs as 32-char hex; PostgreSQL takes the UUID itself.
     if connection.vendor == "sqlite":
         return getattr(value, "hex", str(value).replace("-", ""))

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection
 
 from agentwallet.lib.money import to_cents
-from ledger.counters import _as_datetime, _uuid_param
+from ledger.counters import db_datetime, db_uuid
 from ledger.models import Authorization, LedgerEntry
 
 _LOAD = """
@@ -87,7 +87,7 @@ def _json(value: Any) -> Any:
 
 
 def _dt(value: Any) -> datetime | None:
-    return None if value is None else _as_datetime(value)
+    return None if value is None else db_datetime(value)
 
 
 def _uuid(value: Any) -> uuid.UUID:
@@ -103,7 +103,7 @@ def lock_and_load(card_id: str) -> Facts | None:
         return None
     sql = _LOAD + (" FOR UPDATE OF a" if connection.vendor == "postgresql" else "")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_uuid_param(card_uuid)])
+        cursor.execute(sql, [db_uuid(card_uuid)])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -175,7 +175,7 @@ def _adapt(value: Any) -> Any:
     if isinstance(value, Decimal):
         return ops.adapt_decimalfield_value(value, 18, 8)
     if isinstance(value, uuid.UUID):
-        return _uuid_param(value)
+        return db_uuid(value)
     return value
 
 

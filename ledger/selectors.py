@@ -16,6 +16,7 @@ from approvals.models import CapBump
 from cards.models import Card, CardStatus
 from ledger.counters import ROLLING_DAY, read_spend
 from ledger.models import LedgerEntry
+from policies import rules
 from policies.models import Policy
 from policies.selectors import policy_vendor_caps
 from wallets.actors import Actor
@@ -122,8 +123,10 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
         day_start=now - ROLLING_DAY,
         month_start=month_start,
         month_end=month_end,
-        daily=CapFigure(policy.daily_cap, money(spend.day_cents), bump_for("daily")),
-        monthly=CapFigure(policy.monthly_cap, money(spend.month_cents), bump_for("monthly")),
+        daily=CapFigure(policy.daily_cap, money(spend.day_cents), bump_for(rules.SCOPE_DAILY)),
+        monthly=CapFigure(
+            policy.monthly_cap, money(spend.month_cents), bump_for(rules.SCOPE_MONTHLY)
+        ),
         holds_last_hour=spend.holds_last_hour,
         cards=[
             CardBudget(
@@ -131,12 +134,12 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
                 card_cap=CapFigure(
                     card.monthly_cap,
                     money(spend.card_month_cents[card.pk]),
-                    bump_for(f"card:{card.pk}"),
+                    bump_for(rules.cap_key(rules.SCOPE_CARD, card_id=card.pk)),
                 ),
                 vendor_cap=CapFigure(
                     vendor_caps.get(card.vendor_id),
                     money(spend.vendor_month_cents[card.vendor_id]),
-                    bump_for(f"vendor:{card.vendor.slug}"),
+                    bump_for(rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=card.vendor.slug)),
                 ),
             )
             for card in cards
@@ -144,7 +147,11 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
         traces=[
             TraceBudget(
                 trace_id=trace,
-                figure=CapFigure(policy.per_trace_cap, money(cents), bump_for(f"trace:{trace}")),
+                figure=CapFigure(
+                    policy.per_trace_cap,
+                    money(cents),
+                    bump_for(rules.cap_key(rules.SCOPE_TRACE, trace_id=trace)),
+                ),
             )
             for trace, cents in sorted(spend.trace_cents.items())
         ],

@@ -69,10 +69,6 @@ class AuthorizationOutcome:
     replayed: bool = False
 
 
-def _cents_or_none(money: Money | None) -> int | None:
-    return None if money is None else to_cents(money.amount)
-
-
 def _lock_trace(trace_id: str) -> None:
     TraceBudget.objects.bulk_create([TraceBudget(trace_id=trace_id)], ignore_conflicts=True)
     TraceBudget.objects.select_for_update().filter(trace_id=trace_id).first()
@@ -237,20 +233,22 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             card=rules.Limit(
                 facts.card_cap_cents,
                 spend.card_month_cents[facts.card_id],
-                bumps.get(f"card:{facts.card_id}", 0),
+                bumps.get(rules.cap_key(rules.SCOPE_CARD, card_id=facts.card_id), 0),
             ),
             vendor=rules.Limit(
                 facts.vendor_cap_cents,
                 spend.vendor_month_cents[facts.vendor_id],
-                bumps.get(f"vendor:{facts.vendor_slug}", 0),
+                bumps.get(rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=facts.vendor_slug), 0),
             ),
-            daily=rules.Limit(facts.daily_cents, spend.day_cents, bumps.get("daily", 0)),
-            monthly=rules.Limit(facts.monthly_cents, spend.month_cents, bumps.get("monthly", 0)),
+            daily=rules.Limit(facts.daily_cents, spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)),
+            monthly=rules.Limit(
+                facts.monthly_cents, spend.month_cents, bumps.get(rules.SCOPE_MONTHLY, 0)
+            ),
             # Unattributed spend has no trace budget to draw on.
             trace=rules.Limit(
                 facts.per_trace_cents if trace_id else None,
                 spend.trace_cents.get(trace_id, 0),
-                bumps.get(f"trace:{trace_id}", 0),
+                bumps.get(rules.cap_key(rules.SCOPE_TRACE, trace_id=trace_id), 0),
             ),
         )
         decision = rules.decide(
@@ -356,53 +354,59 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
 def _queue_warnings(
     facts: decision_sql.Facts, limits: rules.Limits, trace_id: str, cents: int, now: datetime
 ) -> None:
-    """Early warnings for every cap this approval pushes past a threshold (rare, so
-    the common path costs nothing but the arithmetic)."""
+    """Early warnings for every cap this approval pushes past a threshold. Crossing is
+    plain arithmetic; the calendar and the agent are looked at only when one happened."""
     thresholds = list(facts.warning_thresholds)
+    crossed = [
+        (scope, limit, threshold)
+        for scope, limit in (
+            (rules.SCOPE_DAILY, limits.daily),
+            (rules.SCOPE_MONTHLY, limits.monthly),
+            (rules.SCOPE_CARD, limits.card),
+            (rules.SCOPE_VENDOR, limits.vendor),
+            (rules.SCOPE_TRACE, limits.trace),
+        )
+        for threshold in rules.crossed_thresholds(limit, cents, thresholds)
+    ]
+    if not crossed:
+        return
     tz = facts.time_zone
     day_start = day_end(now, tz) - timedelta(days=1)
     month_start, month_end = month_bounds(now, tz)
-    month = month_start.date().isoformat()
     windows = {
-        "daily": (
-            limits.daily,
-            "daily",
-            day_start.date().isoformat(),
-            (day_start, day_end(now, tz)),
-        ),
-        "monthly": (limits.monthly, "monthly", month, (month_start, month_end)),
-        "card": (limits.card, f"card:{facts.card_id}", month, (month_start, month_end)),
-        "vendor": (limits.vendor, f"vendor:{facts.vendor_slug}", month, (month_start, month_end)),
-        "trace": (limits.trace, f"trace:{trace_id}", "lifetime", None),
+        rules.SCOPE_DAILY: (day_start.date().isoformat(), (day_start, day_end(now, tz))),
+        rules.SCOPE_TRACE: ("lifetime", None),
     }
+    month_window = (month_start.date().isoformat(), (month_start, month_end))
     crossings = []
-    for scope, (limit, key, window, bounds) in windows.items():
-        for threshold in rules.crossed_thresholds(limit, cents, thresholds):
-            spent = limit.spent_cents + cents
-            projected = None
-            if bounds is not None:
-                elapsed = (now - bounds[0]) / (bounds[1] - bounds[0])
-                if elapsed > 0:
-                    projected = int(spent / elapsed)
-            crossings.append(
-                {
-                    "scope": scope,
-                    "scope_key": key,
-                    "window": window,
-                    "threshold": threshold,
-                    "cap": {
-                        "amount": str(from_cents(limit.effective_cap or 0)),
-                        "currency": facts.currency,
-                    },
-                    "spent": {"amount": str(from_cents(spent)), "currency": facts.currency},
-                    "projected": None
-                    if projected is None
-                    else {"amount": str(from_cents(projected)), "currency": facts.currency},
-                }
-            )
-    if crossings:
-        agent = Agent.objects.select_related("policy").get(pk=facts.agent_id)
-        warnings_queue(agent=agent, crossings=crossings, now=now)
+    for scope, limit, threshold in crossed:
+        window, bounds = windows.get(scope, month_window)
+        spent = limit.spent_cents + cents
+        projected = None
+        if bounds is not None:
+            elapsed = (now - bounds[0]) / (bounds[1] - bounds[0])
+            if elapsed > 0:
+                projected = int(spent / elapsed)
+        crossings.append(
+            {
+                "scope": scope,
+                "scope_key": rules.cap_key(
+                    scope, card_id=facts.card_id, vendor_slug=facts.vendor_slug, trace_id=trace_id
+                ),
+                "window": window,
+                "threshold": threshold,
+                "cap": {
+                    "amount": str(from_cents(limit.effective_cap or 0)),
+                    "currency": facts.currency,
+                },
+                "spent": {"amount": str(from_cents(spent)), "currency": facts.currency},
+                "projected": None
+                if projected is None
+                else {"amount": str(from_cents(projected)), "currency": facts.currency},
+            }
+        )
+    agent = Agent.objects.select_related("policy").get(pk=facts.agent_id)
+    warnings_queue(agent=agent, crossings=crossings, now=now)
 
 
 # --- Lifecycle: capture, reverse, refund, expire -----------------------------------

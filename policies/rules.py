@@ -122,6 +122,18 @@ class RuleDecision:
 APPROVED = RuleDecision(approved=True)
 
 
+def cap_key(scope: str, *, card_id: object = "", vendor_slug: str = "", trace_id: str = "") -> str:
+    """The key one cap is known by: approval requests, bumps and warnings share it
+    ("daily", "monthly", "card:<id>", "vendor:<slug>", "trace:<id>")."""
+    if scope == SCOPE_CARD:
+        return f"card:{card_id}"
+    if scope == SCOPE_VENDOR:
+        return f"vendor:{vendor_slug}"
+    if scope == SCOPE_TRACE:
+        return f"trace:{trace_id}"
+    return scope
+
+
 def card_is_expired(card: CardFacts, now: datetime) -> bool:
     if card.expires_at is not None and now >= card.expires_at:
         return True

@@ -29,14 +29,5 @@ def policy_get_by_slug(*, slug: str) -> Policy:
         raise Http404("No such policy.") from exc
 
 
-def policy_vendor_cap(*, policy: Policy, vendor_id: int) -> Money | None:
-    """The policy's monthly cap for a vendor, or None when it sets none."""
-    for cap in policy.vendor_caps.all():  # prefetched by callers that loop
-        if cap.vendor_id == vendor_id:
-            money: Money = cap.monthly_cap
-            return money
-    return None
-
-
 def policy_vendor_caps(*, policy: Policy) -> dict[int, Money]:
     return {cap.vendor_id: cap.monthly_cap for cap in PolicyVendorCap.objects.filter(policy=policy)}
