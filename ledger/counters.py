@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection
 
@@ -97,7 +98,7 @@ def counter_rows(posting: Posting) -> list[tuple[str, str, datetime, int, int]]:
     return rows
 
 
-def counters_add(postings: Iterable[Posting]) -> None:
+def counters_add(postings: Iterable[Posting], *, cursor: Any = None) -> None:
     """Add postings to their buckets in one statement (INSERT ... ON CONFLICT DO UPDATE)."""
     merged: dict[tuple[str, str, datetime], list[int]] = {}
     for posting in postings:
@@ -119,8 +120,11 @@ def counters_add(postings: Iterable[Posting]) -> None:
         f"ON CONFLICT (scope, grain, bucket_start) DO UPDATE SET "
         f"cents = {table}.cents + excluded.cents, holds = {table}.holds + excluded.holds"
     )
-    with connection.cursor() as cursor:
+    if cursor is not None:
         cursor.execute(sql, _adapt(params))
+        return
+    with connection.cursor() as own_cursor:
+        own_cursor.execute(sql, _adapt(params))
 
 
 def _adapt(params: list[object]) -> list[object]:
@@ -258,6 +262,89 @@ def read_spend(
         for vendor_id in snapshot.vendor_month_cents:
             snapshot.vendor_month_cents[vendor_id] -= edges.future_by_vendor.get(vendor_id, 0)
     return snapshot
+
+
+@dataclass(frozen=True)
+class DecisionSpend:
+    """Live spend for one authorization's scopes, in cents (see `read_decision_spend`)."""
+
+    day_cents: int
+    month_cents: int
+    holds_last_hour: int
+    card_month_cents: int
+    vendor_month_cents: int
+    trace_cents: int
+
+
+def read_decision_spend(
+    cursor: Any,
+    *,
+    agent_id: object,
+    card_id: object,
+    vendor_id: object,
+    trace_id: str,
+    time_zone: str,
+    currency: str,
+    now: datetime,
+) -> DecisionSpend:
+    """`read_spend` (live) for one card, vendor and trace, summed by the database in one
+    statement: the decision reads six numbers instead of a row per bucket. A test holds
+    the two to the same figures."""
+    day_start = now - ROLLING_DAY
+    hour_start = now - ROLLING_HOUR
+    month_start = month_bounds(now, time_zone)[0].astimezone(UTC)
+    params = {
+        "agent": agent_scope(agent_id),
+        "agent_id": db_uuid(agent_id),
+        "card": card_scope(card_id),
+        "vendor": vendor_scope(agent_id, vendor_id),
+        "trace": trace_scope(currency, trace_id) if trace_id else "",
+        "day_start": day_start,
+        "day_minutes_from": ceil_to(day_start, MINUTE),
+        "day_hours_from": ceil_to(day_start, HOUR),
+        "hour_start": hour_start,
+        "hour_minutes_from": ceil_to(hour_start, MINUTE),
+        "month_start": month_start,
+    }
+    cursor.execute(_DECISION_SPEND_SQL, {k: _adapt([v])[0] for k, v in params.items()})
+    day, month, holds, card, vendor, trace = cursor.fetchone()
+    return DecisionSpend(
+        day_cents=int(day),
+        month_cents=int(month),
+        holds_last_hour=int(holds),
+        card_month_cents=int(card),
+        vendor_month_cents=int(vendor),
+        trace_cents=int(trace),
+    )
+
+
+def _bucket_sum(column: str, condition: str) -> str:
+    table = SpendCounter._meta.db_table
+    return f"(SELECT COALESCE(SUM({column}), 0) FROM {table} WHERE {condition})"
+
+
+def _month(scope: str) -> str:
+    return _bucket_sum(
+        "cents", f"scope = %({scope})s AND grain = 'month' AND bucket_start = %(month_start)s"
+    )
+
+
+# Live reads: hour and minute buckets after `now` count too (see read_spend).
+_DECISION_SPEND_SQL = f"""SELECT
+  {_bucket_sum("cents", "scope = %(agent)s AND grain = 'hour' AND bucket_start >= %(day_hours_from)s")}
+  + {_bucket_sum("cents", "scope = %(agent)s AND grain = 'min' AND bucket_start >= %(day_minutes_from)s AND bucket_start < %(day_hours_from)s")}
+  + (SELECT COALESCE(SUM(cap_cents), 0) FROM {LedgerEntry._meta.db_table}
+     WHERE agent_id = %(agent_id)s
+       AND effective_at >= %(day_start)s AND effective_at < %(day_minutes_from)s),
+  {_month("agent")},
+  {_bucket_sum("holds", "scope = %(agent)s AND grain = 'min' AND bucket_start >= %(hour_minutes_from)s")}
+  + (SELECT COUNT(*) FROM {LedgerEntry._meta.db_table}
+     WHERE agent_id = %(agent_id)s AND kind = 'hold'
+       AND effective_at >= %(hour_start)s AND effective_at < %(hour_minutes_from)s),
+  {_month("card")},
+  {_month("vendor")},
+  {_bucket_sum("cents", "scope = %(trace)s AND grain = 'total'")}
+"""  # noqa: E501
 
 
 def db_datetime(value: object) -> datetime:

@@ -94,7 +94,7 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def lock_and_load(card_id: str) -> Facts | None:
+def lock_and_load(cursor: Any, card_id: str) -> Facts | None:
     """Lock the card's agent row (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
     transaction already holds the write lock) and read the facts, in one statement."""
     try:
@@ -102,9 +102,8 @@ def lock_and_load(card_id: str) -> Facts | None:
     except ValueError:
         return None
     sql = _LOAD + (" FOR UPDATE OF a" if connection.vendor == "postgresql" else "")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [db_uuid(card_uuid)])
-        row = cursor.fetchone()
+    cursor.execute(sql, [db_uuid(card_uuid)])
+    row = cursor.fetchone()
     if row is None:
         return None
     (
@@ -179,83 +178,33 @@ def _adapt(value: Any) -> Any:
     return value
 
 
-def _insert(table: str, values: dict[str, Any], *, on_conflict: str = "") -> int | None:
+def _insert(
+    cursor: Any, table: str, values: dict[str, Any], *, on_conflict: str = ""
+) -> int | None:
     columns = ", ".join(values)
     placeholders = ", ".join(["%s"] * len(values))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {on_conflict} RETURNING id"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_adapt(value) for value in values.values()])
-        row = cursor.fetchone()
+    params = list(values.values())
+    # psycopg takes Python values as they are; SQLite wants Django's text forms.
+    cursor.execute(sql, params if connection.vendor == "postgresql" else list(map(_adapt, params)))
+    row = cursor.fetchone()
     return None if row is None else int(row[0])
 
 
-def insert_authorization(auth: Authorization) -> int | None:
-    """Insert the decided authorization; None when its network id is already taken
-    (a replay that raced us: the caller rolls back and answers with the first one)."""
-    values: dict[str, Any] = {
-        "network_id": auth.network_id,
-        "card_id": auth.card_id,
-        "agent_id": auth.agent_id,
-        "vendor_id": auth.vendor_id,
-        "requested_card_id": auth.requested_card_id,
-        "amount": auth.amount.amount,
-        "amount_currency": str(auth.amount.currency),
-        "cap_amount": auth.cap_amount.amount if auth.cap_amount is not None else None,
-        "cap_amount_currency": str(auth.cap_amount.currency)
-        if auth.cap_amount is not None
-        else None,
-        "fx_rate": auth.fx_rate,
-        "fx_rate_date": auth.fx_rate_date,
-        "merchant_name": auth.merchant_name,
-        "merchant_mcc": auth.merchant_mcc,
-        "merchant_network_id": auth.merchant_network_id,
-        "merchant_country": auth.merchant_country,
-        "trace_id": auth.trace_id,
-        "decision": auth.decision,
-        "reason": auth.reason,
-        "cap_scope": auth.cap_scope,
-        "cap_limit": auth.cap_limit.amount if auth.cap_limit is not None else None,
-        "cap_limit_currency": str(auth.cap_limit.currency) if auth.cap_limit is not None else None,
-        "cap_remaining": auth.cap_remaining.amount if auth.cap_remaining is not None else None,
-        "cap_remaining_currency": str(auth.cap_remaining.currency)
-        if auth.cap_remaining is not None
-        else None,
-        "approval_request_id": auth.approval_request_id,
-        "hold_state": auth.hold_state,
-        "held_cents": auth.held_cents,
-        "captured_cents": 0,
-        "reversed_cents": 0,
-        "refunded_cents": 0,
-        "decided_at": auth.decided_at,
-        "resolved_at": None,
-    }
+def insert_authorization(cursor: Any, row: dict[str, Any]) -> int | None:
+    """Insert a decided authorization (its columns by name); None when its network id is
+    already taken (a replay that raced us: the caller rolls back and answers the first)."""
     return _insert(
-        Authorization._meta.db_table, values, on_conflict="ON CONFLICT (network_id) DO NOTHING"
+        cursor,
+        Authorization._meta.db_table,
+        row,
+        on_conflict="ON CONFLICT (network_id) DO NOTHING",
     )
 
 
-def insert_entry(entry: LedgerEntry) -> int:
-    values: dict[str, Any] = {
-        "kind": entry.kind,
-        "rail": entry.rail,
-        "flag": entry.flag,
-        "agent_id": entry.agent_id,
-        "card_id": entry.card_id,
-        "vendor_id": entry.vendor_id,
-        "authorization_id": entry.authorization_id,
-        "network_txn_id": entry.network_txn_id,
-        "trace_id": entry.trace_id,
-        "amount": entry.amount.amount,
-        "amount_currency": str(entry.amount.currency),
-        "cap_amount": entry.cap_amount.amount,
-        "cap_amount_currency": str(entry.cap_amount.currency),
-        "cap_cents": entry.cap_cents,
-        "fx_rate": entry.fx_rate,
-        "memo": entry.memo,
-        "created_at": entry.created_at,
-        "effective_at": entry.effective_at,
-    }
-    entry_id = _insert(LedgerEntry._meta.db_table, values)
+def insert_entry(cursor: Any, row: dict[str, Any]) -> int:
+    """Insert one ledger entry (its columns by name)."""
+    entry_id = _insert(cursor, LedgerEntry._meta.db_table, row)
     if entry_id is None:  # pragma: no cover - an insert without ON CONFLICT returns its row
         raise RuntimeError("ledger insert returned no row")
     return entry_id

@@ -20,6 +20,10 @@ TOLERANCE_SECONDS = 300
 NETWORK_ACTOR = Actor(label="card-network", is_staff=False)
 
 
+class SignatureError(Exception):
+    """The request is not signed by the network (missing, invalid or stale)."""
+
+
 def sign(payload: bytes, *, secret: str, timestamp: int | None = None) -> str:
     """The header value a processor sends (used by the sandbox network)."""
     return stripe.WebhookSignature.generate_signature_header(
@@ -27,21 +31,27 @@ def sign(payload: bytes, *, secret: str, timestamp: int | None = None) -> str:
     )
 
 
+def signature_verify(body: bytes, header: str | None, *, path: str) -> None:
+    """Raise SignatureError unless `header` signs `body` with the network secret."""
+    secret = settings.AGENTWALLET_NETWORK_SECRET
+    if not secret:
+        raise SignatureError("The network endpoint is not configured.")
+    try:
+        # stripe's verifier: parses t= and v1=, compares in constant time, checks age.
+        stripe.WebhookSignature.verify_header(body, header, secret, TOLERANCE_SECONDS)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+        logger.warning("refused network request to %s: %s", path, str(exc).split(".")[0])
+        raise SignatureError("Missing, invalid or stale signature.") from exc
+
+
 class NetworkSignatureAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Any) -> tuple[Actor, str]:
-        secret = settings.AGENTWALLET_NETWORK_SECRET
-        if not secret:
-            raise exceptions.AuthenticationFailed("The network endpoint is not configured.")
-        header = request.META.get("HTTP_AGENTWALLET_SIGNATURE")
-        body = request.body
         try:
-            # stripe's verifier: parses t= and v1=, compares in constant time, checks age.
-            stripe.WebhookSignature.verify_header(body, header, secret, TOLERANCE_SECONDS)
-        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
-            logger.warning(
-                "refused network request to %s: %s", request.path, str(exc).split(".")[0]
+            signature_verify(
+                request.body, request.META.get("HTTP_AGENTWALLET_SIGNATURE"), path=request.path
             )
-            raise exceptions.AuthenticationFailed("Missing, invalid or stale signature.") from exc
+        except SignatureError as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
         return NETWORK_ACTOR, "network-signature"
 
     def authenticate_header(self, request: Any) -> str:

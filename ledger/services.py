@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -29,7 +31,7 @@ from approvals.services import (
 )
 from cards.models import Card, CardEvent, CardEventKind, CardStatus
 from ledger import decision_sql
-from ledger.counters import Posting, counters_add, read_spend
+from ledger.counters import Posting, counters_add, read_decision_spend
 from ledger.fx import FxQuote, fx_quote
 from ledger.models import (
     Authorization,
@@ -64,9 +66,50 @@ class AuthorizationRequest:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """What the network is told about one decided authorization (the decision path
+    builds no model instances: they cost more CPU than its SQL)."""
+
+    id: int
+    network_id: str
+    decision: str
+    reason: str
+    trace_id: str
+    cap_amount: Money | None
+    fx_rate: Decimal | None
+    fx_rate_date: date | None
+    cap_scope: str
+    cap_limit: Money | None
+    cap_remaining: Money | None
+    approval_request_id: int | None
+
+    @classmethod
+    def of(cls, auth: Authorization) -> Decided:
+        return cls(
+            id=auth.pk,
+            network_id=auth.network_id,
+            decision=auth.decision,
+            reason=auth.reason,
+            trace_id=auth.trace_id,
+            cap_amount=auth.cap_amount,
+            fx_rate=auth.fx_rate,
+            fx_rate_date=auth.fx_rate_date,
+            cap_scope=auth.cap_scope,
+            cap_limit=auth.cap_limit,
+            cap_remaining=auth.cap_remaining,
+            approval_request_id=auth.approval_request_id,
+        )
+
+
+@dataclass(frozen=True)
 class AuthorizationOutcome:
-    authorization: Authorization
+    decided: Decided
     replayed: bool = False
+
+    @cached_property
+    def authorization(self) -> Authorization:
+        """The stored row (one query; the network's answer needs only `decided`)."""
+        return Authorization.objects.get(pk=self.decided.id)
 
 
 def _lock_trace(trace_id: str) -> None:
@@ -142,7 +185,7 @@ def _replay(existing: Authorization, request: AuthorizationRequest) -> Authoriza
             f"Authorization {request.network_id} was already decided for a different "
             "card or amount."
         )
-    return AuthorizationOutcome(authorization=existing, replayed=True)
+    return AuthorizationOutcome(decided=Decided.of(existing), replayed=True)
 
 
 class _AlreadyDecided(Exception):
@@ -163,63 +206,97 @@ def authorization_decide(
         return _replay(Authorization.objects.get(network_id=request.network_id), request)
 
 
-def _saved(auth: Authorization, auth_id: int | None) -> Authorization:
+def _money(amount: Decimal | None, currency: str | None) -> Money | None:
+    return None if amount is None or currency is None else Money(amount, currency)
+
+
+def _insert_decided(cursor: Any, row: dict[str, Any]) -> Decided:
+    """Insert the authorization row; a taken network id means it was decided before."""
+    auth_id = decision_sql.insert_authorization(cursor, row)
     if auth_id is None:
         raise _AlreadyDecided
-    auth.pk = auth_id
-    auth._state.adding = False
-    auth._state.db = "default"
-    return auth
+    return Decided(
+        id=auth_id,
+        network_id=row["network_id"],
+        decision=row["decision"],
+        reason=row["reason"],
+        trace_id=row["trace_id"],
+        cap_amount=_money(row["cap_amount"], row["cap_amount_currency"]),
+        fx_rate=row["fx_rate"],
+        fx_rate_date=row["fx_rate_date"],
+        cap_scope=row["cap_scope"],
+        cap_limit=_money(row["cap_limit"], row["cap_limit_currency"]),
+        cap_remaining=_money(row["cap_remaining"], row["cap_remaining_currency"]),
+        approval_request_id=row["approval_request_id"],
+    )
 
 
 def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcome:
-    with transaction.atomic(durable=True):
-        facts = decision_sql.lock_and_load(request.card_id)
-        auth = Authorization(
-            network_id=request.network_id,
-            requested_card_id=request.card_id,
-            card_id=facts.card_id if facts else None,
-            agent_id=facts.agent_id if facts else None,
-            vendor_id=facts.vendor_id if facts else None,
-            amount=Money(request.amount, request.currency),
-            merchant_name=request.merchant_name,
-            merchant_mcc=request.merchant_mcc,
-            merchant_network_id=request.merchant_network_id,
-            merchant_country=request.merchant_country,
-            decided_at=now,
-            hold_state=HoldState.NONE,
-            decision=Decision.DECLINED,
-            held_cents=0,
-        )
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        facts = decision_sql.lock_and_load(cursor, request.card_id)
+        # The authorization's columns (see ledger.models.Authorization), declined until
+        # the rules approve it.
+        row: dict[str, Any] = {
+            "network_id": request.network_id,
+            "card_id": facts.card_id if facts else None,
+            "agent_id": facts.agent_id if facts else None,
+            "vendor_id": facts.vendor_id if facts else None,
+            "requested_card_id": request.card_id,
+            "amount": request.amount,
+            "amount_currency": request.currency,
+            "cap_amount": None,
+            "cap_amount_currency": None,
+            "fx_rate": None,
+            "fx_rate_date": None,
+            "merchant_name": request.merchant_name,
+            "merchant_mcc": request.merchant_mcc,
+            "merchant_network_id": request.merchant_network_id,
+            "merchant_country": request.merchant_country,
+            "trace_id": request.trace_id,
+            "decision": Decision.DECLINED.value,
+            "reason": "",
+            "cap_scope": "",
+            "cap_limit": None,
+            "cap_limit_currency": None,
+            "cap_remaining": None,
+            "cap_remaining_currency": None,
+            "approval_request_id": None,
+            "hold_state": HoldState.NONE.value,
+            "held_cents": 0,
+            "captured_cents": 0,
+            "reversed_cents": 0,
+            "refunded_cents": 0,
+            "decided_at": now,
+            "resolved_at": None,
+        }
         if facts is None:
-            auth.reason = rules.CARD_NOT_FOUND
-            auth.trace_id = request.trace_id
-            return AuthorizationOutcome(
-                authorization=_saved(auth, decision_sql.insert_authorization(auth))
-            )
+            row["reason"] = rules.CARD_NOT_FOUND
+            return AuthorizationOutcome(decided=_insert_decided(cursor, row))
 
         currency = facts.currency
         # Trace attribution: the request's own, the card's bound trace, the agent's context.
         trace_id = request.trace_id or facts.card_trace_id or facts.active_trace_at(now)
-        auth.trace_id = trace_id
+        row["trace_id"] = trace_id
         quote: FxQuote | None = fx_quote(request.currency, currency)
         cap_cents = None
         if quote is not None:
             cap_cents = to_cents(convert_up(request.amount, quote.rate))
-            auth.fx_rate = quote.rate
-            auth.fx_rate_date = quote.rates_date
-            auth.cap_amount = Money(from_cents(cap_cents), currency)
+            row["fx_rate"] = quote.rate
+            row["fx_rate_date"] = quote.rates_date
+            row["cap_amount"] = from_cents(cap_cents)
+            row["cap_amount_currency"] = currency
         if trace_id and facts.per_trace_cents is not None:
             _lock_trace(trace_id)
 
-        spend = read_spend(
+        spend = read_decision_spend(
+            cursor,
             agent_id=facts.agent_id,
+            card_id=facts.card_id,
+            vendor_id=facts.vendor_id,
+            trace_id=trace_id,
             time_zone=facts.time_zone,
             currency=currency,
             now=now,
-            card_ids=[facts.card_id],
-            vendor_ids=[facts.vendor_id],
-            trace_ids=[trace_id] if trace_id else [],
         )
         bumps = (
             bumps_by_scope(agent_id=facts.agent_id, now=now)
@@ -232,12 +309,12 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             holds_last_hour=spend.holds_last_hour,
             card=rules.Limit(
                 facts.card_cap_cents,
-                spend.card_month_cents[facts.card_id],
+                spend.card_month_cents,
                 bumps.get(rules.cap_key(rules.SCOPE_CARD, card_id=facts.card_id), 0),
             ),
             vendor=rules.Limit(
                 facts.vendor_cap_cents,
-                spend.vendor_month_cents[facts.vendor_id],
+                spend.vendor_month_cents,
                 bumps.get(rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=facts.vendor_slug), 0),
             ),
             daily=rules.Limit(facts.daily_cents, spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)),
@@ -247,7 +324,7 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             # Unattributed spend has no trace budget to draw on.
             trace=rules.Limit(
                 facts.per_trace_cents if trace_id else None,
-                spend.trace_cents.get(trace_id, 0),
+                spend.trace_cents,
                 bumps.get(rules.cap_key(rules.SCOPE_TRACE, trace_id=trace_id), 0),
             ),
         )
@@ -271,26 +348,33 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
         )
 
         if decision.approved and cap_cents is not None and quote is not None:
-            auth.decision = Decision.APPROVED
-            auth.hold_state = HoldState.OPEN
-            auth.held_cents = cap_cents
-            _saved(auth, decision_sql.insert_authorization(auth))
-            hold = LedgerEntry(
-                kind=EntryKind.HOLD,
-                rail=Rail.CARD,
-                agent_id=facts.agent_id,
-                card_id=facts.card_id,
-                vendor_id=facts.vendor_id,
-                authorization_id=auth.pk,
-                trace_id=trace_id,
-                amount=Money(request.amount, request.currency),
-                cap_amount=Money(from_cents(cap_cents), currency),
-                cap_cents=cap_cents,
-                fx_rate=quote.rate,
-                created_at=now,
-                effective_at=now,
+            row["decision"] = Decision.APPROVED.value
+            row["hold_state"] = HoldState.OPEN.value
+            row["held_cents"] = cap_cents
+            decided = _insert_decided(cursor, row)
+            decision_sql.insert_entry(
+                cursor,
+                {
+                    "kind": EntryKind.HOLD.value,
+                    "rail": Rail.CARD.value,
+                    "flag": "",
+                    "agent_id": facts.agent_id,
+                    "card_id": facts.card_id,
+                    "vendor_id": facts.vendor_id,
+                    "authorization_id": decided.id,
+                    "network_txn_id": None,
+                    "trace_id": trace_id,
+                    "amount": request.amount,
+                    "amount_currency": request.currency,
+                    "cap_amount": row["cap_amount"],
+                    "cap_amount_currency": currency,
+                    "cap_cents": cap_cents,
+                    "fx_rate": quote.rate,
+                    "memo": "",
+                    "created_at": now,
+                    "effective_at": now,
+                },
             )
-            decision_sql.insert_entry(hold)
             counters_add(
                 [
                     Posting(
@@ -304,7 +388,8 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                         cents=cap_cents,
                         is_hold=True,
                     )
-                ]
+                ],
+                cursor=cursor,
             )
             if facts.warning_thresholds:
                 _queue_warnings(facts, limits, trace_id, cap_cents, now)
@@ -318,17 +403,19 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                     actor="system:single-use",
                     reason=f"used by {request.network_id}",
                 )
-            return AuthorizationOutcome(authorization=auth)
+            return AuthorizationOutcome(decided=decided)
 
-        auth.reason = decision.reason
+        row["reason"] = decision.reason
         if decision.scope:
-            auth.cap_scope = decision.scope
+            row["cap_scope"] = decision.scope
             if decision.limit_cents is not None:
-                auth.cap_limit = Money(from_cents(decision.limit_cents), currency)
+                row["cap_limit"] = from_cents(decision.limit_cents)
+                row["cap_limit_currency"] = currency
             if decision.remaining_cents is not None:
-                auth.cap_remaining = Money(from_cents(decision.remaining_cents), currency)
+                row["cap_remaining"] = from_cents(decision.remaining_cents)
+                row["cap_remaining_currency"] = currency
         if decision.is_cap_decline and cap_cents is not None:
-            auth.approval_request = approval_request_for_decline(
+            approval = approval_request_for_decline(
                 agent_id=facts.agent_id,
                 decision=decision,
                 currency=currency,
@@ -340,15 +427,14 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                 now=now,
                 context=DeclineContext(
                     vendor_name=facts.vendor_name,
-                    amount=auth.amount,
+                    amount=Money(request.amount, request.currency),
                     cap_amount=Money(from_cents(cap_cents), currency),
                     trace_id=trace_id,
                     network_id=request.network_id,
                 ),
             )
-        return AuthorizationOutcome(
-            authorization=_saved(auth, decision_sql.insert_authorization(auth))
-        )
+            row["approval_request_id"] = approval.pk
+        return AuthorizationOutcome(decided=_insert_decided(cursor, row))
 
 
 def _queue_warnings(

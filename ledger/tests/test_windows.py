@@ -209,3 +209,74 @@ def test_counters_agree_with_the_ledger_and_can_be_rebuilt(alice, bob):
             )
             assert spend(who, at).day_cents == plain
     assert Authorization.objects.count() > 100
+
+
+def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
+    """read_decision_spend (six sums in SQL) against read_spend (bucket rows summed in
+    Python), at `now`s sweeping through the partial minutes where windows start."""
+    from django.db import connection
+
+    from ledger.counters import read_decision_spend
+
+    card = card_for(alice, "aws")
+    other = card_for(alice, "openai")
+    policy = Policy.objects.get(pk=alice.agent.policy_id)
+    t0 = datetime(2026, 5, 4, 10, 17, 42, tzinfo=UTC)
+    offsets = [0, 7, 31, 59, 61, 3600 - 20, 3600 + 5, 23 * 3600 + 50, 24 * 3600 - 3]
+    for n, offset in enumerate(offsets):
+        when = t0 + timedelta(seconds=offset)
+        authorize(card if n % 2 else other, f"{n + 1}.00", when, trace_id="PR-7" if n % 3 else "")
+        if n % 4 == 0:
+            authorization_capture(
+                network_id=Authorization.objects.latest("id").network_id,
+                amount=Decimal("0.50"),
+                currency="USD",
+                now=when,
+            )
+    seen = set()
+    # Around the moment each entry leaves the rolling hour and the rolling day.
+    nows = sorted(
+        t0 + timedelta(seconds=offset + window + delta)
+        for offset in offsets
+        for window in (3600, 24 * 3600)
+        for delta in range(-70, 71, 7)
+    )
+    for now in nows:
+        general = read_spend(
+            agent_id=alice.agent.pk,
+            time_zone=policy.time_zone,
+            currency=policy.currency,
+            now=now,
+            card_ids=[card.pk],
+            vendor_ids=[card.vendor_id],
+            trace_ids=["PR-7"],
+        )
+        with connection.cursor() as cursor:
+            decision = read_decision_spend(
+                cursor,
+                agent_id=alice.agent.pk,
+                card_id=card.pk,
+                vendor_id=card.vendor_id,
+                trace_id="PR-7",
+                time_zone=policy.time_zone,
+                currency=policy.currency,
+                now=now,
+            )
+        got = (
+            decision.day_cents,
+            decision.month_cents,
+            decision.holds_last_hour,
+            decision.card_month_cents,
+            decision.vendor_month_cents,
+            decision.trace_cents,
+        )
+        assert got == (
+            general.day_cents,
+            general.month_cents,
+            general.holds_last_hour,
+            general.card_month_cents[card.pk],
+            general.vendor_month_cents[card.vendor_id],
+            general.trace_cents["PR-7"],
+        ), now
+        seen.add((decision.day_cents, decision.holds_last_hour))
+    assert len(seen) > 10  # the sweep saw the windows change, not one value throughout
