@@ -67,19 +67,37 @@ def counter_rows(posting: Posting) -> list[tuple[str, str, datetime, int, int]]:
     holds = 1 if posting.is_hold else 0
     agent = agent_scope(posting.agent_id)
     rows = [
-        (agent, CounterGrain.MINUTE, floor_to(when, MINUTE).astimezone(UTC), posting.cents, holds),
-        (agent, CounterGrain.HOUR, floor_to(when, HOUR).astimezone(UTC), posting.cents, holds),
-        (agent, CounterGrain.MONTH, month_start, posting.cents, holds),
+        (
+            agent,
+            CounterGrain.MINUTE.value,
+            floor_to(when, MINUTE).astimezone(UTC),
+            posting.cents,
+            holds,
+        ),
+        (
+            agent,
+            CounterGrain.HOUR.value,
+            floor_to(when, HOUR).astimezone(UTC),
+            posting.cents,
+            holds,
+        ),
+        (agent, CounterGrain.MONTH.value, month_start, posting.cents, holds),
     ]
     if posting.card_id is not None:
         rows.append(
-            (card_scope(posting.card_id), CounterGrain.MONTH, month_start, posting.cents, holds)
+            (
+                card_scope(posting.card_id),
+                CounterGrain.MONTH.value,
+                month_start,
+                posting.cents,
+                holds,
+            )
         )
     if posting.vendor_id is not None:
         rows.append(
             (
                 vendor_scope(posting.agent_id, posting.vendor_id),
-                CounterGrain.MONTH,
+                CounterGrain.MONTH.value,
                 month_start,
                 posting.cents,
                 holds,
@@ -89,7 +107,7 @@ def counter_rows(posting: Posting) -> list[tuple[str, str, datetime, int, int]]:
         rows.append(
             (
                 trace_scope(posting.currency, posting.trace_id),
-                CounterGrain.TOTAL,
+                CounterGrain.TOTAL.value,
                 LIFETIME,
                 posting.cents,
                 holds,
@@ -106,13 +124,25 @@ def counters_add(postings: Iterable[Posting], *, cursor: Any = None) -> None:
             totals = merged.setdefault((scope, grain, bucket), [0, 0])
             totals[0] += cents
             totals[1] += holds
-    if not merged:
+    rows = [
+        (scope, str(grain), bucket, cents, holds)
+        for (scope, grain, bucket), (cents, holds) in merged.items()
+    ]
+    if cursor is not None:
+        counters_add_rows(cursor, rows)
+        return
+    with connection.cursor() as own_cursor:
+        counters_add_rows(own_cursor, rows)
+
+
+def counters_add_rows(cursor: Any, rows: Sequence[tuple[str, str, datetime, int, int]]) -> None:
+    """Add (scope, grain, bucket_start, cents, holds) rows to their buckets; each bucket
+    at most once in `rows`."""
+    if not rows:
         return
     table = SpendCounter._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(merged))
-    params: list[object] = []
-    for (scope, grain, bucket), (cents, holds) in merged.items():
-        params += [scope, str(grain), bucket, cents, holds]
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    params: list[object] = [value for row in rows for value in row]
     # Both PostgreSQL and SQLite (3.24+) speak this upsert; integers keep it exact.
     # Only the table name (a model constant) is interpolated; values are parameters.
     sql = (
@@ -120,11 +150,7 @@ def counters_add(postings: Iterable[Posting], *, cursor: Any = None) -> None:
         f"ON CONFLICT (scope, grain, bucket_start) DO UPDATE SET "
         f"cents = {table}.cents + excluded.cents, holds = {table}.holds + excluded.holds"
     )
-    if cursor is not None:
-        cursor.execute(sql, _adapt(params))
-        return
-    with connection.cursor() as own_cursor:
-        own_cursor.execute(sql, _adapt(params))
+    cursor.execute(sql, _adapt(params))
 
 
 def _adapt(params: list[object]) -> list[object]:

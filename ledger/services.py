@@ -31,7 +31,7 @@ from approvals.services import (
 )
 from cards.models import Card, CardEvent, CardEventKind, CardStatus
 from ledger import decision_sql
-from ledger.counters import Posting, counters_add, read_decision_spend
+from ledger.counters import Posting, counter_rows, counters_add, read_decision_spend
 from ledger.fx import FxQuote, fx_quote
 from ledger.models import (
     Authorization,
@@ -211,8 +211,12 @@ def _money(amount: Decimal | None, currency: str | None) -> Money | None:
 
 
 def _insert_decided(cursor: Any, row: dict[str, Any]) -> Decided:
-    """Insert the authorization row; a taken network id means it was decided before."""
-    auth_id = decision_sql.insert_authorization(cursor, row)
+    """Insert a declined authorization's row."""
+    return _decided(row, decision_sql.insert_authorization(cursor, row))
+
+
+def _decided(row: dict[str, Any], auth_id: int | None) -> Decided:
+    """The decision as written; no id means the network id was taken: decided before."""
     if auth_id is None:
         raise _AlreadyDecided
     return Decided(
@@ -351,46 +355,39 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             row["decision"] = Decision.APPROVED.value
             row["hold_state"] = HoldState.OPEN.value
             row["held_cents"] = cap_cents
-            decided = _insert_decided(cursor, row)
-            decision_sql.insert_entry(
-                cursor,
-                {
-                    "kind": EntryKind.HOLD.value,
-                    "rail": Rail.CARD.value,
-                    "flag": "",
-                    "agent_id": facts.agent_id,
-                    "card_id": facts.card_id,
-                    "vendor_id": facts.vendor_id,
-                    "authorization_id": decided.id,
-                    "network_txn_id": None,
-                    "trace_id": trace_id,
-                    "amount": request.amount,
-                    "amount_currency": request.currency,
-                    "cap_amount": row["cap_amount"],
-                    "cap_amount_currency": currency,
-                    "cap_cents": cap_cents,
-                    "fx_rate": quote.rate,
-                    "memo": "",
-                    "created_at": now,
-                    "effective_at": now,
-                },
+            hold = {
+                "kind": EntryKind.HOLD.value,
+                "rail": Rail.CARD.value,
+                "flag": "",
+                "agent_id": facts.agent_id,
+                "card_id": facts.card_id,
+                "vendor_id": facts.vendor_id,
+                "network_txn_id": None,
+                "trace_id": trace_id,
+                "amount": request.amount,
+                "amount_currency": request.currency,
+                "cap_amount": row["cap_amount"],
+                "cap_amount_currency": currency,
+                "cap_cents": cap_cents,
+                "fx_rate": quote.rate,
+                "memo": "",
+                "created_at": now,
+                "effective_at": now,
+            }
+            buckets = counter_rows(
+                Posting(
+                    agent_id=facts.agent_id,
+                    card_id=facts.card_id,
+                    vendor_id=facts.vendor_id,
+                    trace_id=trace_id,
+                    currency=currency,
+                    time_zone=facts.time_zone,
+                    effective_at=now,
+                    cents=cap_cents,
+                    is_hold=True,
+                )
             )
-            counters_add(
-                [
-                    Posting(
-                        agent_id=facts.agent_id,
-                        card_id=facts.card_id,
-                        vendor_id=facts.vendor_id,
-                        trace_id=trace_id,
-                        currency=currency,
-                        time_zone=facts.time_zone,
-                        effective_at=now,
-                        cents=cap_cents,
-                        is_hold=True,
-                    )
-                ],
-                cursor=cursor,
-            )
+            decided = _decided(row, decision_sql.insert_approval(cursor, row, hold, buckets))
             if facts.warning_thresholds:
                 _queue_warnings(facts, limits, trace_id, cap_cents, now)
             if facts.single_use:
