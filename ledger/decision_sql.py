@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.db import connection
@@ -210,45 +211,79 @@ def insert_entry(cursor: Any, row: dict[str, Any]) -> int:
     return entry_id
 
 
+# The hold an approval writes, as columns of the authorization row.
+_HOLD_FROM_AUTHORIZATION = {
+    "kind": "'hold'",
+    "rail": "'card'",
+    "flag": "''",
+    "agent_id": "agent_id",
+    "card_id": "card_id",
+    "vendor_id": "vendor_id",
+    "authorization_id": "id",
+    "network_txn_id": "NULL",
+    "trace_id": "trace_id",
+    "amount": "amount",
+    "amount_currency": "amount_currency",
+    "cap_amount": "cap_amount",
+    "cap_amount_currency": "cap_amount_currency",
+    "cap_cents": "held_cents",
+    "fx_rate": "fx_rate",
+    "memo": "''",
+    "created_at": "decided_at",
+    "effective_at": "decided_at",
+}
+
+
+def _hold_row(auth_row: dict[str, Any], auth_id: int) -> dict[str, Any]:
+    row = {**auth_row, "id": auth_id}
+    literals = {"'hold'": "hold", "'card'": "card", "''": "", "NULL": None}
+    return {
+        column: literals[source] if source in literals else row[source]
+        for column, source in _HOLD_FROM_AUTHORIZATION.items()
+    }
+
+
 def insert_approval(
     cursor: Any,
     auth_row: dict[str, Any],
-    entry_row: dict[str, Any],
     counters: list[tuple[str, str, datetime, int, int]],
 ) -> int | None:
-    """Write an approval: the authorization, its hold entry and the hold's counter
-    buckets. Returns the authorization id, or None when the network id is taken (then
-    nothing is written). PostgreSQL does it in one statement (data-modifying CTEs, so the
-    agent's row lock is held for one round trip less than three); SQLite, whose writers
-    are serialized anyway, in three."""
+    """Write an approval: the authorization, its hold entry (the held amount, at the
+    decision's time) and the hold's counter buckets. Returns the authorization id, or
+    None when the network id is taken (then nothing is written).
+
+    PostgreSQL does it in one statement (data-modifying CTEs: the agent's row lock is
+    held for one round trip instead of three); SQLite, whose writers are serialized
+    anyway, in three."""
     if connection.vendor != "postgresql":
         auth_id = insert_authorization(cursor, auth_row)
         if auth_id is not None:
-            insert_entry(cursor, {**entry_row, "authorization_id": auth_id})
+            insert_entry(cursor, _hold_row(auth_row, auth_id))
             counters_add_rows(cursor, counters)
         return auth_id
-    auth_columns = ", ".join(auth_row)
-    entry_columns = ", ".join(entry_row)
-    counter_values = ", ".join(
-        ["(%s, %s, %s::timestamptz, %s::bigint, %s::integer)"] * len(counters)
+    cursor.execute(
+        _approval_sql(tuple(auth_row)),
+        [*auth_row.values(), *(list(column) for column in zip(*counters, strict=True))],
     )
-    counter_table = SpendCounter._meta.db_table
-    sql = (
-        f"WITH a AS (INSERT INTO {Authorization._meta.db_table} ({auth_columns}) "
-        f"VALUES ({', '.join(['%s'] * len(auth_row))}) "
-        "ON CONFLICT (network_id) DO NOTHING RETURNING id), "
-        f"e AS (INSERT INTO {LedgerEntry._meta.db_table} ({entry_columns}, authorization_id) "
-        f"SELECT {', '.join(['%s'] * len(entry_row))}, a.id FROM a), "
-        f"c AS (INSERT INTO {counter_table} (scope, grain, bucket_start, cents, holds) "
-        f"SELECT v.* FROM (VALUES {counter_values}) AS v, a "
-        f"ON CONFLICT (scope, grain, bucket_start) DO UPDATE SET "
-        f"cents = {counter_table}.cents + excluded.cents, "
-        f"holds = {counter_table}.holds + excluded.holds) "
-        "SELECT id FROM a"
-    )
-    params = [*auth_row.values(), *entry_row.values()]
-    for row in counters:
-        params.extend(row)
-    cursor.execute(sql, params)
     found = cursor.fetchone()
     return None if found is None else int(found[0])
+
+
+@cache
+def _approval_sql(auth_columns: tuple[str, ...]) -> str:
+    # Few parameters (psycopg caches the parsing of statements with at most 50): the
+    # hold is selected from the inserted row, the counters come as five arrays.
+    counters = SpendCounter._meta.db_table
+    return (
+        f"WITH a AS (INSERT INTO {Authorization._meta.db_table} ({', '.join(auth_columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(auth_columns))}) "
+        "ON CONFLICT (network_id) DO NOTHING RETURNING *), "
+        f"e AS (INSERT INTO {LedgerEntry._meta.db_table} ({', '.join(_HOLD_FROM_AUTHORIZATION)}) "
+        f"SELECT {', '.join(_HOLD_FROM_AUTHORIZATION.values())} FROM a), "
+        f"c AS (INSERT INTO {counters} (scope, grain, bucket_start, cents, holds) "
+        "SELECT v.* FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], "
+        "%s::integer[]) AS v, a "
+        "ON CONFLICT (scope, grain, bucket_start) DO UPDATE SET "
+        f"cents = {counters}.cents + excluded.cents, holds = {counters}.holds + excluded.holds) "
+        "SELECT id FROM a"
+    )

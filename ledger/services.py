@@ -355,25 +355,6 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
             row["decision"] = Decision.APPROVED.value
             row["hold_state"] = HoldState.OPEN.value
             row["held_cents"] = cap_cents
-            hold = {
-                "kind": EntryKind.HOLD.value,
-                "rail": Rail.CARD.value,
-                "flag": "",
-                "agent_id": facts.agent_id,
-                "card_id": facts.card_id,
-                "vendor_id": facts.vendor_id,
-                "network_txn_id": None,
-                "trace_id": trace_id,
-                "amount": request.amount,
-                "amount_currency": request.currency,
-                "cap_amount": row["cap_amount"],
-                "cap_amount_currency": currency,
-                "cap_cents": cap_cents,
-                "fx_rate": quote.rate,
-                "memo": "",
-                "created_at": now,
-                "effective_at": now,
-            }
             buckets = counter_rows(
                 Posting(
                     agent_id=facts.agent_id,
@@ -387,7 +368,7 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                     is_hold=True,
                 )
             )
-            decided = _decided(row, decision_sql.insert_approval(cursor, row, hold, buckets))
+            decided = _decided(row, decision_sql.insert_approval(cursor, row, buckets))
             if facts.warning_thresholds:
                 _queue_warnings(facts, limits, trace_id, cap_cents, now)
             if facts.single_use:
