@@ -50,6 +50,7 @@ import pstats
 import random
 import re
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -250,6 +251,7 @@ class PostgresPids:
 class CpuMeter:
     postgres: Callable[[], set[int]] | None = None
     server_pid: int | None = None
+    client_pids: set[int] = field(default_factory=set)  # load processes besides this one
     _groups: dict[str, set[int]] = field(default_factory=dict)
     _ticks: dict[str, dict[int, int]] = field(default_factory=dict)
     _machine: tuple[int, int] = (0, 0)
@@ -257,7 +259,7 @@ class CpuMeter:
 
     def _current_groups(self) -> dict[str, set[int]]:
         return {
-            "client": {os.getpid()},
+            "client": {os.getpid(), *self.client_pids},
             "server": process_tree(self.server_pid) if self.server_pid else set(),
             "postgres": self.postgres() if self.postgres else set(),
         }
@@ -602,6 +604,164 @@ def gunicorn(server: dict[str, Any], log_path: Path) -> Iterator[Server]:
 # --- Part 2: HTTP load -----------------------------------------------------------------
 
 
+# Requests a load client may send per second at most (pre-signed for wrk).
+WRK_MAX_RATE = 2500
+
+
+def signed_request(port: int, network_id: str, card: tuple[str, str], secret: str) -> bytes:
+    body = auth_body(network_id, card[0], card[1])
+    return (
+        f"POST {AUTH_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"AgentWallet-Signature: {signature(body, secret)}\r\n\r\n"
+    ).encode() + body
+
+
+def run_wrk(
+    server: Server, *, requests: list[bytes], clients: int, seconds: float
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start wrk on pre-signed requests (each network id once); returns the process."""
+    handle, name = tempfile.mkstemp(prefix="agentwallet-wrk-", suffix=".bin")
+    with os.fdopen(handle, "wb") as out:
+        out.write(b"\0".join(requests))
+    threads = min(2, clients)
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{clients}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(Path(__file__).with_name("_wrk.lua")),
+        f"http://127.0.0.1:{server.port}{AUTH_PATH}",
+    ]
+    env = {**os.environ, "WRK_REQUESTS": name, "WRK_THREADS": str(threads)}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, env=env), Path(name)
+
+
+def wrk_level(
+    server: Server,
+    *,
+    cards: Sequence[tuple[str, str]],
+    clients: int,
+    secret: str,
+    tag: str,
+    sizes: Sizes,
+    postgres: PostgresPids,
+) -> dict[str, Any]:
+    """One closed-loop level with wrk: `clients` connections, back to back (wrk starts
+    each latency when it writes the request; a reconnect after gunicorn's
+    `Connection: close` happens before that). A warm-up run goes first."""
+
+    def batch(prefix: str, seconds: float) -> list[bytes]:
+        count = int(WRK_MAX_RATE * seconds) + 500
+        return [
+            signed_request(server.port, f"{prefix}-{n}", cards[n % len(cards)], secret)
+            for n in range(count)
+        ]
+
+    measured_requests = batch(f"{tag}m", sizes.http_seconds)
+    warm, warm_file = run_wrk(
+        server,
+        requests=batch(f"{tag}w", sizes.warmup_seconds),
+        clients=clients,
+        seconds=max(1, round(sizes.warmup_seconds)),
+    )
+    warm.communicate(timeout=120)
+    warm_file.unlink(missing_ok=True)
+    proc, requests_file = run_wrk(
+        server, requests=measured_requests, clients=clients, seconds=sizes.http_seconds
+    )
+    meter = CpuMeter(postgres=postgres, server_pid=server.process.pid, client_pids={proc.pid})
+    meter.start()
+    time.sleep(max(0.5, sizes.http_seconds - 0.3))  # read wrk's CPU before it exits
+    cpu_figures = meter.stop()
+    out, _ = proc.communicate(timeout=120)
+    requests_file.unlink(missing_ok=True)
+    text = out.decode().strip()
+    if not text.endswith("}"):
+        raise RuntimeError(f"wrk printed no figures: {text[-500:]}")
+    figures = json.loads(text.splitlines()[-1])
+    seconds = figures["duration_us"] / 1e6
+    errors = {name: count for name, count in figures["errors"].items() if count}
+    if figures["other"]:
+        errors["non_200"] = figures["other"]
+    if figures["ran_out_of_requests"]:
+        errors["ran_out_of_presigned_requests"] = 1
+    return {
+        "client": "wrk",
+        "clients": clients,
+        "seconds": round(seconds, 2),
+        "n": figures["requests"],
+        "per_s": round(figures["requests"] / seconds, 1),
+        "p50_ms": figures["p50_us"] / 1000,
+        "p95_ms": figures["p95_us"] / 1000,
+        "p99_ms": figures["p99_us"] / 1000,
+        "mean_ms": round(figures["mean_us"] / 1000, 3),
+        "min_ms": figures["min_us"] / 1000,
+        "max_ms": figures["max_us"] / 1000,
+        "outcomes": {"approved": figures["approved"], "declined": figures["declined"]},
+        "errors": errors,
+        **cpu_figures,
+    }
+
+
+def python_client_level(
+    server: Server,
+    *,
+    cards: Sequence[tuple[str, str]],
+    clients: int,
+    secret: str,
+    tag: str,
+    sizes: Sizes,
+    postgres: PostgresPids,
+) -> dict[str, Any]:
+    """The same level with bench/_httpload.py (asyncio, one process) where wrk is not
+    installed; it costs the shared cores about 10x wrk's CPU per request."""
+    spec = {
+        "port": server.port,
+        "path": AUTH_PATH,
+        "clients": clients,
+        "seconds": sizes.http_seconds,
+        "warmup": sizes.warmup_seconds,
+        "secret": secret,
+        "tag": tag,
+        "cards": [list(card) for card in cards],
+        "hot": len(cards) == 1,
+    }
+    client = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_httpload.py"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    if client.stdin is None or client.stdout is None:  # pragma: no cover - PIPE given
+        raise RuntimeError("no pipe to the load client")
+    client.stdin.write(json.dumps(spec).encode())
+    client.stdin.close()
+    client.stdout.readline()  # "started": its clock runs from here
+    time.sleep(sizes.warmup_seconds)
+    meter = CpuMeter(postgres=postgres, server_pid=server.process.pid, client_pids={client.pid})
+    meter.start()
+    time.sleep(sizes.http_seconds)
+    cpu_figures = meter.stop()
+    answer = json.loads(client.stdout.read())
+    client.wait(timeout=60)
+    latencies = answer["latencies_ns"]
+    return {
+        "client": "python-asyncio",
+        "clients": clients,
+        "seconds": sizes.http_seconds,
+        "n": len(latencies),
+        "per_s": round(len(latencies) / sizes.http_seconds, 1),
+        **latency_summary(latencies),
+        "outcomes": answer["outcomes"],
+        "errors": answer["errors"],
+        **cpu_figures,
+    }
+
+
 def run_http(
     server: Server,
     *,
@@ -614,43 +774,28 @@ def run_http(
     attempts = itertools.count()
 
     def level(load: str, clients: int) -> dict[str, Any]:
-        counter = itertools.count()
+        cards = [hot_card] if load == "hot" else list(spread_cards)
         tag = f"h{load[0]}{clients}-{next(attempts)}"
-        connections: list[http.client.HTTPConnection] = []
-
-        def make_worker(index: int) -> Callable[[], str]:
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            connections.append(conn)
-            sequence = itertools.count()
-
-            def request() -> str:
-                n = next(counter)
-                card_id, mcc = hot_card if load == "hot" else spread_cards[n % len(spread_cards)]
-                body = auth_body(f"{tag}-{index}-{next(sequence)}", card_id, mcc)
-                headers = {"AgentWallet-Signature": signature(body, secret)}
-                try:
-                    status, data = post_json(conn, AUTH_PATH, body, headers)
-                except (OSError, http.client.HTTPException):
-                    conn.close()
-                    raise
-                if status != 200:
-                    return f"http_{status}"
-                answer = json.loads(data)
-                return str(answer["reason"] or answer["decision"])
-
-            return request
-
-        try:
-            result = run_closed_loop(
+        if shutil.which("wrk") and os.environ.get("BENCH_HTTP_CLIENT", "wrk") == "wrk":
+            result = wrk_level(
+                server,
+                cards=cards,
                 clients=clients,
-                seconds=sizes.http_seconds,
-                warmup=sizes.warmup_seconds,
-                make_worker=make_worker,
-                cpu=CpuMeter(postgres=postgres, server_pid=server.process.pid),
+                secret=secret,
+                tag=tag,
+                sizes=sizes,
+                postgres=postgres,
             )
-        finally:
-            for conn in connections:
-                conn.close()
+        else:
+            result = python_client_level(
+                server,
+                cards=cards,
+                clients=clients,
+                secret=secret,
+                tag=tag,
+                sizes=sizes,
+                postgres=postgres,
+            )
         result["load"] = load
         return result
 

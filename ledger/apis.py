@@ -142,7 +142,10 @@ class NetworkAuthorizationCreateApi(NetworkApi):
 def network_authorization_create(request: HttpRequest) -> HttpResponse:
     """The authorization endpoint without DRF's request and serializer machinery: every
     card swipe waits on it, and those layers cost more CPU than the decision itself.
-    Same contract, errors and status codes as the other network endpoints."""
+    Same contract, errors and status codes as the other network endpoints. In
+    production it is also served without the middleware stack (agentwallet.wsgi), so
+    it validates the Host header itself."""
+    request.get_host()  # ALLOWED_HOSTS (DisallowedHost answers 400)
     if request.method != "POST":
         response = _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
         response["Allow"] = "POST, OPTIONS"
