@@ -548,13 +548,17 @@ class Server:
 
 
 @contextmanager
-def gunicorn(server: dict[str, Any], log_path: Path) -> Iterator[Server]:
+def gunicorn(
+    server: dict[str, Any], log_path: Path, app: str = "agentwallet.wsgi"
+) -> Iterator[Server]:
     port = free_port()
     command = [
         sys.executable,
         "-m",
         "gunicorn",
-        "agentwallet.wsgi",
+        app,
+        "--pythonpath",
+        str(Path(__file__).parent),
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
@@ -806,6 +810,39 @@ def run_http(
             results.append(
                 measured(f"http {load}/{clients}", lambda a=load, b=clients: level(a, b))
             )
+    return results
+
+
+def run_floor(
+    server: Server,
+    *,
+    spread_cards: Sequence[tuple[str, str]],
+    hot_card: tuple[str, str],
+    secret: str,
+    sizes: Sizes,
+    postgres: PostgresPids,
+) -> list[dict[str, Any]]:
+    """The same load at TARGET_CLIENTS against bench/_floor_wsgi.py (lock and commit)."""
+    results = []
+    for load, cards in (("spread", list(spread_cards)), ("hot", [hot_card])):
+        log(f"floor: {load}, {TARGET_CLIENTS} clients")
+
+        def level(cards: list[tuple[str, str]] = cards, load: str = load) -> dict[str, Any]:
+            run = wrk_level if shutil.which("wrk") else python_client_level
+            return {
+                **run(
+                    server,
+                    cards=cards,
+                    clients=TARGET_CLIENTS,
+                    secret=secret,
+                    tag=f"floor-{load}-{time.monotonic_ns()}",
+                    sizes=sizes,
+                    postgres=postgres,
+                ),
+                "load": load,
+            }
+
+        results.append(measured(f"floor {load}", level))
     return results
 
 
@@ -1480,6 +1517,18 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         server_log = log_path.read_text(errors="replace").strip().splitlines()
         log_path.unlink(missing_ok=True)
         result["server_log_tail"] = server_log[-10:]
+        if "http" in args.part_list:
+            log("floor: starting gunicorn on bench/_floor_wsgi.py")
+            with gunicorn(server_settings, log_path, app="_floor_wsgi") as floor_server:
+                result["floor"] = run_floor(
+                    floor_server,
+                    spread_cards=fixtures["spread_cards"],
+                    hot_card=fixtures["hot_card"],
+                    secret=secret,
+                    sizes=sizes,
+                    postgres=postgres,
+                )
+            log_path.unlink(missing_ok=True)
     postgres.close()
     result["extra_time_s"] = {k: round(v, 1) for k, v in EXTRA_TIME.items()}
     return result
@@ -1670,6 +1719,11 @@ def report_inprocess(inproc: dict[str, Any], out: list[str], verdicts: list[Verd
     out.append("")
 
 
+def http_client_name(result: dict[str, Any]) -> str:
+    clients = {r.get("client", "python threads") for r in result.get("http", [])}
+    return ", ".join(sorted(clients))
+
+
 def report_load(
     result: dict[str, Any], sizes: Sizes, out: list[str], verdicts: list[Verdict]
 ) -> None:
@@ -1680,8 +1734,8 @@ def report_load(
         out.append(
             f"Part 2 - HTTP: POST {AUTH_PATH} on loopback, {sizes.http_seconds:g} s per level "
             f"after {sizes.warmup_seconds:g} s warm-up (gunicorn -k {server['worker_class']} "
-            f"-w {server['workers']} --threads {server['threads']}; the client threads run on "
-            f"the same {os.cpu_count()} cores)"
+            f"-w {server['workers']} --threads {server['threads']}; load client: "
+            f"{http_client_name(result)}, on the same {os.cpu_count()} cores)"
         )
         rows = []
         for (load, clients), r in http_rows.items():
@@ -1710,6 +1764,35 @@ def report_load(
             "of gunicorn / PostgreSQL; machine%: busy % of all cores)"
         )
         out.append("")
+        floor = result.get("floor", [])
+        if floor:
+            out.append(
+                f"Part 2b - the stack's floor at {TARGET_CLIENTS} clients: the same gunicorn and "
+                "WSGI entry point, a view that only locks the card's agent row and commits "
+                "(bench/_floor_wsgi.py)"
+            )
+            out.append(
+                format_rows(
+                    (*header, *cpu_header),
+                    [
+                        [
+                            r["load"],
+                            str(r["clients"]),
+                            str(r["n"]),
+                            *(fmt(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                            fmt(r["per_s"], 0),
+                            str(sum(r["errors"].values())),
+                            fmt(r.get("client_cpu_pct"), 0),
+                            cpu_ms(r, "server"),
+                            cpu_ms(r, "postgres"),
+                            fmt(r.get("foreign_cpu_pct"), 0),
+                            fmt(r["machine_busy_pct"], 0),
+                        ]
+                        for r in floor
+                    ],
+                )
+            )
+            out.append("")
         for load in ("spread", "hot"):
             r = http_rows.get((load, TARGET_CLIENTS))
             if r:
