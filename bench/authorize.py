@@ -966,6 +966,10 @@ def run_freeze(
 
 def sql_label(sql: str) -> str:
     text = " ".join(sql.split())
+    if text.startswith("WITH a AS (INSERT INTO ledger_authorization"):
+        return "INSERT authorization + hold + counters (one statement)"
+    if text.startswith("SELECT (SELECT COALESCE(SUM"):
+        return "SELECT six spend sums (counters, ledger edges)"
     verb = text.split(" ", 1)[0].upper()
     match = re.search(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', text, re.IGNORECASE)
     table = match.group(1) if match else "?"
@@ -1261,16 +1265,18 @@ def run_inprocess(
         }
     results["queries"] = query_report
 
-    # EXPLAIN ANALYZE the two spend reads of the large-history agent.
-    log("in-process: EXPLAIN ANALYZE of the spend reads")
-    with CaptureQueriesContext(connection) as captured:
-        counters.read_spend(
+    # EXPLAIN ANALYZE the decision's spend read for the large-history agent.
+    log("in-process: EXPLAIN ANALYZE of the spend read")
+    with CaptureQueriesContext(connection) as captured, connection.cursor() as cursor:
+        counters.read_decision_spend(
+            cursor,
             agent_id=large_card.agent_id,
+            card_id=large_card.pk,
+            vendor_id=large_card.vendor_id,
+            trace_id="",
             time_zone=policy.time_zone,
             currency="USD",
             now=datetime.now(UTC),
-            card_ids=[large_card.pk],
-            vendor_ids=[large_card.vendor_id],
         )
     explains = {}
     for query in captured.captured_queries:
@@ -1345,20 +1351,16 @@ def run_inprocess(
 
 PROFILE_FOCUS = (
     ("request (test client)", "client.py", "post"),
-    ("DRF APIView.dispatch", "rest_framework/views.py", "dispatch"),
-    ("signature check", "ledger/network.py", "authenticate"),
-    ("input validation", "agentwallet/api/fields.py", "validate_input"),
+    ("network_authorization_create", "ledger/apis.py", "network_authorization_create"),
+    ("signature check", "ledger/network.py", "signature_verify"),
+    ("input decoding (msgspec)", "ledger/serializers.py", "network_authorization_decode"),
     ("authorization_decide", "ledger/services.py", "authorization_decide"),
-    ("  replay check + _decide", "ledger/services.py", "_decide"),
-    ("  lock agent", "ledger/services.py", "_lock_agent_of_card"),
-    ("  read_spend", "ledger/counters.py", "read_spend"),
-    ("  _edge_sums", "ledger/counters.py", "_edge_sums"),
+    ("  _decide", "ledger/services.py", "_decide"),
+    ("  lock_and_load", "ledger/decision_sql.py", "lock_and_load"),
+    ("  read_decision_spend", "ledger/counters.py", "read_decision_spend"),
     ("  rules.decide", "policies/rules.py", "decide"),
-    ("  Authorization.save", "django/db/models/base.py", "save"),
-    ("  _post (entry + counters)", "ledger/services.py", "_post"),
-    ("  counters_add", "ledger/counters.py", "counters_add"),
-    ("  _vendor_cap", "ledger/services.py", "_vendor_cap"),
-    ("output serializer", "rest_framework/serializers.py", "data"),
+    ("  insert_approval", "ledger/decision_sql.py", "insert_approval"),
+    ("decision_body", "ledger/serializers.py", "decision_body"),
     ("psycopg execute", "psycopg/cursor.py", "execute"),
     ("transaction commit", "django/db/backends/base/base.py", "commit"),
 )
@@ -1619,9 +1621,10 @@ def report_inprocess(inproc: dict[str, Any], out: list[str], verdicts: list[Verd
     header = ("load", "prior 24h", "n", "p50", "p95", "p99", "mean", "max ms", "per s")
     out.append(format_rows((*header, "py cpu", "pg cpu", "foreign%", "outcomes"), rows))
     out.append(
-        "(request via test client: the same decision through URL routing, DRF, signature "
-        "check and serializers, no socket; py/pg cpu: CPU ms per decision of this Python "
-        "process and of PostgreSQL; foreign%: other processes, % of one core)"
+        "(request via test client: the same decision through URL routing, the full "
+        "middleware stack, signature check, decoding and the JSON answer, no socket; "
+        "py/pg cpu: CPU ms per decision of this Python process and of PostgreSQL; "
+        "foreign%: other processes, % of one core)"
     )
     seed = inproc["seeding"]
     small, large = inproc["hot_small"], inproc["hot_large"]
@@ -1674,7 +1677,10 @@ def report_inprocess(inproc: dict[str, Any], out: list[str], verdicts: list[Verd
             )
         )
         out.append("")
-    out.append("EXPLAIN (ANALYZE) of read_spend()'s statements, hot agent with the large history:")
+    out.append(
+        "EXPLAIN (ANALYZE) of the decision's spend read (read_decision_spend), hot agent with "
+        "the large history:"
+    )
     for label, e in inproc["explain_hot_large"].items():
         out.append(
             f"  {label}: planning {fmt(e['planning_ms'], 3)} ms, execution "
