@@ -129,8 +129,12 @@ class NetworkAuthorizationInputSerializer(StrictInputSerializer):
 # The authorization request is also decoded by msgspec: it is the one endpoint on the
 # hot path, and the serializer above costs more CPU than the decision's own SQL. The
 # serializer stays as its documentation (OpenAPI); a test keeps the two in step.
-def _text(pattern: str | None = None, max_length: int | None = None) -> Any:
-    return Annotated[str, msgspec.Meta(pattern=pattern, max_length=max_length)]
+def _text(
+    pattern: str | None = None, max_length: int | None = None, min_length: int | None = None
+) -> Any:
+    return Annotated[
+        str, msgspec.Meta(pattern=pattern, max_length=max_length, min_length=min_length)
+    ]
 
 
 class _MoneyIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -147,7 +151,7 @@ class _MerchantIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class NetworkAuthorizationIn(msgspec.Struct, forbid_unknown_fields=True):
     id: _text(NETWORK_ID_REGEX)  # type: ignore[valid-type]
-    card_id: _text(max_length=64)  # type: ignore[valid-type]
+    card_id: _text(max_length=64, min_length=1)  # type: ignore[valid-type]
     amount: _MoneyIn
     merchant: _MerchantIn
     trace_id: _text(f"^$|{TRACE_ID_REGEX}", max_length=128) = ""  # type: ignore[valid-type]

@@ -362,6 +362,36 @@ NETWORK_BAD_BODIES = [
         "merchant": {"mcc": "5734"},
     },
     [1, 2],
+    {
+        "id": "a",
+        "card_id": "",
+        "amount": {"amount": "1", "currency": "USD"},
+        "merchant": {"mcc": "5734"},
+    },
+    {
+        "id": "a",
+        "card_id": "c",
+        "amount": {"amount": "1", "currency": "USD"},
+        "merchant": {"mcc": "5734", "name": None},
+    },
+    {
+        "id": "a",
+        "card_id": "c",
+        "amount": {"amount": "1", "currency": "USD", "extra": 1},
+        "merchant": {"mcc": "5734"},
+    },
+    {
+        "id": "a",
+        "card_id": "c",
+        "amount": {"amount": "NaN", "currency": "USD"},
+        "merchant": {"mcc": "5734"},
+    },
+    {
+        "id": "a",
+        "card_id": "c",
+        "amount": {"amount": 1.005, "currency": "USD"},
+        "merchant": {"mcc": "5734"},
+    },
 ]
 
 
