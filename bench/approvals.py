@@ -59,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -466,7 +467,10 @@ class Switches:
             return None if self.outbox_off else real_outbox_add(**kwargs)
 
         def approval_request_for_decline(**kwargs: Any) -> Any:
-            return None if self.request_off else real_for_decline(**kwargs)
+            # Switched off: a decline that opens no request (no id to record).
+            if self.request_off:
+                return types.SimpleNamespace(pk=None)
+            return real_for_decline(**kwargs)
 
         approval_services.outbox_add = outbox_add
         ledger_services.approval_request_for_decline = approval_request_for_decline
