@@ -261,37 +261,11 @@ def insert_approval(
             insert_entry(cursor, _hold_row(auth_row, auth_id))
             counters_add_rows(cursor, counters)
         return auth_id
-    cursor.execute(*_approval_statement(auth_row, counters))
+    cursor.execute(
+        _approval_sql(tuple(auth_row)),
+        [*auth_row.values(), *(list(column) for column in zip(*counters, strict=True))],
+    )
     found = cursor.fetchone()
-    return None if found is None else int(found[0])
-
-
-def _approval_statement(
-    auth_row: dict[str, Any], counters: list[tuple[str, str, datetime, int, int]]
-) -> tuple[str, list[Any]]:
-    # The counters go as five arrays (scope, grain, bucket_start, cents, holds).
-    params = [*auth_row.values(), *(list(column) for column in zip(*counters, strict=True))]
-    return _approval_sql(tuple(auth_row)), params
-
-
-def insert_approval_and_commit(
-    cursor: Any,
-    auth_row: dict[str, Any],
-    counters: list[tuple[str, str, datetime, int, int]],
-) -> int | None:
-    """`insert_approval`, then COMMIT in the same round trip (a psycopg pipeline).
-
-    Only as the last statement of a durable `transaction.atomic()` block: Django's own
-    commit when the block ends then finds nothing left to commit. Where that block is
-    not the real transaction (a test wrapping it in its own) and on SQLite, the block
-    commits as usual."""
-    if connection.vendor != "postgresql" or len(connection.atomic_blocks) != 1:
-        return insert_approval(cursor, auth_row, counters)
-    pg = connection.connection
-    with pg.pipeline():
-        cursor.execute(*_approval_statement(auth_row, counters))
-        pg.commit()
-        found = cursor.fetchone()
     return None if found is None else int(found[0])
 
 

@@ -368,18 +368,9 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                     is_hold=True,
                 )
             )
-            crossed = _crossed_thresholds(facts, limits, cap_cents)
-            if not crossed and not facts.single_use:
-                # Nothing else to write: commit in the same round trip, so a hot agent's
-                # row lock is held for one round trip less.
-                return AuthorizationOutcome(
-                    decided=_decided(
-                        row, decision_sql.insert_approval_and_commit(cursor, row, buckets)
-                    )
-                )
             decided = _decided(row, decision_sql.insert_approval(cursor, row, buckets))
-            if crossed:
-                _queue_warnings(facts, crossed, trace_id, cap_cents, now)
+            if facts.warning_thresholds:
+                _queue_warnings(facts, limits, trace_id, cap_cents, now)
             if facts.single_use:
                 Card.objects.filter(pk=facts.card_id).update(
                     status=CardStatus.CLOSED, updated_at=now
@@ -424,17 +415,13 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
         return AuthorizationOutcome(decided=_insert_decided(cursor, row))
 
 
-Crossing = tuple[str, rules.Limit, int]  # scope, its limit, the threshold crossed
-
-
-def _crossed_thresholds(
-    facts: decision_sql.Facts, limits: rules.Limits, cents: int
-) -> list[Crossing]:
-    """The warning thresholds this approval pushes a cap past (plain arithmetic)."""
-    if not facts.warning_thresholds:
-        return []
+def _queue_warnings(
+    facts: decision_sql.Facts, limits: rules.Limits, trace_id: str, cents: int, now: datetime
+) -> None:
+    """Early warnings for every cap this approval pushes past a threshold. Crossing is
+    plain arithmetic; the calendar and the agent are looked at only when one happened."""
     thresholds = list(facts.warning_thresholds)
-    return [
+    crossed = [
         (scope, limit, threshold)
         for scope, limit in (
             (rules.SCOPE_DAILY, limits.daily),
@@ -445,13 +432,8 @@ def _crossed_thresholds(
         )
         for threshold in rules.crossed_thresholds(limit, cents, thresholds)
     ]
-
-
-def _queue_warnings(
-    facts: decision_sql.Facts, crossed: list[Crossing], trace_id: str, cents: int, now: datetime
-) -> None:
-    """Early warnings for the caps this approval pushed past a threshold (the calendar
-    and the agent are looked at only when one was)."""
+    if not crossed:
+        return
     tz = facts.time_zone
     day_start = day_end(now, tz) - timedelta(days=1)
     month_start, month_end = month_bounds(now, tz)
