@@ -163,6 +163,18 @@ def _placeholders(items: Sequence[object] | dict[str, object]) -> str:
     return ", ".join(["%s"] * len(items))
 
 
+@dataclass(frozen=True)
+class DecisionSpend:
+    """Live spend for one authorization's scopes, in cents (see `read_decision_spend`)."""
+
+    day_cents: int
+    month_cents: int
+    holds_last_hour: int
+    card_month_cents: int
+    vendor_month_cents: int
+    trace_cents: int
+
+
 @dataclass
 class SpendSnapshot:
     """Spend of one agent (and the scopes a decision or budget asks about), in cents."""
@@ -173,6 +185,17 @@ class SpendSnapshot:
     card_month_cents: dict[object, int] = field(default_factory=dict)
     vendor_month_cents: dict[object, int] = field(default_factory=dict)
     trace_cents: dict[str, int] = field(default_factory=dict)
+
+    def narrowed(self, *, card_id: object, vendor_id: object, trace_id: str) -> DecisionSpend:
+        """The figures a decision on this card, vendor and trace reads."""
+        return DecisionSpend(
+            day_cents=self.day_cents,
+            month_cents=self.month_cents,
+            holds_last_hour=self.holds_last_hour,
+            card_month_cents=self.card_month_cents[card_id],
+            vendor_month_cents=self.vendor_month_cents[vendor_id],
+            trace_cents=self.trace_cents.get(trace_id, 0),
+        )
 
 
 def read_spend(
@@ -288,18 +311,6 @@ def read_spend(
         for vendor_id in snapshot.vendor_month_cents:
             snapshot.vendor_month_cents[vendor_id] -= edges.future_by_vendor.get(vendor_id, 0)
     return snapshot
-
-
-@dataclass(frozen=True)
-class DecisionSpend:
-    """Live spend for one authorization's scopes, in cents (see `read_decision_spend`)."""
-
-    day_cents: int
-    month_cents: int
-    holds_last_hour: int
-    card_month_cents: int
-    vendor_month_cents: int
-    trace_cents: int
 
 
 def read_decision_spend(

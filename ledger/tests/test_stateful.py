@@ -197,20 +197,8 @@ class LedgerMachine(RuleBasedStateMachine):
                     currency="USD",
                     now=self.now,
                 )
-            assert (
-                decision.day_cents,
-                decision.month_cents,
-                decision.holds_last_hour,
-                decision.card_month_cents,
-                decision.vendor_month_cents,
-                decision.trace_cents,
-            ) == (
-                general.day_cents,
-                general.month_cents,
-                general.holds_last_hour,
-                general.card_month_cents[card.pk],
-                general.vendor_month_cents[card.vendor_id],
-                general.trace_cents.get(trace_id, 0),
+            assert decision == general.narrowed(
+                card_id=card.pk, vendor_id=card.vendor_id, trace_id=trace_id
             )
 
 

@@ -262,21 +262,7 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
                 currency=policy.currency,
                 now=now,
             )
-        got = (
-            decision.day_cents,
-            decision.month_cents,
-            decision.holds_last_hour,
-            decision.card_month_cents,
-            decision.vendor_month_cents,
-            decision.trace_cents,
-        )
-        assert got == (
-            general.day_cents,
-            general.month_cents,
-            general.holds_last_hour,
-            general.card_month_cents[card.pk],
-            general.vendor_month_cents[card.vendor_id],
-            general.trace_cents["PR-7"],
-        ), now
+        narrowed = general.narrowed(card_id=card.pk, vendor_id=card.vendor_id, trace_id="PR-7")
+        assert decision == narrowed, now
         seen.add((decision.day_cents, decision.holds_last_hour))
     assert len(seen) > 10  # the sweep saw the windows change, not one value throughout
