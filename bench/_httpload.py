@@ -51,6 +51,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
     length = None
+    chunked = False
     keep_alive = True
     for line in lines[1:]:
         name, _, value = line.partition(b":")
@@ -59,6 +60,15 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
             length = int(value)
         elif name == b"connection" and value.strip().lower() == b"close":
             keep_alive = False
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+            body += await reader.readexactly(size)
+            await reader.readexactly(2)
+        await reader.readuntil(b"\r\n")
+        return status, body, keep_alive
     if length is None:
         return status, await reader.read(), False
     return status, await reader.readexactly(length), keep_alive
@@ -68,7 +78,7 @@ def outcome_of(status: int, body: bytes) -> str:
     if status != 200:
         return f"http_{status}"
     answer = json.loads(body)
-    return str(answer["reason"] or answer["decision"])
+    return str(answer.get("reason") or answer.get("decision"))
 
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +113,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                     writer.close()
                     reader = writer = None
                 outcome = outcome_of(status, body)
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            except (OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
                 if writer is not None:
                     writer.close()
                 reader = writer = None

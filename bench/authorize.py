@@ -663,6 +663,13 @@ def run_wrk(
     return subprocess.Popen(command, stdout=subprocess.PIPE, env=env), Path(name)
 
 
+def http_level_runner() -> Callable[..., dict[str, Any]]:
+    """wrk where it is installed (unless BENCH_HTTP_CLIENT=python), else the Python client."""
+    if shutil.which("wrk") and os.environ.get("BENCH_HTTP_CLIENT", "wrk") == "wrk":
+        return wrk_level
+    return python_client_level
+
+
 def wrk_level(
     server: Server,
     *,
@@ -798,26 +805,15 @@ def run_http(
     def level(load: str, clients: int) -> dict[str, Any]:
         cards = [hot_card] if load == "hot" else list(spread_cards)
         tag = f"h{load[0]}{clients}-{next(attempts)}"
-        if shutil.which("wrk") and os.environ.get("BENCH_HTTP_CLIENT", "wrk") == "wrk":
-            result = wrk_level(
-                server,
-                cards=cards,
-                clients=clients,
-                secret=secret,
-                tag=tag,
-                sizes=sizes,
-                postgres=postgres,
-            )
-        else:
-            result = python_client_level(
-                server,
-                cards=cards,
-                clients=clients,
-                secret=secret,
-                tag=tag,
-                sizes=sizes,
-                postgres=postgres,
-            )
+        result = http_level_runner()(
+            server,
+            cards=cards,
+            clients=clients,
+            secret=secret,
+            tag=tag,
+            sizes=sizes,
+            postgres=postgres,
+        )
         result["load"] = load
         return result
 
@@ -850,7 +846,7 @@ def run_floor(
         log(f"floor: {load}, {TARGET_CLIENTS} clients")
 
         def level(cards: list[tuple[str, str]] = cards, load: str = load) -> dict[str, Any]:
-            run = wrk_level if shutil.which("wrk") else python_client_level
+            run = http_level_runner()
             return {
                 **run(
                     server,

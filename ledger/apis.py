@@ -193,9 +193,11 @@ def network_authorization_create(request: HttpRequest) -> HttpResponse:
 
 
 def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
-    return HttpResponse(
-        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
+    content = json.dumps(body, separators=(",", ":")).encode()
+    response = HttpResponse(content, status=status, content_type="application/json")
+    # CommonMiddleware would set it; the bare handler has none (gunicorn would chunk).
+    response["Content-Length"] = str(len(content))
+    return response
 
 
 def _error(

@@ -79,6 +79,7 @@ def test_the_bare_wsgi_path_decides_and_keeps_security_headers(
     assert (answer["decision"], answer["id"]) == ("approved", "bare_1")
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware still runs
+    assert headers["Content-Length"] == str(len(content))  # not chunked
     assert Authorization.objects.get(network_id="bare_1").decision == "approved"
 
 
