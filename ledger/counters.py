@@ -343,7 +343,9 @@ def read_decision_spend(
         "hour_minutes_from": ceil_to(hour_start, MINUTE),
         "month_start": month_start,
     }
-    cursor.execute(_DECISION_SPEND_SQL, {k: _adapt([v])[0] for k, v in params.items()})
+    if connection.vendor != "postgresql":  # psycopg takes the values as they are
+        params = {name: _adapt([value])[0] for name, value in params.items()}
+    cursor.execute(_DECISION_SPEND_SQL, params)
     day, month, holds, card, vendor, trace = cursor.fetchone()
     return DecisionSpend(
         day_cents=int(day),

@@ -35,7 +35,7 @@ WHERE c.id = %s
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the rules need about the card, its agent and policy, read under lock."""
 
@@ -77,10 +77,14 @@ class Facts:
         return ""
 
 
+CENT = Decimal("0.01")
+
+
 def _cents(value: Any) -> int | None:
     if value is None:
         return None
-    return to_cents(Decimal(str(value)).quantize(Decimal("0.01")))
+    amount = value if isinstance(value, Decimal) else Decimal(str(value))  # SQLite: float/text
+    return to_cents(amount.quantize(CENT))
 
 
 def _json(value: Any) -> Any:
