@@ -148,7 +148,7 @@ def network_authorization_create(request: HttpRequest) -> HttpResponse:
     request.get_host()  # ALLOWED_HOSTS (DisallowedHost answers 400)
     if request.method != "POST":
         response = _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
-        response["Allow"] = "POST, OPTIONS"
+        response["Allow"] = "POST"
         return response
     try:
         body = request.body
