@@ -1291,6 +1291,7 @@ def run_inprocess(
 
     # EXPLAIN ANALYZE the decision's spend read for the large-history agent.
     log("in-process: EXPLAIN ANALYZE of the spend read")
+    now = datetime.now(UTC)
     with CaptureQueriesContext(connection) as captured, connection.cursor() as cursor:
         counters.read_decision_spend(
             cursor,
@@ -1298,9 +1299,9 @@ def run_inprocess(
             card_id=large_card.pk,
             vendor_id=large_card.vendor_id,
             trace_id="",
-            time_zone=policy.time_zone,
+            month_start=counters.month_start_utc(now, policy.time_zone),
             currency="USD",
-            now=datetime.now(UTC),
+            now=now,
         )
     explains = {}
     for query in captured.captured_queries:

@@ -12,9 +12,11 @@ recomputes them from the ledger, which stays the source of truth.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -60,10 +62,19 @@ class Posting:
     is_hold: bool
 
 
-def counter_rows(posting: Posting) -> list[tuple[str, str, datetime, int, int]]:
-    """(scope, grain, bucket_start, cents, holds) for every bucket the posting touches."""
+def month_start_utc(when: datetime, time_zone: str) -> datetime:
+    """Start of the calendar month holding `when` in `time_zone`: its month bucket."""
+    return month_bounds(when, time_zone)[0].astimezone(UTC)
+
+
+def counter_rows(
+    posting: Posting, *, month_start: datetime | None = None
+) -> list[tuple[str, str, datetime, int, int]]:
+    """(scope, grain, bucket_start, cents, holds) for every bucket the posting touches
+    (`month_start`: its month bucket, when the caller has it already)."""
     when = posting.effective_at
-    month_start = month_bounds(when, posting.time_zone)[0].astimezone(UTC)
+    if month_start is None:
+        month_start = month_start_utc(when, posting.time_zone)
     holds = 1 if posting.is_hold else 0
     agent = agent_scope(posting.agent_id)
     rows = [
@@ -150,13 +161,27 @@ def counters_add_rows(cursor: Any, rows: Sequence[tuple[str, str, datetime, int,
         f"ON CONFLICT (scope, grain, bucket_start) DO UPDATE SET "
         f"cents = {table}.cents + excluded.cents, holds = {table}.holds + excluded.holds"
     )
-    cursor.execute(sql, _adapt(params))
+    cursor.execute(sql, db_params(params))
 
 
-def _adapt(params: list[object]) -> list[object]:
-    """Datetimes as the backend stores them (SQLite keeps naive UTC text)."""
+def db_params(params: Sequence[Any]) -> list[Any]:
+    """Parameters for raw SQL: psycopg takes Python values as they are; SQLite wants
+    Django's stored forms (naive UTC text for datetimes, text decimals, hex UUIDs)."""
+    if connection.vendor == "postgresql":
+        return list(params)
     ops = connection.ops
-    return [ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params]
+    adapted: list[Any] = []
+    for value in params:
+        if isinstance(value, datetime):
+            value = ops.adapt_datetimefield_value(value)
+        elif isinstance(value, date):
+            value = ops.adapt_datefield_value(value)
+        elif isinstance(value, Decimal):
+            value = ops.adapt_decimalfield_value(value, 18, 8)
+        elif isinstance(value, uuid.UUID):
+            value = db_uuid(value)
+        adapted.append(value)
+    return adapted
 
 
 def _placeholders(items: Sequence[object] | dict[str, object]) -> str:
@@ -269,7 +294,7 @@ def read_spend(
         trace_cents=dict.fromkeys(trace_ids, 0),
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, _adapt(params))
+        cursor.execute(sql, db_params(params))
         rows = cursor.fetchall()
     for scope, grain, raw_bucket, cents, holds in rows:
         bucket = db_datetime(raw_bucket)
@@ -320,16 +345,15 @@ def read_decision_spend(
     card_id: object,
     vendor_id: object,
     trace_id: str,
-    time_zone: str,
+    month_start: datetime,
     currency: str,
     now: datetime,
 ) -> DecisionSpend:
     """`read_spend` (live) for one card, vendor and trace, summed by the database in one
     statement: the decision reads six numbers instead of a row per bucket. A test holds
-    the two to the same figures."""
+    the two to the same figures. `month_start`: see month_start_utc."""
     day_start = now - ROLLING_DAY
     hour_start = now - ROLLING_HOUR
-    month_start = month_bounds(now, time_zone)[0].astimezone(UTC)
     params = {
         "agent": agent_scope(agent_id),
         "agent_id": db_uuid(agent_id),
@@ -343,9 +367,9 @@ def read_decision_spend(
         "hour_minutes_from": ceil_to(hour_start, MINUTE),
         "month_start": month_start,
     }
-    if connection.vendor != "postgresql":  # psycopg takes the values as they are
-        params = {name: _adapt([value])[0] for name, value in params.items()}
-    cursor.execute(_DECISION_SPEND_SQL, params)
+    cursor.execute(
+        _DECISION_SPEND_SQL, dict(zip(params, db_params(list(params.values())), strict=True))
+    )
     day, month, holds, card, vendor, trace = cursor.fetchone()
     return DecisionSpend(
         day_cents=int(day),
@@ -449,7 +473,7 @@ def _edge_sums(
     ]
     edges = _Edges()
     with connection.cursor() as cursor:
-        cursor.execute(sql, _adapt(params))
+        cursor.execute(sql, db_params(params))
         rows = cursor.fetchall()
     for card_id, vendor_id, day_lead, hour_holds, fut_min, fut_min_holds, fut_month in rows:
         edges.day_leading += int(day_lead or 0)
@@ -469,8 +493,6 @@ def _edge_sums(
 
 def _card_key(value: object) -> object:
     """Card ids come back as UUID (PostgreSQL) or 32-char hex (SQLite)."""
-    import uuid
-
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -16,8 +16,8 @@ from typing import Any
 from django.db import connection
 
 from agentwallet.lib.money import to_cents
-from ledger.counters import counters_add_rows, db_datetime, db_uuid
-from ledger.models import Authorization, LedgerEntry, SpendCounter
+from ledger.counters import counters_add_rows, db_datetime, db_params, db_uuid
+from ledger.models import Authorization, EntryKind, LedgerEntry, Rail, SpendCounter
 
 _LOAD = """
 SELECT a.id, a.status, a.trace_id, a.trace_expires_at, a.bumps_valid_until,
@@ -170,28 +170,13 @@ def lock_and_load(cursor: Any, card_id: str) -> Facts | None:
     )
 
 
-def _adapt(value: Any) -> Any:
-    ops = connection.ops
-    if isinstance(value, datetime):
-        return ops.adapt_datetimefield_value(value)
-    if isinstance(value, date):
-        return ops.adapt_datefield_value(value)
-    if isinstance(value, Decimal):
-        return ops.adapt_decimalfield_value(value, 18, 8)
-    if isinstance(value, uuid.UUID):
-        return db_uuid(value)
-    return value
-
-
 def _insert(
     cursor: Any, table: str, values: dict[str, Any], *, on_conflict: str = ""
 ) -> int | None:
     columns = ", ".join(values)
     placeholders = ", ".join(["%s"] * len(values))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {on_conflict} RETURNING id"
-    params = list(values.values())
-    # psycopg takes Python values as they are; SQLite wants Django's text forms.
-    cursor.execute(sql, params if connection.vendor == "postgresql" else list(map(_adapt, params)))
+    cursor.execute(sql, db_params(list(values.values())))
     row = cursor.fetchone()
     return None if row is None else int(row[0])
 
@@ -215,16 +200,19 @@ def insert_entry(cursor: Any, row: dict[str, Any]) -> int:
     return entry_id
 
 
-# The hold an approval writes, as columns of the authorization row.
+# The hold an approval writes: constants, and columns of the authorization row.
+_HOLD_CONSTANTS = {
+    "kind": EntryKind.HOLD.value,
+    "rail": Rail.CARD.value,
+    "flag": "",
+    "network_txn_id": None,
+    "memo": "",
+}
 _HOLD_FROM_AUTHORIZATION = {
-    "kind": "'hold'",
-    "rail": "'card'",
-    "flag": "''",
     "agent_id": "agent_id",
     "card_id": "card_id",
     "vendor_id": "vendor_id",
     "authorization_id": "id",
-    "network_txn_id": "NULL",
     "trace_id": "trace_id",
     "amount": "amount",
     "amount_currency": "amount_currency",
@@ -232,7 +220,6 @@ _HOLD_FROM_AUTHORIZATION = {
     "cap_amount_currency": "cap_amount_currency",
     "cap_cents": "held_cents",
     "fx_rate": "fx_rate",
-    "memo": "''",
     "created_at": "decided_at",
     "effective_at": "decided_at",
 }
@@ -240,10 +227,9 @@ _HOLD_FROM_AUTHORIZATION = {
 
 def _hold_row(auth_row: dict[str, Any], auth_id: int) -> dict[str, Any]:
     row = {**auth_row, "id": auth_id}
-    literals = {"'hold'": "hold", "'card'": "card", "''": "", "NULL": None}
     return {
-        column: literals[source] if source in literals else row[source]
-        for column, source in _HOLD_FROM_AUTHORIZATION.items()
+        **_HOLD_CONSTANTS,
+        **{column: row[source] for column, source in _HOLD_FROM_AUTHORIZATION.items()},
     }
 
 
@@ -267,7 +253,11 @@ def insert_approval(
         return auth_id
     cursor.execute(
         _approval_sql(tuple(auth_row)),
-        [*auth_row.values(), *(list(column) for column in zip(*counters, strict=True))],
+        [
+            *auth_row.values(),
+            *_HOLD_CONSTANTS.values(),
+            *(list(column) for column in zip(*counters, strict=True)),
+        ],
     )
     found = cursor.fetchone()
     return None if found is None else int(found[0])
@@ -278,12 +268,14 @@ def _approval_sql(auth_columns: tuple[str, ...]) -> str:
     # Few parameters (psycopg caches the parsing of statements with at most 50): the
     # hold is selected from the inserted row, the counters come as five arrays.
     counters = SpendCounter._meta.db_table
+    hold_columns = [*_HOLD_CONSTANTS, *_HOLD_FROM_AUTHORIZATION]
+    hold_values = [*(["%s"] * len(_HOLD_CONSTANTS)), *_HOLD_FROM_AUTHORIZATION.values()]
     return (
         f"WITH a AS (INSERT INTO {Authorization._meta.db_table} ({', '.join(auth_columns)}) "
         f"VALUES ({', '.join(['%s'] * len(auth_columns))}) "
         "ON CONFLICT (network_id) DO NOTHING RETURNING *), "
-        f"e AS (INSERT INTO {LedgerEntry._meta.db_table} ({', '.join(_HOLD_FROM_AUTHORIZATION)}) "
-        f"SELECT {', '.join(_HOLD_FROM_AUTHORIZATION.values())} FROM a), "
+        f"e AS (INSERT INTO {LedgerEntry._meta.db_table} ({', '.join(hold_columns)}) "
+        f"SELECT {', '.join(hold_values)} FROM a), "
         f"c AS (INSERT INTO {counters} (scope, grain, bucket_start, cents, holds) "
         "SELECT v.* FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], "
         "%s::integer[]) AS v, a "

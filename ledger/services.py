@@ -31,7 +31,13 @@ from approvals.services import (
 )
 from cards.models import Card, CardEvent, CardEventKind, CardStatus
 from ledger import decision_sql
-from ledger.counters import Posting, counter_rows, counters_add, read_decision_spend
+from ledger.counters import (
+    Posting,
+    counter_rows,
+    counters_add,
+    month_start_utc,
+    read_decision_spend,
+)
 from ledger.fx import FxQuote, fx_quote
 from ledger.models import (
     Authorization,
@@ -292,13 +298,14 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
         if trace_id and facts.per_trace_cents is not None:
             _lock_trace(trace_id)
 
+        month_start = month_start_utc(now, facts.time_zone)
         spend = read_decision_spend(
             cursor,
             agent_id=facts.agent_id,
             card_id=facts.card_id,
             vendor_id=facts.vendor_id,
             trace_id=trace_id,
-            time_zone=facts.time_zone,
+            month_start=month_start,
             currency=currency,
             now=now,
         )
@@ -366,7 +373,8 @@ def _decide(request: AuthorizationRequest, now: datetime) -> AuthorizationOutcom
                     effective_at=now,
                     cents=cap_cents,
                     is_hold=True,
-                )
+                ),
+                month_start=month_start,
             )
             decided = _decided(row, decision_sql.insert_approval(cursor, row, buckets))
             if facts.warning_thresholds:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledger.counters import read_decision_spend, read_spend
+from ledger.counters import month_start_utc, read_decision_spend, read_spend
 from ledger.models import Authorization, HoldState, LedgerEntry
 from ledger.services import (
     AuthorizationRequest,
@@ -193,7 +193,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     card_id=card.pk,
                     vendor_id=card.vendor_id,
                     trace_id=trace_id,
-                    time_zone="Europe/Paris",
+                    month_start=month_start_utc(self.now, "Europe/Paris"),
                     currency="USD",
                     now=self.now,
                 )

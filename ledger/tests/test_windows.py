@@ -216,7 +216,7 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
     Python), at `now`s sweeping through the partial minutes where windows start."""
     from django.db import connection
 
-    from ledger.counters import read_decision_spend
+    from ledger.counters import month_start_utc, read_decision_spend
 
     card = card_for(alice, "aws")
     other = card_for(alice, "openai")
@@ -258,7 +258,7 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
                 card_id=card.pk,
                 vendor_id=card.vendor_id,
                 trace_id="PR-7",
-                time_zone=policy.time_zone,
+                month_start=month_start_utc(now, policy.time_zone),
                 currency=policy.currency,
                 now=now,
             )
