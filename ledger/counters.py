@@ -352,6 +352,32 @@ def read_decision_spend(
     """`read_spend` (live) for one card, vendor and trace, summed by the database in one
     statement: the decision reads six numbers instead of a row per bucket. A test holds
     the two to the same figures. `month_start`: see month_start_utc."""
+    cursor.execute(
+        *decision_spend_query(
+            agent_id=agent_id,
+            card_id=card_id,
+            vendor_id=vendor_id,
+            trace_id=trace_id,
+            month_start=month_start,
+            currency=currency,
+            now=now,
+        )
+    )
+    return decision_spend_of(cursor.fetchone())
+
+
+def decision_spend_query(
+    *,
+    agent_id: object,
+    card_id: object,
+    vendor_id: object,
+    trace_id: str,
+    month_start: datetime,
+    currency: str,
+    now: datetime,
+) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters of `read_decision_spend` (for callers that send it
+    in a pipeline); `decision_spend_of` reads its row."""
     day_start = now - ROLLING_DAY
     hour_start = now - ROLLING_HOUR
     params = {
@@ -367,10 +393,11 @@ def read_decision_spend(
         "hour_minutes_from": ceil_to(hour_start, MINUTE),
         "month_start": month_start,
     }
-    cursor.execute(
-        _DECISION_SPEND_SQL, dict(zip(params, db_params(list(params.values())), strict=True))
-    )
-    day, month, holds, card, vendor, trace = cursor.fetchone()
+    return _DECISION_SPEND_SQL, dict(zip(params, db_params(list(params.values())), strict=True))
+
+
+def decision_spend_of(row: Sequence[Any]) -> DecisionSpend:
+    day, month, holds, card, vendor, trace = row
     return DecisionSpend(
         day_cents=int(day),
         month_cents=int(month),

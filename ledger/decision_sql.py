@@ -17,7 +17,14 @@ from django.db import connection
 
 from agentwallet.lib.money import to_cents
 from ledger.counters import counters_add_rows, db_datetime, db_params, db_uuid
-from ledger.models import Authorization, EntryKind, LedgerEntry, Rail, SpendCounter
+from ledger.models import (
+    Authorization,
+    EntryKind,
+    LedgerEntry,
+    Rail,
+    SpendCounter,
+    TraceBudget,
+)
 
 _LOAD = """
 SELECT a.id, a.status, a.trace_id, a.trace_expires_at, a.bumps_valid_until,
@@ -108,7 +115,56 @@ def lock_and_load(cursor: Any, card_id: str) -> Facts | None:
         return None
     sql = _LOAD + (" FOR UPDATE OF a" if connection.vendor == "postgresql" else "")
     cursor.execute(sql, [db_uuid(card_uuid)])
-    row = cursor.fetchone()
+    return _facts_of(cursor.fetchone(), card_uuid)
+
+
+def lock_load_and_read(
+    cursor: Any,
+    card_id: str,
+    *,
+    trace_to_lock: str,
+    spend_query: tuple[str, dict[str, Any]],
+    now: datetime,
+) -> tuple[Facts | None, tuple[Any, ...]]:
+    """PostgreSQL only: `lock_and_load`, then (when `trace_to_lock`) `lock_trace`, then
+    the spend read, sent together in one round trip (a pipeline). Each statement runs
+    when the one before has finished, with a fresh snapshot (READ COMMITTED), so the
+    spend read sees every decision committed before our lock was granted. The caller
+    guessed the spend read's parameters and must check the guess against the facts."""
+    card_uuid = uuid.UUID(card_id)  # the caller's guess came from this card's facts
+    with (
+        connection.connection.pipeline(),
+        connection.cursor() as trace_cursor,
+        connection.cursor() as spend_cursor,
+    ):
+        cursor.execute(_LOAD + " FOR UPDATE OF a", [card_uuid])
+        if trace_to_lock:
+            _send_trace_lock(trace_cursor, trace_to_lock, now)
+        spend_cursor.execute(*spend_query)
+        facts = _facts_of(cursor.fetchone(), card_uuid)
+        return facts, spend_cursor.fetchone()
+
+
+_TRACE_ROW = (
+    f"INSERT INTO {TraceBudget._meta.db_table} (trace_id, created_at) VALUES (%s, %s) "
+    "ON CONFLICT (trace_id) DO NOTHING"
+)
+_TRACE_LOCK = f"SELECT id FROM {TraceBudget._meta.db_table} WHERE trace_id = %s FOR UPDATE"
+
+
+def _send_trace_lock(cursor: Any, trace_id: str, now: datetime) -> None:
+    cursor.execute(_TRACE_ROW, db_params([trace_id, now]))
+    cursor.execute(_TRACE_LOCK, [trace_id])
+
+
+def lock_trace(cursor: Any, trace_id: str, now: datetime) -> None:
+    """Lock the trace's budget row (made on first use), after the agent's row: decisions
+    on one trace's budget, by any agent, take turns."""
+    _send_trace_lock(cursor, trace_id, now)
+    cursor.fetchall()
+
+
+def _facts_of(row: tuple[Any, ...] | None, card_uuid: uuid.UUID) -> Facts | None:
     if row is None:
         return None
     (
