@@ -393,7 +393,7 @@ def decision_spend_query(
         "hour_minutes_from": ceil_to(hour_start, MINUTE),
         "month_start": month_start,
     }
-    return _DECISION_SPEND_SQL, dict(zip(params, db_params(list(params.values())), strict=True))
+    return DECISION_SPEND_SQL, dict(zip(params, db_params(list(params.values())), strict=True))
 
 
 def decision_spend_of(row: Sequence[Any]) -> DecisionSpend:
@@ -419,8 +419,24 @@ def _month(scope: str) -> str:
     )
 
 
+# The spend read's parameters and their PostgreSQL types (see decision_sql, which also
+# sends it from inside a function).
+DECISION_SPEND_PARAMS = {
+    "agent": "text",
+    "agent_id": "uuid",
+    "card": "text",
+    "vendor": "text",
+    "trace": "text",
+    "day_start": "timestamptz",
+    "day_minutes_from": "timestamptz",
+    "day_hours_from": "timestamptz",
+    "hour_start": "timestamptz",
+    "hour_minutes_from": "timestamptz",
+    "month_start": "timestamptz",
+}
+
 # Live reads: hour and minute buckets after `now` count too (see read_spend).
-_DECISION_SPEND_SQL = f"""SELECT
+DECISION_SPEND_SQL = f"""SELECT
   {_bucket_sum("cents", "scope = %(agent)s AND grain = 'hour' AND bucket_start >= %(day_hours_from)s")}
   + {_bucket_sum("cents", "scope = %(agent)s AND grain = 'min' AND bucket_start >= %(day_minutes_from)s AND bucket_start < %(day_hours_from)s")}
   + (SELECT COALESCE(SUM(cap_cents), 0) FROM {LedgerEntry._meta.db_table}

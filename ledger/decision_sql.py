@@ -6,6 +6,7 @@ statement on a 2-core machine); these run on PostgreSQL and SQLite alike.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,14 @@ from typing import Any
 from django.db import connection
 
 from agentwallet.lib.money import to_cents
-from ledger.counters import counters_add_rows, db_datetime, db_params, db_uuid
+from ledger.counters import (
+    DECISION_SPEND_PARAMS,
+    DECISION_SPEND_SQL,
+    counters_add_rows,
+    db_datetime,
+    db_params,
+    db_uuid,
+)
 from ledger.models import (
     Authorization,
     EntryKind,
@@ -25,6 +33,7 @@ from ledger.models import (
     SpendCounter,
     TraceBudget,
 )
+from wallets.models import Agent
 
 _LOAD = """
 SELECT a.id, a.status, a.trace_id, a.trace_expires_at, a.bumps_valid_until,
@@ -127,22 +136,68 @@ def lock_load_and_read(
     now: datetime,
 ) -> tuple[Facts | None, tuple[Any, ...]]:
     """PostgreSQL only: `lock_and_load`, then (when `trace_to_lock`) `lock_trace`, then
-    the spend read, sent together in one round trip (a pipeline). Each statement runs
-    when the one before has finished, with a fresh snapshot (READ COMMITTED), so the
-    spend read sees every decision committed before our lock was granted. The caller
-    guessed the spend read's parameters and must check the guess against the facts."""
-    card_uuid = uuid.UUID(card_id)  # the caller's guess came from this card's facts
-    with (
-        connection.connection.pipeline(),
-        connection.cursor() as trace_cursor,
-        connection.cursor() as spend_cursor,
-    ):
-        cursor.execute(_LOAD + " FOR UPDATE OF a", [card_uuid])
-        if trace_to_lock:
-            _send_trace_lock(trace_cursor, trace_to_lock, now)
-        spend_cursor.execute(*spend_query)
-        facts = _facts_of(cursor.fetchone(), card_uuid)
-        return facts, spend_cursor.fetchone()
+    the spend read, in one statement: the function of migration ledger 0004 takes the
+    locks and then reads, and each statement in it runs with a fresh snapshot, so the
+    read sees every decision committed before our lock was granted. The caller guessed
+    the spend read's parameters and must check the guess against the facts.
+
+    The facts are read as of the statement's start, before any wait for the lock (as
+    the card's row always was): a freeze that commits while we wait applies from the
+    next authorization on."""
+    card_uuid = uuid.UUID(card_id)
+    sql, params = spend_query
+    if sql != DECISION_SPEND_SQL:  # pragma: no cover - a programming error
+        raise ValueError("the function reads the decision's spend, nothing else")
+    cursor.execute(
+        _LOAD_LOCK_AND_READ,
+        [card_uuid, trace_to_lock, now, *(params[name] for name in DECISION_SPEND_PARAMS)],
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None, ()
+    return _facts_of(row[:-6], card_uuid), row[-6:]
+
+
+LOCK_AND_READ_FUNCTION = "ledger_lock_and_read_spend"
+
+_FACT_COLUMNS = ", ".join(f"f{i}" for i in range(len(Facts.__slots__) - 1))  # card_id: ours
+_LOAD_LOCK_AND_READ = (
+    # The facts are computed first (a materialized CTE), so the function runs once.
+    f"WITH f ({_FACT_COLUMNS}) AS MATERIALIZED ({_LOAD}) "
+    f"SELECT f.*, s.* FROM f CROSS JOIN LATERAL {LOCK_AND_READ_FUNCTION}(f.f0, %s, %s, "
+    + ", ".join(["%s"] * len(DECISION_SPEND_PARAMS))
+    + ") AS s"
+)
+
+
+def lock_and_read_function_sql() -> str:
+    """The function migration ledger 0004 installs; a test holds the two equal, so a
+    change to the spend read needs a migration that installs it again."""
+    params = ",\n    ".join(f"p_{name} {kind}" for name, kind in DECISION_SPEND_PARAMS.items())
+    spend = re.sub(r"%\((\w+)\)s", r"p_\1", DECISION_SPEND_SQL)
+    agents = Agent._meta.db_table
+    traces = TraceBudget._meta.db_table
+    return f"""CREATE OR REPLACE FUNCTION {LOCK_AND_READ_FUNCTION}(
+    p_lock_agent uuid,
+    p_trace_to_lock text,
+    p_now timestamptz,
+    {params}
+) RETURNS TABLE (
+    spend_day numeric, spend_month numeric, spend_holds numeric,
+    spend_card numeric, spend_vendor numeric, spend_trace numeric
+) LANGUAGE plpgsql VOLATILE AS $function$
+BEGIN
+    PERFORM 1 FROM {agents} WHERE id = p_lock_agent FOR UPDATE;
+    IF p_trace_to_lock <> '' THEN
+        INSERT INTO {traces} (trace_id, created_at) VALUES (p_trace_to_lock, p_now)
+            ON CONFLICT (trace_id) DO NOTHING;
+        PERFORM 1 FROM {traces} WHERE trace_id = p_trace_to_lock FOR UPDATE;
+    END IF;
+    RETURN QUERY SELECT q.c1::numeric, q.c2::numeric, q.c3::numeric,
+                        q.c4::numeric, q.c5::numeric, q.c6::numeric
+    FROM ({spend}) AS q (c1, c2, c3, c4, c5, c6);
+END
+$function$"""
 
 
 _TRACE_ROW = (
@@ -152,16 +207,13 @@ _TRACE_ROW = (
 _TRACE_LOCK = f"SELECT id FROM {TraceBudget._meta.db_table} WHERE trace_id = %s FOR UPDATE"
 
 
-def _send_trace_lock(cursor: Any, trace_id: str, now: datetime) -> None:
-    cursor.execute(_TRACE_ROW, db_params([trace_id, now]))
-    cursor.execute(_TRACE_LOCK, [trace_id])
-
-
 def lock_trace(cursor: Any, trace_id: str, now: datetime) -> None:
     """Lock the trace's budget row (made on first use), after the agent's row: decisions
-    on one trace's budget, by any agent, take turns."""
-    _send_trace_lock(cursor, trace_id, now)
-    cursor.fetchall()
+    on one trace's budget, by any agent, take turns. SQLite's IMMEDIATE transaction
+    serializes writers already."""
+    cursor.execute(_TRACE_ROW, db_params([trace_id, now]))
+    if connection.vendor == "postgresql":
+        cursor.execute(_TRACE_LOCK, [trace_id])
 
 
 def _facts_of(row: tuple[Any, ...] | None, card_uuid: uuid.UUID) -> Facts | None:

@@ -4,6 +4,7 @@ trip, and keeps it only when the facts read under the lock give the same paramet
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 import uuid
@@ -160,3 +161,18 @@ def test_a_guess_that_locked_another_trace_starts_again_unguessed(
     # back and decided again without a guess.
     assert (declined.reason, declined.trace_id) == ("trace_cap_exceeded", "PR-2")
     assert calls == {"guessed": 1, "unguessed": 1, "reread": 1}
+
+
+def test_the_migration_installs_the_function_the_code_describes(db, requires_postgres):
+    migration = importlib.import_module("ledger.migrations.0004_lock_and_read_function")
+    assert decision_sql.lock_and_read_function_sql() == migration.FUNCTION_SQL, (
+        "the spend read changed: add a migration that installs the function again"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT prosrc FROM pg_proc WHERE proname = %s",
+            [decision_sql.LOCK_AND_READ_FUNCTION],
+        )
+        (source,) = cursor.fetchone()
+    assert "FOR UPDATE" in source
+    assert "ledger_spendcounter" in source
