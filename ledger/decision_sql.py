@@ -9,12 +9,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from django.db import connection
+from psycopg import ClientCursor
 
 from agentwallet.lib.money import to_cents
 from ledger.counters import (
@@ -350,44 +350,125 @@ def insert_approval(
     decision's time) and the hold's counter buckets. Returns the authorization id, or
     None when the network id is taken (then nothing is written).
 
-    PostgreSQL does it in one statement (data-modifying CTEs: the agent's row lock is
-    held for one round trip instead of three); SQLite, whose writers are serialized
-    anyway, in three."""
+    PostgreSQL does it in one call of the function of migration ledger 0005 (data-
+    modifying CTEs: the agent's row lock is held for one round trip instead of three);
+    SQLite, whose writers are serialized anyway, in three statements."""
     if connection.vendor != "postgresql":
         auth_id = insert_authorization(cursor, auth_row)
         if auth_id is not None:
             insert_entry(cursor, _hold_row(auth_row, auth_id))
             counters_add_rows(cursor, counters)
         return auth_id
-    cursor.execute(
-        _approval_sql(tuple(auth_row)),
-        [
-            *auth_row.values(),
-            *_HOLD_CONSTANTS.values(),
-            *(list(column) for column in zip(*counters, strict=True)),
-        ],
-    )
+    cursor.execute(_APPROVE, _approval_documents(auth_row, counters))
     found = cursor.fetchone()
-    return None if found is None else int(found[0])
+    return None if found is None or found[0] is None else int(found[0])
 
 
-@cache
-def _approval_sql(auth_columns: tuple[str, ...]) -> str:
-    # Few parameters (psycopg caches the parsing of statements with at most 50): the
-    # hold is selected from the inserted row, the counters come as five arrays.
+APPROVE_FUNCTION = "ledger_approve"
+
+
+def approve_function_sql() -> str:
+    """The function migration ledger 0005 installs (a test holds the two equal): the
+    approval's writes of `insert_approval`, from two JSON documents."""
     counters = SpendCounter._meta.db_table
+    auth_columns = [
+        field.column for field in Authorization._meta.concrete_fields if field.column != "id"
+    ]
     hold_columns = [*_HOLD_CONSTANTS, *_HOLD_FROM_AUTHORIZATION]
-    hold_values = [*(["%s"] * len(_HOLD_CONSTANTS)), *_HOLD_FROM_AUTHORIZATION.values()]
-    return (
-        f"WITH a AS (INSERT INTO {Authorization._meta.db_table} ({', '.join(auth_columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(auth_columns))}) "
-        "ON CONFLICT (network_id) DO NOTHING RETURNING *), "
-        f"e AS (INSERT INTO {LedgerEntry._meta.db_table} ({', '.join(hold_columns)}) "
-        f"SELECT {', '.join(hold_values)} FROM a), "
-        f"c AS (INSERT INTO {counters} (scope, grain, bucket_start, cents, holds) "
-        "SELECT v.* FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], "
-        "%s::integer[]) AS v, a "
-        "ON CONFLICT (scope, grain, bucket_start) DO UPDATE SET "
-        f"cents = {counters}.cents + excluded.cents, holds = {counters}.holds + excluded.holds) "
-        "SELECT id FROM a"
+    hold_values = [
+        *(_sql_literal(value) for value in _HOLD_CONSTANTS.values()),
+        *_HOLD_FROM_AUTHORIZATION.values(),
+    ]
+    columns = ", ".join(auth_columns)
+    return f"""CREATE OR REPLACE FUNCTION {APPROVE_FUNCTION}(
+    p_authorization jsonb, p_counters jsonb
+) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $function$
+DECLARE
+    new_id bigint;
+BEGIN
+    WITH a AS (
+        INSERT INTO {Authorization._meta.db_table} ({columns})
+        SELECT {columns}
+        FROM jsonb_populate_record(NULL::{Authorization._meta.db_table}, p_authorization)
+        ON CONFLICT (network_id) DO NOTHING RETURNING *
+    ), e AS (
+        INSERT INTO {LedgerEntry._meta.db_table} ({", ".join(hold_columns)})
+        SELECT {", ".join(hold_values)} FROM a
+    ), c AS (
+        INSERT INTO {counters} (scope, grain, bucket_start, cents, holds)
+        SELECT v.* FROM jsonb_to_recordset(p_counters)
+            AS v (scope text, grain text, bucket_start timestamptz, cents bigint, holds integer),
+            a
+        ON CONFLICT (scope, grain, bucket_start) DO UPDATE
+        SET cents = {counters}.cents + excluded.cents, holds = {counters}.holds + excluded.holds
     )
+    SELECT id INTO new_id FROM a;
+    RETURN new_id;
+END
+$function$"""
+
+
+def _sql_literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str) and "'" not in value:
+        return f"'{value}'"
+    raise ValueError(f"not a constant for SQL: {value!r}")
+
+
+def _json_value(value: object) -> object:
+    if value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"no JSON form for {value!r}")
+
+
+def can_commit_inline() -> bool:
+    """PostgreSQL, in the outermost atomic block, which commits when it exits (not a
+    savepoint inside a caller's transaction, such as a test's)."""
+    return (
+        connection.vendor == "postgresql"
+        and connection.commit_on_exit
+        and len(connection.atomic_blocks) == 1
+        and not connection.savepoint_ids
+    )
+
+
+_APPROVE = f"SELECT {APPROVE_FUNCTION}(%s::jsonb, %s::jsonb)"
+_APPROVE_AND_COMMIT = f"{_APPROVE}; COMMIT"
+
+
+def _approval_documents(
+    auth_row: dict[str, Any], counters: list[tuple[str, str, datetime, int, int]]
+) -> list[str]:
+    # One JSON document per table instead of ~40 parameters: psycopg's adaptation of
+    # each parameter (and of arrays) cost more CPU than PostgreSQL's JSON parsing.
+    return [
+        json.dumps({column: _json_value(value) for column, value in auth_row.items()}),
+        json.dumps(
+            [
+                {"scope": s, "grain": g, "bucket_start": b.isoformat(), "cents": c, "holds": h}
+                for s, g, b, c, h in counters
+            ]
+        ),
+    ]
+
+
+def approve_and_commit(
+    auth_row: dict[str, Any], counters: list[tuple[str, str, datetime, int, int]]
+) -> int | None:
+    """PostgreSQL: `insert_approval` and COMMIT in one round trip, when the approval is
+    the transaction's last write. Returns what insert_approval returns; either way the
+    transaction is over (a replay's insert wrote nothing, so committing it is harmless).
+    """
+    documents = _approval_documents(auth_row, counters)
+    # Two statements in one query need client-side binding; the JSON documents are its
+    # only values. Wrapped as Django wraps its own cursors (error mapping, query log).
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(ClientCursor(connection.connection)) as cursor:
+        cursor.execute(_APPROVE_AND_COMMIT, documents)
+        found = cursor.fetchone()
+    return None if found is None or found[0] is None else int(found[0])

@@ -132,7 +132,9 @@ class _SpendKey:
     locks_trace: bool
 
     @classmethod
-    def of(cls, facts: decision_sql.Facts, request: AuthorizationRequest, now: datetime):
+    def of(
+        cls, facts: decision_sql.Facts, request: AuthorizationRequest, now: datetime
+    ) -> _SpendKey:
         # Trace attribution: the request's own, the card's bound trace, the agent's context.
         trace_id = request.trace_id or facts.card_trace_id or facts.active_trace_at(now)
         return cls(
@@ -447,9 +449,20 @@ def _decide(request: AuthorizationRequest, now: datetime, *, guess: bool) -> Aut
                 ),
                 month_start=month_start,
             )
+            crossings = (
+                _crossings(facts, limits, trace_id, cap_cents, now)
+                if facts.warning_thresholds
+                else []
+            )
+            if not crossings and not facts.single_use and decision_sql.can_commit_inline():
+                # The approval is the transaction's only write: it goes with the COMMIT,
+                # and the agent's lock is released one round trip sooner.
+                auth_id = decision_sql.approve_and_commit(row, buckets)
+                return AuthorizationOutcome(decided=_decided(row, auth_id))
             decided = _decided(row, decision_sql.insert_approval(cursor, row, buckets))
-            if facts.warning_thresholds:
-                _queue_warnings(facts, limits, trace_id, cap_cents, now)
+            if crossings:
+                agent = Agent.objects.select_related("policy").get(pk=facts.agent_id)
+                warnings_queue(agent=agent, crossings=crossings, now=now)
             if facts.single_use:
                 Card.objects.filter(pk=facts.card_id).update(
                     status=CardStatus.CLOSED, updated_at=now
@@ -494,11 +507,11 @@ def _decide(request: AuthorizationRequest, now: datetime, *, guess: bool) -> Aut
         return AuthorizationOutcome(decided=_insert_decided(cursor, row))
 
 
-def _queue_warnings(
+def _crossings(
     facts: decision_sql.Facts, limits: rules.Limits, trace_id: str, cents: int, now: datetime
-) -> None:
-    """Early warnings for every cap this approval pushes past a threshold. Crossing is
-    plain arithmetic; the calendar and the agent are looked at only when one happened."""
+) -> list[dict[str, Any]]:
+    """The early warnings' crossings: every cap this approval pushes past a threshold.
+    Crossing is plain arithmetic; the calendar is looked at only when one happened."""
     thresholds = list(facts.warning_thresholds)
     crossed = [
         (scope, limit, threshold)
@@ -512,7 +525,7 @@ def _queue_warnings(
         for threshold in rules.crossed_thresholds(limit, cents, thresholds)
     ]
     if not crossed:
-        return
+        return []
     tz = facts.time_zone
     day_start = day_end(now, tz) - timedelta(days=1)
     month_start, month_end = month_bounds(now, tz)
@@ -548,8 +561,7 @@ def _queue_warnings(
                 else {"amount": str(from_cents(projected)), "currency": facts.currency},
             }
         )
-    agent = Agent.objects.select_related("policy").get(pk=facts.agent_id)
-    warnings_queue(agent=agent, crossings=crossings, now=now)
+    return crossings
 
 
 # --- Lifecycle: capture, reverse, refund, expire -----------------------------------
