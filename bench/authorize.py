@@ -990,8 +990,12 @@ def run_freeze(
 
 def sql_label(sql: str) -> str:
     text = " ".join(sql.split())
-    if text.startswith("WITH a AS (INSERT INTO ledger_authorization"):
-        return "INSERT authorization + hold + counters (one statement)"
+    if text.startswith("SELECT ledger_approve(") and text.endswith("; COMMIT"):
+        return "authorization + hold + counters, and COMMIT (one round trip)"
+    if text.startswith("SELECT ledger_approve("):
+        return "authorization + hold + counters (one statement)"
+    if "ledger_lock_and_read_spend" in text:
+        return "load, lock the agent, six spend sums (one statement)"
     if text.startswith("SELECT (SELECT COALESCE(SUM"):
         return "SELECT six spend sums (counters, ledger edges)"
     verb = text.split(" ", 1)[0].upper()
