@@ -24,7 +24,7 @@ CREATE OR REPLACE FUNCTION ledger_lock_and_read_spend(
 ) RETURNS TABLE (
     spend_day numeric, spend_month numeric, spend_holds numeric,
     spend_card numeric, spend_vendor numeric, spend_trace numeric
-) LANGUAGE plpgsql VOLATILE AS $function$
+) LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $function$
 BEGIN
     PERFORM 1 FROM wallets_agent WHERE id = p_lock_agent FOR UPDATE;
     IF p_trace_to_lock <> '' THEN

@@ -170,9 +170,11 @@ def test_the_migration_installs_the_function_the_code_describes(db, requires_pos
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT prosrc FROM pg_proc WHERE proname = %s",
+            "SELECT prosrc, proconfig FROM pg_proc WHERE proname = %s",
             [decision_sql.LOCK_AND_READ_FUNCTION],
         )
-        (source,) = cursor.fetchone()
+        source, config = cursor.fetchone()
+    # Generic plans: no planning (and no probing of fresh index ends) under the lock.
+    assert config == ["plan_cache_mode=force_generic_plan"]
     assert "FOR UPDATE" in source
     assert "ledger_spendcounter" in source
