@@ -158,6 +158,32 @@ def lock_load_and_read(
     return _facts_of(row[:-6], card_uuid), row[-6:]
 
 
+def read_spend_locked(
+    cursor: Any,
+    agent_id: uuid.UUID,
+    *,
+    trace_to_lock: str,
+    spend_query: tuple[str, dict[str, Any]],
+    now: datetime,
+) -> tuple[Any, ...]:
+    """The spend read, for a caller that holds the agent's lock (`lock_and_load`): on
+    PostgreSQL through the same function as `lock_load_and_read` (its generic plan; the
+    agent's lock is ours already), else `lock_trace` and the plain statement."""
+    sql, params = spend_query
+    if connection.vendor == "postgresql":
+        if sql != DECISION_SPEND_SQL:  # pragma: no cover - a programming error
+            raise ValueError("the function reads the decision's spend, nothing else")
+        cursor.execute(
+            _READ_LOCKED,
+            [agent_id, trace_to_lock, now, *(params[name] for name in DECISION_SPEND_PARAMS)],
+        )
+    else:
+        if trace_to_lock:
+            lock_trace(cursor, trace_to_lock, now)
+        cursor.execute(sql, params)
+    return cursor.fetchone()
+
+
 LOCK_AND_READ_FUNCTION = "ledger_lock_and_read_spend"
 
 _FACT_COLUMNS = ", ".join(f"f{i}" for i in range(len(Facts.__slots__) - 1))  # card_id: ours
@@ -167,6 +193,12 @@ _LOAD_LOCK_AND_READ = (
     f"SELECT f.*, s.* FROM f CROSS JOIN LATERAL {LOCK_AND_READ_FUNCTION}(f.f0, %s, %s, "
     + ", ".join(["%s"] * len(DECISION_SPEND_PARAMS))
     + ") AS s"
+)
+
+_READ_LOCKED = (
+    f"SELECT * FROM {LOCK_AND_READ_FUNCTION}(%s, %s, %s, "
+    + ", ".join(["%s"] * len(DECISION_SPEND_PARAMS))
+    + ")"
 )
 
 

@@ -38,7 +38,6 @@ from ledger.counters import (
     decision_spend_of,
     decision_spend_query,
     month_start_utc,
-    read_decision_spend,
 )
 from ledger.fx import FxQuote, fx_quote
 from ledger.models import (
@@ -355,20 +354,17 @@ def _decide(request: AuthorizationRequest, now: datetime, *, guess: bool) -> Aut
         if key == guessed and spend_row is not None:
             spend = decision_spend_of(spend_row)
         else:
-            if guessed is not None and guessed.locks_trace and key.locks_trace:
-                if guessed.trace_id != key.trace_id:
-                    raise _WrongTraceLocked
-            elif key.locks_trace:
-                decision_sql.lock_trace(cursor, key.trace_id, now)
-            spend = read_decision_spend(
-                cursor,
-                agent_id=key.agent_id,
-                card_id=key.card_id,
-                vendor_id=key.vendor_id,
-                trace_id=key.trace_id,
-                month_start=key.month_start,
-                currency=key.currency,
-                now=now,
+            trace_locked = guessed is not None and guessed.locks_trace
+            if trace_locked and key.locks_trace and guessed.trace_id != key.trace_id:
+                raise _WrongTraceLocked
+            spend = decision_spend_of(
+                decision_sql.read_spend_locked(
+                    cursor,
+                    key.agent_id,
+                    trace_to_lock=key.trace_id if key.locks_trace and not trace_locked else "",
+                    spend_query=key.query(now),
+                    now=now,
+                )
             )
         currency = facts.currency
         trace_id = key.trace_id

@@ -36,8 +36,6 @@ def calls(monkeypatch):
 
         return wrapper
 
-    from ledger import services
-
     monkeypatch.setattr(
         decision_sql, "lock_load_and_read", counting("guessed", decision_sql.lock_load_and_read)
     )
@@ -45,7 +43,7 @@ def calls(monkeypatch):
         decision_sql, "lock_and_load", counting("unguessed", decision_sql.lock_and_load)
     )
     monkeypatch.setattr(
-        services, "read_decision_spend", counting("reread", services.read_decision_spend)
+        decision_sql, "read_spend_locked", counting("reread", decision_sql.read_spend_locked)
     )
     return counted
 
