@@ -216,7 +216,13 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
     Python), at `now`s sweeping through the partial minutes where windows start."""
     from django.db import connection
 
-    from ledger.counters import month_start_utc, read_decision_spend
+    from ledger import decision_sql
+    from ledger.counters import (
+        decision_spend_of,
+        decision_spend_query,
+        month_start_utc,
+        read_decision_spend,
+    )
 
     card = card_for(alice, "aws")
     other = card_for(alice, "openai")
@@ -262,7 +268,27 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
                 currency=policy.currency,
                 now=now,
             )
+            # The decision's own way on PostgreSQL: the same read inside the function
+            # of migration ledger 0004 (SQLite runs the plain statement again).
+            in_function = decision_spend_of(
+                decision_sql.read_spend_locked(
+                    cursor,
+                    alice.agent.pk,
+                    trace_to_lock="",
+                    spend_query=decision_spend_query(
+                        agent_id=alice.agent.pk,
+                        card_id=card.pk,
+                        vendor_id=card.vendor_id,
+                        trace_id="PR-7",
+                        month_start=month_start_utc(now, policy.time_zone),
+                        currency=policy.currency,
+                        now=now,
+                    ),
+                    now=now,
+                )
+            )
         narrowed = general.narrowed(card_id=card.pk, vendor_id=card.vendor_id, trace_id="PR-7")
         assert decision == narrowed, now
+        assert in_function == narrowed, now
         seen.add((decision.day_cents, decision.holds_last_hour))
     assert len(seen) > 10  # the sweep saw the windows change, not one value throughout
