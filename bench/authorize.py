@@ -1299,13 +1299,15 @@ def run_inprocess(
     with CaptureQueriesContext(connection) as captured, connection.cursor() as cursor:
         counters.read_decision_spend(
             cursor,
-            agent_id=large_card.agent_id,
-            card_id=large_card.pk,
-            vendor_id=large_card.vendor_id,
-            trace_id="",
-            month_start=counters.month_start_utc(now, policy.time_zone),
-            currency="USD",
-            now=now,
+            counters.decision_spend_params(
+                agent_id=large_card.agent_id,
+                card_id=large_card.pk,
+                vendor_id=large_card.vendor_id,
+                trace_id="",
+                month_start=counters.month_start_utc(now, policy.time_zone),
+                currency="USD",
+                now=now,
+            ),
         )
     explains = {}
     for query in captured.captured_queries:

@@ -338,35 +338,15 @@ def read_spend(
     return snapshot
 
 
-def read_decision_spend(
-    cursor: Any,
-    *,
-    agent_id: object,
-    card_id: object,
-    vendor_id: object,
-    trace_id: str,
-    month_start: datetime,
-    currency: str,
-    now: datetime,
-) -> DecisionSpend:
+def read_decision_spend(cursor: Any, params: dict[str, Any]) -> DecisionSpend:
     """`read_spend` (live) for one card, vendor and trace, summed by the database in one
     statement: the decision reads six numbers instead of a row per bucket. A test holds
-    the two to the same figures. `month_start`: see month_start_utc."""
-    cursor.execute(
-        *decision_spend_query(
-            agent_id=agent_id,
-            card_id=card_id,
-            vendor_id=vendor_id,
-            trace_id=trace_id,
-            month_start=month_start,
-            currency=currency,
-            now=now,
-        )
-    )
+    the two to the same figures. `params`: from `decision_spend_params`."""
+    cursor.execute(DECISION_SPEND_SQL, params)
     return decision_spend_of(cursor.fetchone())
 
 
-def decision_spend_query(
+def decision_spend_params(
     *,
     agent_id: object,
     card_id: object,
@@ -375,9 +355,9 @@ def decision_spend_query(
     month_start: datetime,
     currency: str,
     now: datetime,
-) -> tuple[str, dict[str, Any]]:
-    """The statement and parameters of `read_decision_spend` (for callers that send it
-    in a pipeline); `decision_spend_of` reads its row."""
+) -> dict[str, Any]:
+    """The parameters of the decision's spend read (DECISION_SPEND_SQL, also run inside
+    the function of migration ledger 0004); `month_start`: see month_start_utc."""
     day_start = now - ROLLING_DAY
     hour_start = now - ROLLING_HOUR
     params = {
@@ -393,7 +373,7 @@ def decision_spend_query(
         "hour_minutes_from": ceil_to(hour_start, MINUTE),
         "month_start": month_start,
     }
-    return DECISION_SPEND_SQL, dict(zip(params, db_params(list(params.values())), strict=True))
+    return dict(zip(params, db_params(list(params.values())), strict=True))
 
 
 def decision_spend_of(row: Sequence[Any]) -> DecisionSpend:

@@ -132,25 +132,21 @@ def lock_load_and_read(
     card_id: str,
     *,
     trace_to_lock: str,
-    spend_query: tuple[str, dict[str, Any]],
+    spend_params: dict[str, Any],
     now: datetime,
 ) -> tuple[Facts | None, tuple[Any, ...]]:
-    """PostgreSQL only: `lock_and_load`, then (when `trace_to_lock`) `lock_trace`, then
-    the spend read, in one statement: the function of migration ledger 0004 takes the
-    locks and then reads, and each statement in it runs with a fresh snapshot, so the
-    read sees every decision committed before our lock was granted. The caller guessed
-    the spend read's parameters and must check the guess against the facts.
+    """PostgreSQL only: `lock_and_load`, the trace's lock (when `trace_to_lock`) and the
+    spend read, in one statement: the function of migration ledger 0004 takes the locks
+    and then reads, and each statement in it runs with a fresh snapshot, so the read
+    sees every decision committed before our lock was granted. The caller guessed the
+    spend read's parameters and must check the guess against the facts.
 
     The facts are read as of the statement's start, before any wait for the lock (as
     the card's row always was): a freeze that commits while we wait applies from the
     next authorization on."""
     card_uuid = uuid.UUID(card_id)
-    sql, params = spend_query
-    if sql != DECISION_SPEND_SQL:  # pragma: no cover - a programming error
-        raise ValueError("the function reads the decision's spend, nothing else")
     cursor.execute(
-        _LOAD_LOCK_AND_READ,
-        [card_uuid, trace_to_lock, now, *(params[name] for name in DECISION_SPEND_PARAMS)],
+        _LOAD_LOCK_AND_READ, [card_uuid, *_function_args(trace_to_lock, now, spend_params)]
     )
     row = cursor.fetchone()
     if row is None:
@@ -163,25 +159,25 @@ def read_spend_locked(
     agent_id: uuid.UUID,
     *,
     trace_to_lock: str,
-    spend_query: tuple[str, dict[str, Any]],
+    spend_params: dict[str, Any],
     now: datetime,
 ) -> tuple[Any, ...]:
     """The spend read, for a caller that holds the agent's lock (`lock_and_load`): on
     PostgreSQL through the same function as `lock_load_and_read` (its generic plan; the
-    agent's lock is ours already), else `lock_trace` and the plain statement."""
-    sql, params = spend_query
+    agent's lock is ours already, the trace's it takes), else the plain statement (the
+    trace's budget row is made; SQLite's IMMEDIATE transaction serializes writers)."""
     if connection.vendor == "postgresql":
-        if sql != DECISION_SPEND_SQL:  # pragma: no cover - a programming error
-            raise ValueError("the function reads the decision's spend, nothing else")
-        cursor.execute(
-            _READ_LOCKED,
-            [agent_id, trace_to_lock, now, *(params[name] for name in DECISION_SPEND_PARAMS)],
-        )
+        cursor.execute(_READ_LOCKED, [agent_id, *_function_args(trace_to_lock, now, spend_params)])
     else:
         if trace_to_lock:
-            lock_trace(cursor, trace_to_lock, now)
-        cursor.execute(sql, params)
+            cursor.execute(_TRACE_ROW, db_params([trace_to_lock, now]))
+        cursor.execute(DECISION_SPEND_SQL, spend_params)
     return cursor.fetchone()
+
+
+def _function_args(trace_to_lock: str, now: datetime, spend_params: dict[str, Any]) -> list[Any]:
+    """The function's arguments after the agent: the trace to lock, `now`, the spend read's."""
+    return [trace_to_lock, now, *(spend_params[name] for name in DECISION_SPEND_PARAMS)]
 
 
 LOCK_AND_READ_FUNCTION = "ledger_lock_and_read_spend"
@@ -241,16 +237,6 @@ _TRACE_ROW = (
     f"INSERT INTO {TraceBudget._meta.db_table} (trace_id, created_at) VALUES (%s, %s) "
     "ON CONFLICT (trace_id) DO NOTHING"
 )
-_TRACE_LOCK = f"SELECT id FROM {TraceBudget._meta.db_table} WHERE trace_id = %s FOR UPDATE"
-
-
-def lock_trace(cursor: Any, trace_id: str, now: datetime) -> None:
-    """Lock the trace's budget row (made on first use), after the agent's row: decisions
-    on one trace's budget, by any agent, take turns. SQLite's IMMEDIATE transaction
-    serializes writers already."""
-    cursor.execute(_TRACE_ROW, db_params([trace_id, now]))
-    if connection.vendor == "postgresql":
-        cursor.execute(_TRACE_LOCK, [trace_id])
 
 
 def _facts_of(row: tuple[Any, ...] | None, card_uuid: uuid.UUID) -> Facts | None:
@@ -397,8 +383,7 @@ def insert_approval(
             counters_add_rows(cursor, counters)
         return auth_id
     cursor.execute(_APPROVE, _approval_documents(auth_row, counters))
-    found = cursor.fetchone()
-    return None if found is None or found[0] is None else int(found[0])
+    return _approval_id(cursor.fetchone())
 
 
 APPROVE_FUNCTION = "ledger_approve"
@@ -507,5 +492,9 @@ def approve_and_commit(
     wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
     with wrap(ClientCursor(connection.connection)) as cursor:
         cursor.execute(_APPROVE_AND_COMMIT, documents)
-        found = cursor.fetchone()
+        return _approval_id(cursor.fetchone())
+
+
+def _approval_id(found: tuple[Any, ...] | None) -> int | None:
+    """The function's answer: the new authorization's id, NULL when the id was taken."""
     return None if found is None or found[0] is None else int(found[0])

@@ -36,7 +36,7 @@ from ledger.counters import (
     counter_rows,
     counters_add,
     decision_spend_of,
-    decision_spend_query,
+    decision_spend_params,
     month_start_utc,
 )
 from ledger.fx import FxQuote, fx_quote
@@ -147,8 +147,8 @@ class _SpendKey:
             locks_trace=bool(trace_id) and facts.per_trace_cents is not None,
         )
 
-    def query(self, now: datetime) -> tuple[str, dict[str, Any]]:
-        return decision_spend_query(
+    def params(self, now: datetime) -> dict[str, Any]:
+        return decision_spend_params(
             agent_id=self.agent_id,
             card_id=self.card_id,
             vendor_id=self.vendor_id,
@@ -297,7 +297,7 @@ def _decide(request: AuthorizationRequest, now: datetime, *, guess: bool) -> Aut
     seen = _facts_seen.get(request.card_id) if guess else None
     guessed = _SpendKey.of(seen, request, now) if seen is not None else None
     with transaction.atomic(durable=True), connection.cursor() as cursor:
-        spend_row = None
+        spend_row: tuple[Any, ...] = ()
         if guessed is None:
             facts = decision_sql.lock_and_load(cursor, request.card_id)
         else:
@@ -305,7 +305,7 @@ def _decide(request: AuthorizationRequest, now: datetime, *, guess: bool) -> Aut
                 cursor,
                 request.card_id,
                 trace_to_lock=guessed.trace_id if guessed.locks_trace else "",
-                spend_query=guessed.query(now),
+                spend_params=guessed.params(now),
                 now=now,
             )
         # The authorization's columns (see ledger.models.Authorization), declined until
@@ -351,7 +351,7 @@ def _decide(request: AuthorizationRequest, now: datetime, *, guess: bool) -> Aut
             _facts_seen.clear()
         _facts_seen[request.card_id] = facts
         key = _SpendKey.of(facts, request, now)
-        if key == guessed and spend_row is not None:
+        if key == guessed:  # the row came with the lock
             spend = decision_spend_of(spend_row)
         else:
             trace_locked = guessed is not None and guessed.locks_trace
@@ -362,7 +362,7 @@ def _decide(request: AuthorizationRequest, now: datetime, *, guess: bool) -> Aut
                     cursor,
                     key.agent_id,
                     trace_to_lock=key.trace_id if key.locks_trace and not trace_locked else "",
-                    spend_query=key.query(now),
+                    spend_params=key.params(now),
                     now=now,
                 )
             )

@@ -13,7 +13,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledger.counters import month_start_utc, read_decision_spend, read_spend
+from ledger.counters import (
+    decision_spend_params,
+    month_start_utc,
+    read_decision_spend,
+    read_spend,
+)
 from ledger.models import Authorization, HoldState, LedgerEntry
 from ledger.services import (
     AuthorizationRequest,
@@ -189,13 +194,15 @@ class LedgerMachine(RuleBasedStateMachine):
             with connection.cursor() as cursor:
                 decision = read_decision_spend(
                     cursor,
-                    agent_id=agent_id,
-                    card_id=card.pk,
-                    vendor_id=card.vendor_id,
-                    trace_id=trace_id,
-                    month_start=month_start_utc(self.now, "Europe/Paris"),
-                    currency="USD",
-                    now=self.now,
+                    decision_spend_params(
+                        agent_id=agent_id,
+                        card_id=card.pk,
+                        vendor_id=card.vendor_id,
+                        trace_id=trace_id,
+                        month_start=month_start_utc(self.now, "Europe/Paris"),
+                        currency="USD",
+                        now=self.now,
+                    ),
                 )
             assert decision == general.narrowed(
                 card_id=card.pk, vendor_id=card.vendor_id, trace_id=trace_id

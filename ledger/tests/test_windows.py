@@ -219,7 +219,7 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
     from ledger import decision_sql
     from ledger.counters import (
         decision_spend_of,
-        decision_spend_query,
+        decision_spend_params,
         month_start_utc,
         read_decision_spend,
     )
@@ -257,34 +257,22 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
             vendor_ids=[card.vendor_id],
             trace_ids=["PR-7"],
         )
+        params = decision_spend_params(
+            agent_id=alice.agent.pk,
+            card_id=card.pk,
+            vendor_id=card.vendor_id,
+            trace_id="PR-7",
+            month_start=month_start_utc(now, policy.time_zone),
+            currency=policy.currency,
+            now=now,
+        )
         with connection.cursor() as cursor:
-            decision = read_decision_spend(
-                cursor,
-                agent_id=alice.agent.pk,
-                card_id=card.pk,
-                vendor_id=card.vendor_id,
-                trace_id="PR-7",
-                month_start=month_start_utc(now, policy.time_zone),
-                currency=policy.currency,
-                now=now,
-            )
+            decision = read_decision_spend(cursor, params)
             # The decision's own way on PostgreSQL: the same read inside the function
             # of migration ledger 0004 (SQLite runs the plain statement again).
             in_function = decision_spend_of(
                 decision_sql.read_spend_locked(
-                    cursor,
-                    alice.agent.pk,
-                    trace_to_lock="",
-                    spend_query=decision_spend_query(
-                        agent_id=alice.agent.pk,
-                        card_id=card.pk,
-                        vendor_id=card.vendor_id,
-                        trace_id="PR-7",
-                        month_start=month_start_utc(now, policy.time_zone),
-                        currency=policy.currency,
-                        now=now,
-                    ),
-                    now=now,
+                    cursor, alice.agent.pk, trace_to_lock="", spend_params=params, now=now
                 )
             )
         narrowed = general.narrowed(card_id=card.pk, vendor_id=card.vendor_id, trace_id="PR-7")
