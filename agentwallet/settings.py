@@ -226,7 +226,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Slack work has its own queue (run a worker with -Q slack) so it delays nothing else.
-CELERY_TASK_ROUTES = {"approvals.tasks.*": {"queue": "slack"}}
+CELERY_TASK_ROUTES = {
+    "approvals.tasks.*": {"queue": "slack"},
+    "approvals.outbox.*": {"queue": "slack"},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- REST framework -----------------------------------------------------------
@@ -269,7 +272,9 @@ LOGGING = {
 # Periodic work (synced into django-celery-beat's tables by `celery beat`).
 CELERY_BEAT_SCHEDULE = {
     "expire-uncaptured-holds": {"task": "ledger.tasks.expire_holds_task", "schedule": 15 * 60},
-    "deliver-due-outbox": {"task": "approvals.tasks.sweep_outbox_task", "schedule": 30},
+    "deliver-due-outbox": {"task": "approvals.outbox.sweep_outbox_task", "schedule": 30},
     "expire-stale-approvals": {"task": "approvals.tasks.expire_approvals_task", "schedule": 5 * 60},
     "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
+    # After a policy's time-zone change (queued by the change itself; this sweeps up).
+    "recut-month-counters": {"task": "ledger.tasks.recut_month_counters_task", "schedule": 60},
 }

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from agentwallet.lib.money import money_json
 from approvals.models import ApprovalRequest, OutboxKind, OutboxMessage, OutboxStatus
-from approvals.services import top_traces_payload
 from approvals.slack import blocks
 from approvals.slack.client import slack_client, slack_configured
+from ledger.selectors import top_traces
+from wallets.models import Agent
 
 logger = logging.getLogger("agentwallet.slack")
 
@@ -86,13 +89,11 @@ def outbox_deliver(*, message_id: int, now: datetime | None = None) -> DeliveryR
 def _send(message: OutboxMessage) -> str:
     client = slack_client()
     payload = message.payload
+    if message.kind in (OutboxKind.APPROVAL_REQUEST, OutboxKind.APPROVAL_OUTCOME):
+        # Looked up now, not in the transaction that wrote the message (a decision's).
+        request = ApprovalRequest.objects.select_related("agent").get(pk=message.approval_id)
+        payload = {**payload, "top_traces": _top_traces(request.agent, message.created_at)}
     if message.kind == OutboxKind.APPROVAL_REQUEST:
-        if payload.get("top_traces") is None:  # looked up now, not under the decision's lock
-            request = ApprovalRequest.objects.select_related("agent").get(pk=message.approval_id)
-            payload = {
-                **payload,
-                "top_traces": top_traces_payload(request.agent, message.created_at),
-            }
         response = client.chat_postMessage(
             channel=message.channel,
             text=blocks.approval_request_text(payload),
@@ -103,7 +104,6 @@ def _send(message: OutboxMessage) -> str:
         )
         return str(response["ts"])
     if message.kind == OutboxKind.APPROVAL_OUTCOME:
-        request = ApprovalRequest.objects.get(pk=message.approval_id)
         text = blocks.approval_request_text(payload)
         outcome_blocks = blocks.approval_outcome_blocks(payload)
         if request.slack_ts:
@@ -135,3 +135,12 @@ def outbox_due(*, now: datetime | None = None, limit: int = 200) -> list[int]:
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def _top_traces(agent: Agent, when: datetime) -> list[dict[str, Any]]:
+    """The agent's biggest traces of the 24 hours before `when`, for the approval card
+    (looked up when the card is sent, not under the decision's lock)."""
+    return [
+        {"trace_id": trace_id, "spent": money_json(spent)}
+        for trace_id, spent in top_traces(agent=agent, since=when - timedelta(days=1))
+    ]

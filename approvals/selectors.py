@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
 from django.http import Http404
 
-from approvals.models import ApprovalRequest
+from agentwallet.lib.money import to_cents
+from approvals.models import ApprovalRequest, CapBump
 from wallets.actors import Actor
 
 
@@ -20,3 +24,13 @@ def approval_get_for_actor(*, actor: Actor, approval_id: int) -> ApprovalRequest
         return approval_list_for_actor(actor=actor).get(pk=approval_id)
     except ApprovalRequest.DoesNotExist as exc:
         raise Http404("No such approval request.") from exc
+
+
+def bumps_by_scope(*, agent_id: object, now: datetime) -> dict[str, int]:
+    """Cents of the bumps valid at `now`, per cap key (for the decision engine)."""
+    rows = (
+        CapBump.objects.filter(agent_id=agent_id, valid_from__lte=now, valid_until__gt=now)
+        .values("scope_key")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["scope_key"]: to_cents(Decimal(row["total"])) for row in rows}

@@ -9,14 +9,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 from djmoney.money import Money
 
 from agentwallet.lib.errors import Conflict
-from agentwallet.lib.money import from_cents, money_json, to_cents
+from agentwallet.lib.money import from_cents, money_json
 from agentwallet.lib.timewindows import day_end
-from approvals.dispatch import dispatch_outbox_message
 from approvals.models import (
     ApprovalOrigin,
     ApprovalRequest,
@@ -25,11 +23,13 @@ from approvals.models import (
     CapBump,
     DecisionChannel,
     OutboxKind,
-    OutboxMessage,
 )
+from approvals.outbox import outbox_add
 from policies import rules
 from policies.models import Policy, Vendor
 from wallets.models import Agent
+from wallets.selectors import agent_lock
+from wallets.services import agent_bumps_valid_until_extend
 
 # A pending request nobody answered lapses after this long.
 REQUEST_LIFETIME = timedelta(hours=24)
@@ -45,41 +45,6 @@ _SCOPES = {
 
 def channel_for(policy: Policy) -> str:
     return policy.approvals_channel or settings.SLACK_APPROVALS_CHANNEL
-
-
-def outbox_add(
-    *,
-    kind: str,
-    key: str,
-    payload: dict[str, Any],
-    channel: str,
-    now: datetime,
-    agent: Agent | None = None,
-    approval: ApprovalRequest | None = None,
-    fresh: bool = False,
-) -> OutboxMessage | None:
-    """Queue a Slack message in the caller's transaction; delivery starts after commit.
-
-    Returns None when a message with this key already exists (one per cause). `fresh`
-    says the key cannot exist yet (it names a row just created): one INSERT, no lookup.
-    """
-    fields = {
-        "kind": kind,
-        "payload": payload,
-        "channel": channel,
-        "agent": agent,
-        "approval": approval,
-        "created_at": now,
-        "next_attempt_at": now,
-    }
-    if fresh:
-        message = OutboxMessage.objects.create(idempotency_key=key, **fields)
-    else:
-        message, created = OutboxMessage.objects.get_or_create(idempotency_key=key, defaults=fields)
-        if not created:
-            return None
-    transaction.on_commit(lambda: dispatch_outbox_message(message.pk), robust=True)
-    return message
 
 
 @dataclass(frozen=True)
@@ -135,8 +100,7 @@ def approval_request_for_decline(
         expires_at=now + REQUEST_LIFETIME,
         created_at=now,
     )
-    # Top traces are looked up when the message is sent, not under the agent's lock.
-    payload = request_payload(request, now=now, with_top_traces=False)
+    payload = request_payload(request)
     if context is not None:
         payload["charge"] = {
             "vendor": context.vendor_name,
@@ -158,10 +122,9 @@ def approval_request_for_decline(
     return request
 
 
-def request_payload(
-    request: ApprovalRequest, *, now: datetime, with_top_traces: bool = True
-) -> dict[str, Any]:
-    """The facts shown on the Slack card (and kept with the outbox row)."""
+def request_payload(request: ApprovalRequest) -> dict[str, Any]:
+    """The facts shown on the Slack card (kept with the outbox row; its top traces are
+    looked up when it is sent, not under the decision's lock)."""
     agent = request.agent
     principal = agent.principal
     return {
@@ -174,17 +137,8 @@ def request_payload(
         "spent": money_json(request.spent),
         "requested": money_json(request.requested_amount),
         "reason": request.reason,
-        "top_traces": top_traces_payload(agent, now) if with_top_traces else None,
+        "top_traces": None,
     }
-
-
-def top_traces_payload(agent: Agent, now: datetime) -> list[dict[str, Any]]:
-    from ledger.selectors import top_traces
-
-    return [
-        {"trace_id": trace_id, "spent": money_json(spent)}
-        for trace_id, spent in top_traces(agent=agent, since=now - timedelta(days=1))
-    ]
 
 
 @transaction.atomic
@@ -220,7 +174,7 @@ def approval_request_ask(
         cap, key = caps[scope], scope
     if cap is None:
         raise Conflict(f"The policy sets no {scope} cap to raise.")
-    Agent.objects.select_for_update().filter(pk=agent.pk).first()  # one open request per cap
+    agent_lock(agent_id=agent.pk)  # one open request per cap
     if ApprovalRequest.objects.filter(
         agent=agent, scope_key=key, status=ApprovalStatus.PENDING
     ).exists():
@@ -243,7 +197,7 @@ def approval_request_ask(
     outbox_add(
         kind=OutboxKind.APPROVAL_REQUEST,
         key=f"approval:{request.pk}:request",
-        payload=request_payload(request, now=now),
+        payload=request_payload(request),
         channel=channel_for(policy),
         now=now,
         agent=agent,
@@ -271,7 +225,7 @@ def _decide(
 
 def _locked_pending(request: ApprovalRequest) -> ApprovalRequest:
     """Lock the agent, then the request: the decision engine's order (agent first)."""
-    Agent.objects.select_for_update().filter(pk=request.agent_id).first()
+    agent_lock(agent_id=request.agent_id)
     locked = (
         ApprovalRequest.objects.select_for_update(of=("self",))
         .select_related("agent__policy", "agent__principal")
@@ -330,10 +284,7 @@ def approval_grant(
         valid_from=now,
         valid_until=bump_valid_until(request.agent.policy, now),
     )
-    agent = Agent.objects.get(pk=request.agent_id)  # locked by _locked_pending
-    if agent.bumps_valid_until is None or agent.bumps_valid_until < bump.valid_until:
-        agent.bumps_valid_until = bump.valid_until
-        agent.save(update_fields=["bumps_valid_until", "updated_at"])
+    agent_bumps_valid_until_extend(agent=request.agent, valid_until=bump.valid_until)
     _queue_outcome(request, now)
     return request
 
@@ -361,7 +312,7 @@ def approval_deny(
 
 def _queue_outcome(request: ApprovalRequest, now: datetime) -> None:
     """Update the original Slack message to show the outcome."""
-    payload = request_payload(request, now=now)
+    payload = request_payload(request)
     payload["outcome"] = {
         "status": request.status,
         "decided_by": request.decided_by,
@@ -427,16 +378,6 @@ def ephemeral_reply(*, channel: str, user: str, text: str, key: str) -> None:
         channel=channel,
         now=timezone.now(),
     )
-
-
-def bumps_by_scope(*, agent_id: object, now: datetime) -> dict[str, int]:
-    """Cents of valid bumps per scope key (for the decision engine)."""
-    rows = (
-        CapBump.objects.filter(agent_id=agent_id, valid_from__lte=now, valid_until__gt=now)
-        .values("scope_key")
-        .annotate(total=Sum("amount"))
-    )
-    return {row["scope_key"]: to_cents(Decimal(row["total"])) for row in rows}
 
 
 def warnings_queue(*, agent: Agent, crossings: list[dict[str, Any]], now: datetime) -> None:

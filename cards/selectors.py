@@ -23,3 +23,8 @@ def card_get_for_agent(*, agent: Agent, card_id: uuid.UUID | str) -> Card:
         return Card.objects.select_related("vendor", "agent__policy").get(pk=card_id, agent=agent)
     except Card.DoesNotExist as exc:
         raise Http404("No such card.") from exc
+
+
+def card_get(*, card_id: uuid.UUID) -> Card:
+    """A card by id (for the network's postings, which name cards, not agents)."""
+    return Card.objects.select_related("vendor").get(pk=card_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -240,3 +242,20 @@ def agent_cards_unfreeze(*, agent: Agent, actor: Actor, reason: str = "") -> lis
         _set_status(card, CardStatus.ACTIVE, CardEventKind.UNFROZEN, actor, reason.strip())
         for card in cards
     ]
+
+
+def card_close_after_use(*, card_id: uuid.UUID, used_by: str) -> None:
+    """A single-use card's one authorization was approved: the card closes now, in the
+    caller's transaction (the decision's), so no second authorization can pass, and at
+    the issuer once that transaction has committed, so no network call waits under the
+    agent's lock."""
+    card = Card.objects.get(pk=card_id)
+    card.status = CardStatus.CLOSED
+    card.save(update_fields=["status", "updated_at"])
+    CardEvent.objects.create(
+        card=card, kind=CardEventKind.CLOSED, actor="system:single-use", reason=f"used by {used_by}"
+    )
+    issuer = get_issuer(card.issuer)
+    transaction.on_commit(
+        functools.partial(issuer.close_card, issuer_card_id=card.issuer_card_id), robust=True
+    )

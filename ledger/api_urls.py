@@ -11,7 +11,7 @@ urlpatterns = [
     path("traces/<str:trace_id>", apis.TraceDetailApi.as_view(), name="trace-detail"),
     path(
         "network/authorizations",
-        apis.network_authorization_create,
+        apis.NetworkAuthorizationCreateApi.as_view(),
         name="network-authorizations",
     ),
     path(

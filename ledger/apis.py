@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from djmoney.money import Money
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -17,24 +13,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentwallet.api.exceptions import error_body
 from agentwallet.api.fields import validate_input
 from agentwallet.api.pagination import CreatedCursorPagination
-from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import from_cents
 from ledger import selectors, services
 from ledger.filters import LedgerEntryFilter
 from ledger.models import HoldState
-from ledger.network import (
-    SIGNATURE_HEADER,
-    IsNetwork,
-    NetworkSignatureAuthentication,
-    SignatureError,
-    signature_verify,
-)
+from ledger.network import IsNetwork, NetworkSignatureAuthentication
 from ledger.serializers import (
     AgentBudgetOutputSerializer,
-    InputError,
     LedgerEntryOutputSerializer,
     NetworkAuthorizationInputSerializer,
     NetworkCaptureInputSerializer,
@@ -44,8 +31,6 @@ from ledger.serializers import (
     NetworkReverseInputSerializer,
     TraceDetailOutputSerializer,
     TraceSummaryOutputSerializer,
-    decision_body,
-    network_authorization_decode,
 )
 from wallets.actors import actor_from_request
 from wallets.selectors import agent_get_for_actor
@@ -123,108 +108,37 @@ class NetworkApi(APIView):
     permission_classes = [IsNetwork]
 
 
-# The route serves `network_authorization_create` (below) directly; this class only
-# documents it in the OpenAPI schema, and answers the same if routed through DRF.
 class NetworkAuthorizationCreateApi(NetworkApi):
     """Approve or decline a card authorization in real time. Fails closed: if the
-    database cannot be reached the answer is a decline."""
+    database cannot be reached the answer is a decline (`system_unavailable`)."""
 
     @extend_schema(
         operation_id="network_authorizations_create",
         request=NetworkAuthorizationInputSerializer,
         responses=NetworkDecisionOutputSerializer,
     )
-    def post(self, request: Request) -> HttpResponse:
-        return network_authorization_create(request._request)
-
-
-@csrf_exempt
-def network_authorization_create(request: HttpRequest) -> HttpResponse:
-    """The authorization endpoint without DRF's request and serializer machinery: every
-    card swipe waits on it, and those layers cost more CPU than the decision itself.
-    Same contract, errors and status codes as the other network endpoints. In
-    production it is also served without the middleware stack (agentwallet.wsgi), so
-    it validates the Host header itself."""
-    request.get_host()  # ALLOWED_HOSTS (DisallowedHost answers 400)
-    if request.method != "POST":
-        response = _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
-        response["Allow"] = "POST"
-        return response
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        return _error(413, "payload_too_large", "Request body is too large.")
-    try:
-        signature_verify(
-            body, request.META.get("HTTP_AGENTWALLET_SIGNATURE"), path=request.path_info
+    def post(self, request: Request) -> Response:
+        data = validate_input(NetworkAuthorizationInputSerializer, request.data)
+        merchant = data["merchant"]
+        auth_request = services.AuthorizationRequest(
+            network_id=data["id"],
+            card_id=data["card_id"],
+            amount=data["amount"].amount,
+            currency=str(data["amount"].currency),
+            merchant_mcc=merchant["mcc"],
+            merchant_name=merchant["name"],
+            merchant_network_id=merchant["network_id"],
+            merchant_country=merchant["country"],
+            trace_id=data["trace_id"],
         )
-    except SignatureError as exc:
-        response = _error(401, "authentication_failed", str(exc))
-        response["WWW-Authenticate"] = SIGNATURE_HEADER
-        return response
-    if request.content_type != "application/json":
-        return _error(
-            415, "unsupported_media_type", f'Unsupported media type "{request.content_type}".'
-        )
-    try:
-        data = network_authorization_decode(body)
-    except InputError as exc:
-        return _error(400, exc.code, str(exc), exc.fields)
-    merchant = data.merchant
-    auth_request = services.AuthorizationRequest(
-        network_id=data.id,
-        card_id=data.card_id,
-        amount=data.amount.amount,
-        currency=data.amount.currency,
-        merchant_mcc=merchant.mcc,
-        merchant_name=merchant.name,
-        merchant_network_id=merchant.network_id,
-        merchant_country=merchant.country,
-        trace_id=data.trace_id,
-    )
-    try:
-        outcome = services.authorization_decide(request=auth_request)
-    except Conflict as exc:
-        return _error(409, "conflict", str(exc))
-    except DatabaseError:
-        logger.exception("authorization %s declined: database unavailable", data.id)
-        return _json(_unavailable(data.id))
-    return _json(decision_body(outcome.decided, replayed=outcome.replayed))
-
-
-def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
-    content = json.dumps(body, separators=(",", ":")).encode()
-    response = HttpResponse(content, status=status, content_type="application/json")
-    # CommonMiddleware would set it; the bare handler has none (gunicorn would chunk).
-    response["Content-Length"] = str(len(content))
-    return response
-
-
-def _error(
-    status: int, code: str, message: str, fields: dict[str, Any] | None = None
-) -> HttpResponse:
-    return _json(error_body(code, message, fields), status=status)
-
-
-# drf-spectacular documents the route from the class its view function names.
-network_authorization_create.cls = NetworkAuthorizationCreateApi  # type: ignore[attr-defined]
-network_authorization_create.initkwargs = {}  # type: ignore[attr-defined]
-
-
-def _unavailable(network_id: str) -> dict[str, Any]:
-    return {
-        "id": network_id,
-        "decision": "declined",
-        "reason": "system_unavailable",
-        "authorization_id": None,
-        "cap_amount": None,
-        "fx_rate": None,
-        "fx_rate_date": None,
-        "trace_id": "",
-        "cap": None,
-        "approval_id": None,
-        "replayed": False,
-    }
+        try:
+            outcome = services.authorization_decide(request=auth_request)
+        except DatabaseError:
+            logger.exception("authorization %s declined: database unavailable", data["id"])
+            outcome = services.AuthorizationOutcome(
+                decided=services.Decided.unavailable(network_id=data["id"])
+            )
+        return Response(NetworkDecisionOutputSerializer(outcome).data)
 
 
 def _posting_body(outcome: services.PostingOutcome) -> dict[str, Any]:

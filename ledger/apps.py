@@ -7,4 +7,7 @@ class LedgerConfig(AppConfig):
     name = "ledger"
 
     def ready(self) -> None:
-        from ledger import schema  # noqa: F401  (registers the OpenAPI extension)
+        from ledger import (
+            receivers,  # noqa: F401  (connects the counters to policy changes)
+            schema,  # noqa: F401  (registers the OpenAPI extension)
+        )

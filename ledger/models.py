@@ -328,3 +328,19 @@ class FxSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.backend} {self.rates_date} ({self.currencies} currencies)"
+
+
+class MonthCounterZone(models.Model):
+    """An agent whose month counters are still cut in another time zone than its
+    policy's, because the policy's zone changed. Its decisions and budget keep counting
+    months in `time_zone`, exactly, until the recut task has cut its month counters
+    again from the ledger and deleted this row (ledger.services.counters)."""
+
+    agent = models.OneToOneField(
+        "wallets.Agent", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    time_zone = models.CharField(max_length=64)
+    since = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}: months in {self.time_zone} since {self.since:%Y-%m-%d %H:%M}"

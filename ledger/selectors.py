@@ -1,10 +1,11 @@
-"""Reads of spend: the same figures the decision engine compares to caps."""
+"""Reads of the ledger and of spend: the figures decisions compare with caps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
@@ -14,8 +15,8 @@ from agentwallet.lib.money import from_cents, to_cents
 from agentwallet.lib.timewindows import month_bounds
 from approvals.models import CapBump
 from cards.models import Card, CardStatus
-from ledger.counters import ROLLING_DAY, read_spend
-from ledger.models import LedgerEntry
+from ledger import sql
+from ledger.models import LedgerEntry, MonthCounterZone
 from policies import rules
 from policies.models import Policy
 from policies.selectors import policy_vendor_caps
@@ -58,6 +59,7 @@ class AgentBudget:
     policy: Policy
     as_of: datetime
     day_start: datetime
+    month_time_zone: str
     month_start: datetime
     month_end: datetime
     daily: CapFigure
@@ -68,11 +70,44 @@ class AgentBudget:
     bumps: list[CapBump]
 
 
+def agent_month_time_zone(*, agent: Agent) -> str:
+    """The zone the agent's months are counted in: its policy's, except while its month
+    counters are being recut after the policy's zone changed (MonthCounterZone)."""
+    kept = MonthCounterZone.objects.filter(agent_id=agent.pk).values_list("time_zone", flat=True)
+    return kept.first() or agent.policy.time_zone
+
+
+def agent_spend_now(*, agent: Agent, now: datetime) -> sql.Spend:
+    """All of the agent's spend as its decisions read it: every card and vendor it has,
+    every trace it spent on (the rebuild check compares these)."""
+    cards = list(Card.objects.filter(agent=agent).values_list("pk", "vendor_id"))
+    traces = (
+        LedgerEntry.objects.filter(agent=agent)
+        .exclude(trace_id="")
+        .values_list("trace_id", flat=True)
+        .distinct()
+    )
+    with connection.cursor() as cursor:
+        return sql.spend_read(
+            cursor,
+            agent_id=agent.pk,
+            currency=agent.policy.currency,
+            month_time_zone=agent_month_time_zone(agent=agent),
+            now=now,
+            card_ids=sorted(card_id for card_id, _ in cards),
+            vendor_ids=sorted({vendor_id for _, vendor_id in cards}),
+            trace_ids=sorted(traces),
+        )
+
+
 def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
+    """Caps, spent and remaining for every window of the agent, from the same spend read
+    as its decisions."""
     now = now or timezone.now()
     policy = agent.policy
     currency = policy.currency
-    month_start, month_end = month_bounds(now, policy.time_zone)
+    zone = agent_month_time_zone(agent=agent)
+    month_start, month_end = month_bounds(now, zone)
     cards = list(
         Card.objects.filter(agent=agent)
         .exclude(status=CardStatus.CLOSED)
@@ -89,16 +124,17 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
         .values_list("trace_id", flat=True)
         .distinct()
     )
-    vendor_ids = sorted({card.vendor_id for card in cards})
-    spend = read_spend(
-        agent_id=agent.pk,
-        time_zone=policy.time_zone,
-        currency=currency,
-        now=now,
-        card_ids=[card.pk for card in cards],
-        vendor_ids=vendor_ids,
-        trace_ids=sorted(traces),
-    )
+    with connection.cursor() as cursor:
+        spend = sql.spend_read(
+            cursor,
+            agent_id=agent.pk,
+            currency=currency,
+            month_time_zone=zone,
+            now=now,
+            card_ids=[card.pk for card in cards],
+            vendor_ids=sorted({card.vendor_id for card in cards}),
+            trace_ids=sorted(traces),
+        )
 
     def money(cents: int) -> Money:
         return Money(from_cents(cents), currency)
@@ -120,7 +156,8 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
         agent=agent,
         policy=policy,
         as_of=now,
-        day_start=now - ROLLING_DAY,
+        day_start=now - sql.ROLLING_DAY,
+        month_time_zone=zone,
         month_start=month_start,
         month_end=month_end,
         daily=CapFigure(policy.daily_cap, money(spend.day_cents), bump_for(rules.SCOPE_DAILY)),
@@ -168,7 +205,7 @@ def agents_with_spend(agents: QuerySet[Agent], *, now: datetime) -> QuerySet[Age
     return agents.annotate(
         spent_24h_cents=Sum(
             "ledger_entries__cap_cents",
-            filter=Q(ledger_entries__effective_at__gte=now - ROLLING_DAY),
+            filter=Q(ledger_entries__effective_at__gte=now - sql.ROLLING_DAY),
         ),
         spent_30d_cents=Sum(
             "ledger_entries__cap_cents",

@@ -1,19 +1,12 @@
 from __future__ import annotations
 
-import re
-from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
-import msgspec
 from rest_framework import serializers
 
 from agentwallet.api.fields import MoneyField, StrictInputSerializer
-from agentwallet.lib.money import MoneyError, currency_code, money_json, parse_amount
 from ledger.models import LedgerEntry
 from ledger.selectors import AgentBudget, CapFigure
-
-if TYPE_CHECKING:
-    from ledger.services import Decided
 
 
 class CapFigureOutputSerializer(serializers.Serializer[Any]):
@@ -89,7 +82,7 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
             "agent_id": budget.agent.pk,
             "currency": policy.currency,
             "as_of": budget.as_of,
-            "time_zone": policy.time_zone,
+            "time_zone": budget.month_time_zone,
             "rolling_24h": window(budget.daily, budget.day_start, budget.as_of),
             "month": window(budget.monthly, budget.month_start, budget.month_end),
             "per_authorization_cap": policy.per_authorization_cap,
@@ -126,88 +119,6 @@ class NetworkAuthorizationInputSerializer(StrictInputSerializer):
     )
 
 
-# The authorization request is also decoded by msgspec: it is the one endpoint on the
-# hot path, and the serializer above costs more CPU than the decision's own SQL. The
-# serializer stays as its documentation (OpenAPI); a test keeps the two in step.
-def _text(
-    pattern: str | None = None, max_length: int | None = None, min_length: int | None = None
-) -> Any:
-    return Annotated[
-        str, msgspec.Meta(pattern=pattern, max_length=max_length, min_length=min_length)
-    ]
-
-
-class _MoneyIn(msgspec.Struct, forbid_unknown_fields=True):
-    amount: Decimal  # JSON strings and numbers, both exact
-    currency: str
-
-
-class _MerchantIn(msgspec.Struct, forbid_unknown_fields=True):
-    mcc: _text(MCC_REGEX)  # type: ignore[valid-type]
-    name: _text(max_length=200) = ""  # type: ignore[valid-type]
-    network_id: _text(max_length=64) = ""  # type: ignore[valid-type]
-    country: _text(COUNTRY_REGEX) = ""  # type: ignore[valid-type]
-
-
-class NetworkAuthorizationIn(msgspec.Struct, forbid_unknown_fields=True):
-    id: _text(NETWORK_ID_REGEX)  # type: ignore[valid-type]
-    card_id: _text(max_length=64, min_length=1)  # type: ignore[valid-type]
-    amount: _MoneyIn
-    merchant: _MerchantIn
-    trace_id: _text(f"^$|{TRACE_ID_REGEX}", max_length=128) = ""  # type: ignore[valid-type]
-
-
-class InputError(ValueError):
-    """Bad input, in the API's error shape (code, message, fields)."""
-
-    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.fields = fields or {}
-
-
-_authorization_decoder = msgspec.json.Decoder(NetworkAuthorizationIn)
-_MSGSPEC_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
-_MSGSPEC_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
-
-
-def network_authorization_decode(body: bytes) -> NetworkAuthorizationIn:
-    """Decode and validate an authorization request (raises InputError)."""
-    try:
-        data = _authorization_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise InputError("parse_error", f"Malformed JSON: {exc}") from exc
-    try:
-        code = currency_code(data.amount.currency)
-        data.amount.amount = parse_amount(data.amount.amount, code)
-        data.amount.currency = code
-    except MoneyError as exc:
-        raise InputError("invalid", f"amount: {exc}", {"amount": [str(exc)]}) from exc
-    data.merchant.name = data.merchant.name.strip()
-    return data
-
-
-def _validation_error(text: str) -> InputError:
-    """msgspec's one message ("Expected `str`, got `int` - at `$.merchant.mcc`") as the
-    API's nested fields, named the way the serializers name them."""
-    match = _MSGSPEC_PATH.match(text)
-    what = match["what"] if match else text
-    path = [part for part in (match["path"] or "").split(".") if part] if match else []
-    named = _MSGSPEC_FIELD.search(what)
-    if named and what.startswith("Object contains unknown"):
-        path, what = [*path, named["name"]], "Unknown field."
-    elif named and what.startswith("Object missing required"):
-        path, what = [*path, named["name"]], "This field is required."
-    if not path or any(part.startswith("[") for part in path):
-        return InputError("invalid", what, {"non_field_errors": [what]})
-    fields: dict[str, Any] = {path[-1]: [what]}
-    for part in reversed(path[:-1]):
-        fields = {part: fields}
-    return InputError("invalid", f"{'.'.join(path)}: {what}", fields)
-
-
 class NetworkCaptureInputSerializer(StrictInputSerializer):
     amount = MoneyField()
     id = serializers.RegexField(
@@ -242,44 +153,29 @@ class CapStopOutputSerializer(serializers.Serializer[Any]):
 
 
 class NetworkDecisionOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.CharField(help_text="The network's authorization id.")
-    decision = serializers.ChoiceField(choices=["approved", "declined"])
-    reason = serializers.CharField(allow_blank=True)
-    authorization_id = serializers.IntegerField(allow_null=True)
-    cap_amount = MoneyField(allow_null=True)
-    fx_rate = serializers.DecimalField(max_digits=18, decimal_places=8, allow_null=True)
-    fx_rate_date = serializers.DateField(allow_null=True)
-    trace_id = serializers.CharField(allow_blank=True)
-    cap = CapStopOutputSerializer(allow_null=True, help_text="The cap that stopped it.")
-    approval_id = serializers.IntegerField(allow_null=True)
-    replayed = serializers.BooleanField()
+    """Shapes an AuthorizationOutcome (ledger.services.authorization)."""
 
-
-FX_RATE_PLACES = Decimal("0.00000001")
-
-
-def decision_body(auth: Decided, *, replayed: bool) -> dict[str, Any]:
-    """The decision as NetworkDecisionOutputSerializer renders it, built directly (the
-    hot path; a test checks both give the same JSON)."""
-    return {
-        "id": auth.network_id,
-        "decision": auth.decision,
-        "reason": auth.reason,
-        "authorization_id": auth.id,
-        "cap_amount": money_json(auth.cap_amount),
-        "fx_rate": None if auth.fx_rate is None else str(auth.fx_rate.quantize(FX_RATE_PLACES)),
-        "fx_rate_date": None if auth.fx_rate_date is None else auth.fx_rate_date.isoformat(),
-        "trace_id": auth.trace_id,
-        "cap": {
-            "scope": auth.cap_scope,
-            "limit": money_json(auth.cap_limit),
-            "remaining": money_json(auth.cap_remaining),
-        }
-        if auth.cap_scope
-        else None,
-        "approval_id": auth.approval_request_id,
-        "replayed": replayed,
-    }
+    id = serializers.CharField(source="decided.network_id", help_text="The network's id.")
+    decision = serializers.ChoiceField(source="decided.decision", choices=["approved", "declined"])
+    reason = serializers.CharField(source="decided.reason", allow_blank=True)
+    authorization_id = serializers.IntegerField(
+        source="decided.authorization_id",
+        allow_null=True,
+        help_text="Ours; null when nothing could be recorded (system_unavailable).",
+    )
+    cap_amount = MoneyField(
+        source="decided.cap_amount", allow_null=True, help_text="The charge in the cap currency."
+    )
+    fx_rate = serializers.DecimalField(
+        source="decided.fx_rate", max_digits=18, decimal_places=8, allow_null=True
+    )
+    fx_rate_date = serializers.DateField(source="decided.fx_rate_date", allow_null=True)
+    trace_id = serializers.CharField(source="decided.trace_id", allow_blank=True)
+    cap = CapStopOutputSerializer(
+        source="decided.cap", allow_null=True, help_text="The cap that stopped it."
+    )
+    approval_id = serializers.IntegerField(source="decided.approval_id", allow_null=True)
+    replayed = serializers.BooleanField(help_text="The first answer to this id, again.")
 
 
 class LedgerEntryOutputSerializer(serializers.ModelSerializer[LedgerEntry]):

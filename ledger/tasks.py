@@ -1,12 +1,11 @@
-"""Periodic ledger work, run by Celery beat (see CELERY_BEAT_SCHEDULE)."""
+"""Periodic and queued ledger work (see CELERY_BEAT_SCHEDULE)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.utils import timezone
 
-from ledger.counters import counters_prune
-from ledger.services import holds_expire
+from ledger.services import counters_prune, holds_expire, month_counters_recut_pending
 
 
 @shared_task(acks_late=True)
@@ -19,3 +18,10 @@ def expire_holds_task() -> int:
 def prune_spend_counters_task() -> int:
     """Drop minute and hour counters that no rolling window reads any more."""
     return counters_prune(now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def recut_month_counters_task() -> int:
+    """Cut again the month counters of agents whose policy's time zone changed (queued
+    by the change, and swept by beat in case the queueing failed)."""
+    return month_counters_recut_pending()

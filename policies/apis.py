@@ -17,6 +17,7 @@ from policies.serializers import (
     VendorCreateInputSerializer,
     VendorOutputSerializer,
 )
+from wallets.actors import actor_from_request
 from wallets.permissions import IsAuthenticatedActor, IsStaffActor
 
 
@@ -77,5 +78,5 @@ class PolicyDetailApi(APIView):
         changes = validate_input(
             PolicyUpdateInputSerializer, request.data, context={"policy": policy}, partial=True
         )
-        services.policy_update(policy=policy, changes=changes)
+        services.policy_update(policy=policy, changes=changes, actor=actor_from_request(request))
         return Response(PolicyOutputSerializer(selectors.policy_get_by_slug(slug=slug)).data)

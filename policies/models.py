@@ -176,3 +176,30 @@ class PolicyVendorCap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vendor} {self.monthly_cap}/month under {self.policy}"
+
+
+class PolicyChange(models.Model):
+    """One field of a policy changed: who, when, from what to what. Append-only history,
+    written by `policy_update` in the change's own transaction."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="changes")
+    actor = models.CharField(max_length=200)
+    field = models.CharField(max_length=50)
+    # JSON: money as {"amount", "currency"}, vendors by slug, vendor caps by vendor slug.
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [
+            models.Index(fields=["policy", "changed_at"], name="policies_change_policy_time")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(field="") & ~Q(actor=""), name="policies_policychange_names_who_what"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id}.{self.field} by {self.actor} at {self.changed_at:%Y-%m-%d %H:%M}"

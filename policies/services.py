@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from djmoney.money import Money
 
+from agentwallet.lib.money import money_json
 from agentwallet.lib.timewindows import is_valid_time_zone
-from policies.models import Policy, PolicyVendorCap, Vendor, VendorCategory
+from policies.models import Policy, PolicyChange, PolicyVendorCap, Vendor, VendorCategory
+from policies.signals import policy_time_zone_changed
+from wallets.actors import Actor
 
 CAP_FIELDS = (
     "daily_cap",
@@ -20,6 +25,7 @@ CAP_FIELDS = (
     "per_authorization_cap",
     "x402_per_call_cap",
 )
+RELATED_FIELDS = ("default_vendors", "vendor_caps")
 PLAIN_FIELDS = (
     "name",
     "description",
@@ -149,10 +155,17 @@ def policy_update(
     *,
     policy: Policy,
     changes: Mapping[str, Any],
+    actor: Actor,
+    now: datetime | None = None,
 ) -> Policy:
-    """Apply a partial update. Caps stay in the policy's currency, which cannot change."""
+    """Apply a partial update and record every field it changed, from what to what
+    (PolicyChange), in the same transaction. Caps stay in the policy's currency, which
+    cannot change. A new time zone moves the calendar months: the ledger's month
+    counters follow it (`policy_time_zone_changed`)."""
+    now = now or timezone.now()
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
-    original_time_zone = policy.time_zone
+    audited = [field for field in (*PLAIN_FIELDS, *CAP_FIELDS, *RELATED_FIELDS) if field in changes]
+    before = {field: _audit_value(policy, field) for field in audited}
     updated: list[str] = []
     for field in PLAIN_FIELDS:
         if field in changes:
@@ -163,16 +176,42 @@ def policy_update(
             setattr(policy, field, _cap(changes[field], policy.currency))
             updated += [field, f"{field}_currency"]
     _validate_policy(policy)
-    time_zone_changed = "time_zone" in changes and changes["time_zone"] != original_time_zone
     if updated:
         policy.save(update_fields=[*updated, "updated_at"])
-    if time_zone_changed:
-        # Month buckets are cut in the policy's time zone: recut them from the ledger.
-        from ledger.counters import counters_rebuild
-
-        counters_rebuild()
     if "default_vendors" in changes:
         policy.default_vendors.set(list(changes["default_vendors"]))
     if "vendor_caps" in changes:
         _set_vendor_caps(policy, changes["vendor_caps"])
+    after = {field: _audit_value(policy, field) for field in audited}
+    PolicyChange.objects.bulk_create(
+        PolicyChange(
+            policy=policy,
+            actor=actor.label,
+            field=field,
+            old_value=before[field],
+            new_value=after[field],
+            changed_at=now,
+        )
+        for field in audited
+        if before[field] != after[field]
+    )
+    if before.get("time_zone", policy.time_zone) != policy.time_zone:
+        policy_time_zone_changed.send(
+            sender=Policy, policy=policy, old_time_zone=before["time_zone"]
+        )
     return policy
+
+
+def _audit_value(policy: Policy, field: str) -> Any:
+    """A field's value as the audit row keeps it (JSON)."""
+    if field in CAP_FIELDS:
+        return money_json(getattr(policy, field))
+    if field == "default_vendors":
+        return sorted(policy.default_vendors.values_list("slug", flat=True))
+    if field == "vendor_caps":
+        return {
+            cap.vendor.slug: str(cap.monthly_cap.amount)
+            for cap in policy.vendor_caps.select_related("vendor")
+        }
+    value = getattr(policy, field)
+    return list(value) if isinstance(value, list | tuple) else value

@@ -24,3 +24,14 @@ def agent_get_for_actor(*, actor: Actor, agent_id: uuid.UUID) -> Agent:
         return Agent.objects.select_related("principal", "policy").get(pk=agent_id)
     except Agent.DoesNotExist as exc:
         raise Http404("No such agent.") from exc
+
+
+def agent_get(*, agent_id: uuid.UUID) -> Agent:
+    """An agent by id, with its principal and policy (for internal callers)."""
+    return Agent.objects.select_related("principal", "policy").get(pk=agent_id)
+
+
+def agent_lock(*, agent_id: uuid.UUID) -> Agent:
+    """The agent, its row locked FOR UPDATE until the caller's transaction ends: the lock
+    every decision and posting of the agent takes first (ledger.services)."""
+    return Agent.objects.select_for_update(of=("self",)).select_related("policy").get(pk=agent_id)

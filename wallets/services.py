@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -135,4 +135,13 @@ def agent_trace_clear(*, agent: Agent) -> Agent:
     agent.trace_id = ""
     agent.trace_expires_at = None
     agent.save(update_fields=["trace_id", "trace_expires_at", "updated_at"])
+    return agent
+
+
+def agent_bumps_valid_until_extend(*, agent: Agent, valid_until: datetime) -> Agent:
+    """Note that a granted cap bump lasts until `valid_until`: decisions look bumps up
+    only while one may be valid. Call with the agent's row locked (approval_grant)."""
+    if agent.bumps_valid_until is None or agent.bumps_valid_until < valid_until:
+        agent.bumps_valid_until = valid_until
+        agent.save(update_fields=["bumps_valid_until", "updated_at"])
     return agent

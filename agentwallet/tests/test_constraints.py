@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from cards.models import Card, CardEvent, CardStatus
 from ledger.models import LedgerEntry
-from policies.models import Policy, PolicyVendorCap, Vendor
+from policies.models import Policy, PolicyChange, PolicyVendorCap, Vendor
 from wallets.models import Agent, ApiKey, Principal
 
 
@@ -92,6 +92,12 @@ def test_policy_vendor_cap_constraints(starter_policy):
         PolicyVendorCap.objects.create(
             policy=starter_policy, vendor=cap.vendor, monthly_cap=Decimal("1")
         )
+
+
+def test_policy_change_names_who_and_what(starter_policy):
+    for values in ({"actor": "", "field": "daily_cap"}, {"actor": "user:x", "field": ""}):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            PolicyChange.objects.create(policy=starter_policy, changed_at=timezone.now(), **values)
 
 
 def test_vendor_constraints(db):

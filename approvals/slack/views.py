@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from slack_sdk.signature import SignatureVerifier
 
 from agentwallet.lib.money import MAX_AMOUNT
+from approvals.tasks import handle_slack_interaction_task
 
 logger = logging.getLogger("agentwallet.slack")
 
@@ -58,8 +59,6 @@ def _amount_errors(payload: dict) -> dict[str, str]:
 
 
 def _queue(payload: dict) -> None:
-    from approvals.tasks import handle_slack_interaction_task
-
     try:
         handle_slack_interaction_task.apply_async((payload,), retry=False)
     except Exception:  # the broker is down: do it now rather than lose the click

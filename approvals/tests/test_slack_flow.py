@@ -220,7 +220,7 @@ def test_the_delivery_task_retries_with_backoff(
 ):
     from celery.exceptions import Retry
 
-    from approvals.tasks import deliver_outbox_message_task
+    from approvals.outbox import deliver_outbox_message_task
 
     hit_daily_cap(network, owner, lambda execute: django_capture_on_commit_callbacks())
     message = OutboxMessage.objects.get(kind="approval_request")

@@ -214,7 +214,7 @@ def test_redis_down_during_a_burst_of_declines(
     assert approval_cards(fake_slack) == []
 
     redis_process.start()  # the same port: the worker reconnects
-    from approvals.tasks import sweep_outbox_task
+    from approvals.outbox import sweep_outbox_task
 
     sweep_outbox_task.apply_async(retry=True)
     wait_until(lambda: len(approval_cards(fake_slack)) >= len(agents), timeout=60)

@@ -219,6 +219,50 @@ def test_single_use_card_closes_after_its_first_approval(alice, network, alice_c
     assert decide(network, card, "1.00")["reason"] == "card_closed"
 
 
+def test_single_use_card_is_closed_at_the_issuer_once_the_decision_commits(
+    alice, network, alice_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from cards.issuers.sandbox import SandboxIssuer
+    from cards.models import CardEvent
+
+    closed: list[str] = []
+    monkeypatch.setattr(
+        SandboxIssuer, "close_card", lambda self, *, issuer_card_id: closed.append(issuer_card_id)
+    )
+    card_id = alice_client.post(
+        f"/api/agents/{alice.agent.pk}/cards",
+        {"vendor": "modal", "trace_id": "PR-1", "single_use": True},
+        format="json",
+    ).json()["card"]["id"]
+    card = Card.objects.get(pk=card_id)
+    with django_capture_on_commit_callbacks(execute=False) as after_commit:
+        assert decide(network, card, "1.00")["decision"] == "approved"
+    assert closed == []  # no call to the issuer while the decision holds the agent's lock
+    assert Card.objects.get(pk=card_id).status == CardStatus.CLOSED  # but closed already
+    for callback in after_commit:
+        callback()
+    assert closed == [card.issuer_card_id]
+    event = CardEvent.objects.get(card=card, kind="closed")
+    assert event.actor == "system:single-use"
+    assert event.reason.startswith("used by auth_")
+
+
+def test_the_network_endpoint_answers_wrong_methods_and_media_types_in_the_error_shape(network, db):
+    response = network.client.get("/api/network/authorizations")
+    assert response.status_code == 401  # unsigned: refused before anything else
+    assert response["WWW-Authenticate"] == "AgentWallet-Signature"
+    body = b"id=x"
+    response = network.client.post(
+        "/api/network/authorizations",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AGENTWALLET_SIGNATURE=network.signature(body),
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert _count() == (0, 0)
+
+
 def test_replaying_an_id_returns_the_first_decision_and_writes_nothing(alice, network):
     card = card_for(alice, "openai")
     first = decide(network, card, "3.00", network_id="auth_same")

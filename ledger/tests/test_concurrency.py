@@ -8,16 +8,19 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from cards.services import card_freeze
 from conftest import card_for
-from ledger.counters import read_spend
-from ledger.models import Authorization
-from ledger.services import AuthorizationRequest, authorization_decide
-from policies.models import Policy
+from ledger import sql
+from ledger.models import Authorization, LedgerEntry, SpendCounter
+from ledger.selectors import agent_spend_now
+from ledger.services import AuthorizationRequest, authorization_capture, authorization_decide
 from wallets.actors import Actor
+from wallets.models import Agent
 
 pytestmark = pytest.mark.postgres
 
@@ -53,15 +56,26 @@ def _race(cards: list, amount: str, trace_id: str = "") -> list[str]:
 
 
 def _spent_today(provisioned) -> int:
-    policy = Policy.objects.get(pk=provisioned.agent.policy_id)
-    from django.utils import timezone
+    agent = Agent.objects.select_related("policy").get(pk=provisioned.agent.pk)
+    return agent_spend_now(agent=agent, now=timezone.now()).day_cents
 
-    return read_spend(
-        agent_id=provisioned.agent.pk,
-        time_zone=policy.time_zone,
-        currency=policy.currency,
-        now=timezone.now(),
-    ).day_cents
+
+def _request(card, amount: str, network_id: str | None = None) -> AuthorizationRequest:
+    return AuthorizationRequest(
+        network_id=network_id or f"n_{uuid.uuid4().hex}",
+        card_id=str(card.pk),
+        amount=Decimal(amount),
+        currency="USD",
+        merchant_mcc=card.allowed_mccs[0],
+    )
+
+
+def _other_connection() -> psycopg.Connection:
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"],
+        dbname=settings["NAME"], autocommit=False,
+    )  # fmt: skip
 
 
 def test_racing_authorizations_never_pass_the_last_dollar(
@@ -155,3 +169,115 @@ def test_sequential_freeze_then_decline(alice, staff_client, network):
     assert network.authorize(card, "1.00").json()["reason"] == "card_frozen"
     card_freeze(card=card, actor=Actor.system("t"), reason="again")  # idempotent
     assert network.authorize(card, "1.00").json()["reason"] == "card_frozen"
+
+
+def test_spend_is_read_after_the_lock_so_it_sees_what_committed_while_waiting(
+    transactional_db, django_db_serialized_rollback, alice, requires_postgres
+):
+    """Moving the spend read before the agent's lock makes this fail."""
+    card = card_for(alice, "aws")
+    result: dict[str, object] = {}
+
+    def decide() -> None:
+        try:
+            result["auth"] = authorization_decide(request=_request(card, "150.00")).authorization
+        finally:
+            connections.close_all()
+
+    other = _other_connection()
+    try:
+        with other.cursor() as cursor:
+            # Another transaction holds the agent's lock and spends $400 of the day.
+            cursor.execute(
+                "SELECT id FROM wallets_agent WHERE id = %s FOR UPDATE", [alice.agent.pk]
+            )
+            sql.counters_add(
+                cursor,
+                [
+                    sql.Posting(
+                        agent_id=alice.agent.pk,
+                        card_id=card.pk,
+                        vendor_id=card.vendor_id,
+                        trace_id="",
+                        currency="USD",
+                        month_time_zone="UTC",
+                        effective_at=timezone.now(),
+                        cents=40000,
+                        is_hold=True,
+                    )
+                ],
+            )
+            worker = threading.Thread(target=decide)
+            worker.start()
+            time.sleep(0.5)
+            assert worker.is_alive(), "the decision did not wait for the agent's lock"
+        other.commit()
+        worker.join(timeout=30)
+    finally:
+        other.close()
+
+    # $400 + $150 > $500: the read ran after the lock was granted, not before.
+    assert result["auth"].reason == "daily_cap_exceeded"
+
+
+def test_racing_replays_of_one_network_id_write_once(
+    transactional_db, django_db_serialized_rollback, alice, requires_postgres
+):
+    card = card_for(alice, "openai")
+    request = _request(card, "10.00", network_id=f"dup-{uuid.uuid4().hex}")
+    barrier = threading.Barrier(10)
+
+    def decide() -> tuple[int, bool]:
+        try:
+            barrier.wait(timeout=30)
+            outcome = authorization_decide(request=request)
+            return outcome.decided.authorization_id, outcome.replayed
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = [f.result(timeout=60) for f in [pool.submit(decide) for _ in range(10)]]
+
+    ids = {auth_id for auth_id, _ in answers}
+    assert len(ids) == 1  # every answer is the first decision
+    assert sorted(replayed for _, replayed in answers) == [False] + [True] * 9
+    assert Authorization.objects.filter(network_id=request.network_id).count() == 1
+    assert LedgerEntry.objects.filter(authorization_id=ids.pop()).count() == 1
+    agent_minutes = SpendCounter.objects.filter(scope__startswith="agent:", grain="min")
+    assert sum(agent_minutes.values_list("cents", flat=True)) == 1000  # counted once
+
+
+def test_concurrent_retries_of_one_capture_all_get_the_first_answer(
+    transactional_db, django_db_serialized_rollback, alice, requires_postgres
+):
+    """The replay check runs under the agent's lock: before, seven of eight retries hit
+    the unique network id mid-insert (an IntegrityError, an HTTP 500)."""
+    card = card_for(alice, "openai")
+    auth = authorization_decide(request=_request(card, "30.00")).authorization
+    barrier = threading.Barrier(8)
+
+    def capture() -> tuple[list[int], bool]:
+        try:
+            barrier.wait(timeout=30)
+            outcome = authorization_capture(
+                network_id=auth.network_id,
+                amount=Decimal("30.00"),
+                currency="USD",
+                network_txn_id="cap-once",
+            )
+            return sorted(entry.pk for entry in outcome.entries), outcome.replayed
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = [f.result(timeout=60) for f in [pool.submit(capture) for _ in range(8)]]
+
+    assert len({tuple(entries) for entries, _ in answers}) == 1
+    assert sorted(replayed for _, replayed in answers) == [False] + [True] * 7
+    assert LedgerEntry.objects.filter(network_txn_id="cap-once").count() == 1
+    captured = Authorization.objects.get(pk=auth.pk)
+    assert (captured.captured_cents, captured.held_cents, captured.hold_state) == (
+        3000,
+        0,
+        "closed",
+    )

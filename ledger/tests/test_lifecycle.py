@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from cards.services import card_freeze
 from conftest import card_for
-from ledger.counters import read_spend
 from ledger.models import Authorization, LedgerEntry
+from ledger.selectors import agent_spend_now
 from ledger.services import holds_expire
 from wallets.actors import Actor
 
@@ -22,13 +22,7 @@ def approve(network, card, amount, network_id):
 
 
 def day_spent(provisioned):
-    policy = provisioned.agent.policy
-    return read_spend(
-        agent_id=provisioned.agent.pk,
-        time_zone=policy.time_zone,
-        currency=policy.currency,
-        now=timezone.now(),
-    ).day_cents
+    return agent_spend_now(agent=provisioned.agent, now=timezone.now()).day_cents
 
 
 def auth(network_id):

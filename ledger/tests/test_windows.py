@@ -6,19 +6,24 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
+from django.db import connection
 from django.db.models import Sum
 
 from conftest import card_for
-from ledger.counters import counters_rebuild, read_spend
+from ledger import sql
 from ledger.models import Authorization, LedgerEntry, SpendCounter
+from ledger.selectors import agent_spend_now
 from ledger.services import (
     AuthorizationRequest,
     authorization_capture,
     authorization_decide,
     authorization_reverse,
+    counters_rebuild,
 )
+from ledger.tests.spend_oracle import spend_from_ledger
 from policies.models import Policy, Vendor
 from policies.services import policy_create
+from wallets.models import Agent
 
 
 def authorize(card, amount, now, network_id=None, currency="USD", trace_id=""):
@@ -36,14 +41,9 @@ def authorize(card, amount, now, network_id=None, currency="USD", trace_id=""):
 
 
 def spend(provisioned, now):
-    policy = Policy.objects.get(pk=provisioned.agent.policy_id)
-    return read_spend(
-        agent_id=provisioned.agent.pk,
-        time_zone=policy.time_zone,
-        currency=policy.currency,
-        now=now,
-        as_of_past=True,
-    )
+    """The agent's live spend at `now` (the tests read after the entries they made)."""
+    agent = Agent.objects.select_related("policy").get(pk=provisioned.agent.pk)
+    return agent_spend_now(agent=agent, now=now)
 
 
 def test_the_rolling_day_does_not_reset_at_midnight(alice):
@@ -185,7 +185,10 @@ def test_counters_agree_with_the_ledger_and_can_be_rebuilt(alice, bob):
     def everything(at):
         return {who.agent.pk: spend(who, at) for who in (alice, bob)}
 
-    checkpoints = [start + timedelta(hours=h, minutes=17) for h in range(0, 60, 7)]
+    # Live reads count all that is posted: read after the last entry, with rolling days
+    # that cut through the history.
+    last = LedgerEntry.objects.latest("effective_at").effective_at
+    checkpoints = [last + timedelta(hours=h, minutes=17) for h in range(0, 26, 3)]
     before = [everything(at) for at in checkpoints]
     rows_before = set(
         SpendCounter.objects.values_list("scope", "grain", "bucket_start", "cents", "holds")
@@ -201,9 +204,7 @@ def test_counters_agree_with_the_ledger_and_can_be_rebuilt(alice, bob):
         for who in (alice, bob):
             plain = (
                 LedgerEntry.objects.filter(
-                    agent=who.agent,
-                    effective_at__gte=at - timedelta(hours=24),
-                    effective_at__lte=at,
+                    agent=who.agent, effective_at__gte=at - timedelta(hours=24)
                 ).aggregate(total=Sum("cap_cents"))["total"]
                 or 0
             )
@@ -211,22 +212,11 @@ def test_counters_agree_with_the_ledger_and_can_be_rebuilt(alice, bob):
     assert Authorization.objects.count() > 100
 
 
-def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
-    """read_decision_spend (six sums in SQL) against read_spend (bucket rows summed in
-    Python), at `now`s sweeping through the partial minutes where windows start."""
-    from django.db import connection
-
-    from ledger import decision_sql
-    from ledger.counters import (
-        decision_spend_of,
-        decision_spend_params,
-        month_start_utc,
-        read_decision_spend,
-    )
-
+def test_the_spend_read_is_exact_at_every_edge_of_its_windows(alice):
+    """The counters' read against plain sums over the ledger, at `now`s sweeping through
+    the partial minutes and hours where the rolling windows start."""
     card = card_for(alice, "aws")
     other = card_for(alice, "openai")
-    policy = Policy.objects.get(pk=alice.agent.policy_id)
     t0 = datetime(2026, 5, 4, 10, 17, 42, tzinfo=UTC)
     offsets = [0, 7, 31, 59, 61, 3600 - 20, 3600 + 5, 23 * 3600 + 50, 24 * 3600 - 3]
     for n, offset in enumerate(offsets):
@@ -247,36 +237,20 @@ def test_the_decision_read_sums_every_edge_like_the_general_read(alice):
         for window in (3600, 24 * 3600)
         for delta in range(-70, 71, 7)
     )
+    scopes = {"card_ids": [card.pk], "vendor_ids": [card.vendor_id], "trace_ids": ["PR-7"]}
     for now in nows:
-        general = read_spend(
-            agent_id=alice.agent.pk,
-            time_zone=policy.time_zone,
-            currency=policy.currency,
-            now=now,
-            card_ids=[card.pk],
-            vendor_ids=[card.vendor_id],
-            trace_ids=["PR-7"],
-        )
-        params = decision_spend_params(
-            agent_id=alice.agent.pk,
-            card_id=card.pk,
-            vendor_id=card.vendor_id,
-            trace_id="PR-7",
-            month_start=month_start_utc(now, policy.time_zone),
-            currency=policy.currency,
-            now=now,
-        )
         with connection.cursor() as cursor:
-            decision = read_decision_spend(cursor, params)
-            # The decision's own way on PostgreSQL: the same read inside the function
-            # of migration ledger 0004 (SQLite runs the plain statement again).
-            in_function = decision_spend_of(
-                decision_sql.read_spend_locked(
-                    cursor, alice.agent.pk, trace_to_lock="", spend_params=params, now=now
-                )
+            read = sql.spend_read(
+                cursor,
+                agent_id=alice.agent.pk,
+                currency="USD",
+                month_time_zone="UTC",
+                now=now,
+                **scopes,
             )
-        narrowed = general.narrowed(card_id=card.pk, vendor_id=card.vendor_id, trace_id="PR-7")
-        assert decision == narrowed, now
-        assert in_function == narrowed, now
-        seen.add((decision.day_cents, decision.holds_last_hour))
+        expected = spend_from_ledger(
+            agent_id=alice.agent.pk, month_time_zone="UTC", now=now, **scopes
+        )
+        assert read == expected, now
+        seen.add((read.day_cents, read.holds_last_hour))
     assert len(seen) > 10  # the sweep saw the windows change, not one value throughout

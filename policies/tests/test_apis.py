@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies.models import Policy, Vendor
+from policies.models import Policy, PolicyChange, Vendor
 
 
 def money(amount, currency="USD"):
@@ -114,3 +114,80 @@ def test_policy_approval_settings_round_trip(staff_client):
         "/api/policies/starter", {"warning_thresholds": [0, 150]}, format="json"
     )
     assert bad.status_code == 400
+
+
+def test_a_policy_change_is_recorded_with_who_and_from_what_to_what(staff_client):
+    response = staff_client.patch(
+        "/api/policies/starter",
+        {
+            "daily_cap": money("750"),
+            "monthly_cap": money("10000"),  # the same value: no change to record
+            "per_trace_cap": None,
+            "vendor_caps": [{"vendor": "openai", "monthly_cap": money("3000")}],
+            "time_zone": "Europe/Paris",
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    changes = {
+        change.field: (change.actor, change.old_value, change.new_value)
+        for change in PolicyChange.objects.filter(policy__slug="starter")
+    }
+    assert set(changes) == {"daily_cap", "per_trace_cap", "vendor_caps", "time_zone"}
+    actor = changes["daily_cap"][0]
+    assert actor.startswith("staff-key:")
+    assert changes["daily_cap"][1:] == (money("500.00"), money("750.00"))
+    assert changes["per_trace_cap"][1:] == (money("20.00"), None)
+    assert changes["vendor_caps"][1:] == (
+        {"anthropic": "2000.00", "aws": "5000.00", "openai": "2000.00"},
+        {"openai": "3000.00"},
+    )
+    assert changes["time_zone"][1:] == ("UTC", "Europe/Paris")
+
+
+def test_a_refused_policy_change_records_nothing(staff_client):
+    response = staff_client.patch(
+        "/api/policies/starter", {"daily_cap": money("20000")}, format="json"
+    )
+    assert response.status_code == 400
+    assert not PolicyChange.objects.exists()
+
+
+def test_a_policy_change_in_the_admin_goes_through_the_service(admin_client, starter_policy):
+    url = f"/admin/policies/policy/{starter_policy.pk}/change/"
+    form = admin_client.get(url).context["adminform"].form
+    data = {
+        name: value
+        for name, value in form.initial.items()
+        if value is not None and name not in ("default_vendors",)
+    }
+    data.update(
+        {
+            "daily_cap_0": "600.00",
+            "daily_cap_1": "USD",
+            "monthly_cap_0": "10000.00",
+            "monthly_cap_1": "USD",
+            "per_trace_cap_0": "20.00",
+            "per_trace_cap_1": "USD",
+            "per_authorization_cap_0": "",
+            "per_authorization_cap_1": "USD",
+            "x402_per_call_cap_0": "5.00",
+            "x402_per_call_cap_1": "USD",
+            "warning_thresholds": "[80, 95]",
+            "default_vendors": [v.pk for v in starter_policy.default_vendors.all()],
+            "vendor_caps-TOTAL_FORMS": "3",
+            "vendor_caps-INITIAL_FORMS": "3",
+            "changes-TOTAL_FORMS": "0",
+            "changes-INITIAL_FORMS": "0",
+        }
+    )
+    for index, cap in enumerate(starter_policy.vendor_caps.order_by("vendor__name")):
+        data[f"vendor_caps-{index}-id"] = cap.pk
+        data[f"vendor_caps-{index}-policy"] = starter_policy.pk
+    data = {key: value for key, value in data.items() if value is not None}
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    change = PolicyChange.objects.get(policy=starter_policy)
+    assert (change.field, change.actor) == ("daily_cap", "user:admin")
+    assert change.new_value == money("600.00")
+    assert Policy.objects.get(pk=starter_policy.pk).daily_cap.amount == Decimal("600")

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test import Client
 
 from ledger.network import SIGNATURE_HEADER, sign
 
@@ -122,8 +123,6 @@ class Command(BaseCommand):
         raw = json.dumps(payload).encode()
         header = sign(raw, secret=secret)
         if options["in_process"]:
-            from django.test import Client
-
             response = Client().post(
                 path, data=raw, content_type="application/json", headers={SIGNATURE_HEADER: header}
             )
