@@ -37,6 +37,8 @@ lint: install-dev
 	$(BIN)/ruff check .
 
 bench: install-dev
+	$(BIN)/python bench/authorize.py
+	$(BIN)/python bench/approvals.py
 	$(BIN)/python bench/provision.py
 
 clean:

@@ -52,7 +52,17 @@ class AgentAdmin(admin.ModelAdmin[Agent]):
     list_select_related = ["principal", "policy"]
     search_fields = ["name", "principal__email", "trace_id", "id"]
     raw_id_fields = ["principal"]
-    readonly_fields = ["id", "created_at", "updated_at", "trace_id", "trace_expires_at"]
+    # The policy too: moving an agent to another policy (its currency, its months) is not
+    # an edit of the row; there is no service for it yet.
+    readonly_fields = [
+        "id",
+        "policy",
+        "created_at",
+        "updated_at",
+        "trace_id",
+        "trace_expires_at",
+        "bumps_valid_until",
+    ]
     inlines = [CardInline]
     actions = ["freeze_all_cards"]
 

@@ -25,7 +25,7 @@ from approvals.services import DeclineContext, approval_request_for_decline, war
 from cards.services import card_close_after_use
 from ledger import sql
 from ledger.fx import FxQuote, fx_quote
-from ledger.models import SYSTEM_UNAVAILABLE, Authorization, Decision, EntryKind, HoldState, Rail
+from ledger.models import SYSTEM_UNAVAILABLE, Authorization, Decision, HoldState
 from policies import rules
 from wallets.selectors import agent_get
 
@@ -186,11 +186,11 @@ def authorization_decide(
             if decision.approved and cap_cents is not None:
                 row |= {"decision": Decision.APPROVED.value, "hold_state": HoldState.OPEN.value}
                 row["held_cents"] = cap_cents
-                auth_id = sql.authorization_insert(cursor, row)
+                auth_id = sql.approval_insert(
+                    cursor, row, _hold_posting(facts, trace_id, cap_cents, now)
+                )
                 if auth_id is None:
                     raise _AlreadyDecided
-                sql.entry_insert(cursor, _hold_row(row, auth_id))
-                sql.counters_add(cursor, [_hold_posting(facts, trace_id, cap_cents, now)])
                 if crossings := _crossings(facts, limits, trace_id, cap_cents, now):
                     warnings_queue(
                         agent=agent_get(agent_id=facts.agent_id), crossings=crossings, now=now
@@ -317,30 +317,6 @@ def _cap_stop_columns(decision: rules.RuleDecision, currency: str) -> dict[str, 
         "cap_limit_currency": None if limit is None else currency,
         "cap_remaining": None if remaining is None else from_cents(remaining),
         "cap_remaining_currency": None if remaining is None else currency,
-    }
-
-
-def _hold_row(auth: dict[str, Any], auth_id: int) -> dict[str, Any]:
-    """The hold entry of an approval: the amount held, at the decision's time."""
-    return {
-        "kind": EntryKind.HOLD.value,
-        "rail": Rail.CARD.value,
-        "flag": "",
-        "agent_id": auth["agent_id"],
-        "card_id": auth["card_id"],
-        "vendor_id": auth["vendor_id"],
-        "authorization_id": auth_id,
-        "network_txn_id": None,
-        "trace_id": auth["trace_id"],
-        "amount": auth["amount"],
-        "amount_currency": auth["amount_currency"],
-        "cap_amount": auth["cap_amount"],
-        "cap_amount_currency": auth["cap_amount_currency"],
-        "cap_cents": auth["held_cents"],
-        "fx_rate": auth["fx_rate"],
-        "memo": "",
-        "created_at": auth["decided_at"],
-        "effective_at": auth["decided_at"],
     }
 
 

@@ -107,6 +107,26 @@ def test_rebuild_spend_counters_restores_them(alice, network, capsys):
     assert LedgerEntry.objects.count() == 3
 
 
+def test_rebuild_check_compares_what_decisions_read_and_changes_nothing(alice, network, capsys):
+    from django.db.models import F
+
+    card = card_for(alice, "openai")
+    body = network.authorize(card, "4.00", trace_id="PR-9").json()
+    network.capture(body["id"], "3.00", id="t9")
+    call_command("rebuild_spend_counters", "--check")
+    assert "counters agree with the ledger" in capsys.readouterr().out
+
+    # A month counter that drifted from the ledger is found, and left as it was.
+    SpendCounter.objects.filter(scope=f"card:{card.pk}", grain="month").update(cents=F("cents") + 1)
+    with pytest.raises(CommandError, match="1 agent"):
+        call_command("rebuild_spend_counters", "--check")
+    assert f"agent {alice.agent.pk}" in capsys.readouterr().out
+    drifted = SpendCounter.objects.get(scope=f"card:{card.pk}", grain="month")
+    assert drifted.cents == 401  # the check rolled its rebuild back ($4 still counted)
+    call_command("rebuild_spend_counters")
+    assert SpendCounter.objects.get(scope=f"card:{card.pk}", grain="month").cents == 400
+
+
 def test_load_fx_rates_from_a_configured_url(db, settings, capsys):
     """AGENTWALLET_FX_URL: fetched over HTTP (a local server stands in for the ECB)."""
     import threading
