@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import shutil
 import signal
 import socket
@@ -167,6 +168,9 @@ def run_load(
     connections.close_all()  # the children open their own
     context = multiprocessing.get_context("fork")
     results = context.Queue()
+    # The children keep their connections (and so their backends) until PostgreSQL's CPU
+    # has been read at the window's end.
+    release = context.Event()
     start = time.time() + 1.5  # time for every child to set up
     window = (start + warmup, start + warmup + seconds)
     interval = None if rate is None else workers / rate
@@ -174,7 +178,8 @@ def run_load(
     offsets = [0.0 if interval is None else interval * i / workers for i in range(workers)]
     children = [
         context.Process(
-            target=_worker, args=(make_operation, i, start + offsets[i], window, interval, results)
+            target=_worker,
+            args=(make_operation, i, start + offsets[i], window, interval, results, release),
         )
         for i in range(workers)
     ]
@@ -184,7 +189,14 @@ def run_load(
     cpu_before = postgres_cpu()
     time.sleep(max(0.0, window[1] - time.time()))
     cpu_after = postgres_cpu()
-    gathered = [results.get(timeout=120) for _ in children]
+    release.set()
+    gathered: list[dict[str, Any]] = []
+    while len(gathered) < workers:
+        try:
+            gathered.append(results.get(timeout=1))
+        except queue.Empty:
+            if any(child.exitcode not in (None, 0) for child in children):
+                raise RuntimeError("a load worker failed (its traceback is above)") from None
     for child in children:
         child.join(timeout=30)
     latencies = [value for part in gathered for value in part["latencies"]]
@@ -205,6 +217,7 @@ def _worker(
     window: tuple[float, float],
     interval: float | None,
     results: Any,
+    release: Any,
 ) -> None:
     operation = make_operation(index)
     latencies: list[float] = []
@@ -229,6 +242,7 @@ def _worker(
         if interval is not None:
             due += interval
     results.put({"latencies": latencies, "lock_held": lock_held, "outcomes": dict(outcomes)})
+    release.wait(120)
 
 
 def summary(seconds: Sequence[float]) -> dict[str, float]:

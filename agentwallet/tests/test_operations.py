@@ -91,3 +91,12 @@ def test_seed_demo_is_idempotent(db, capsys):
     assert counts[1] > 10
     call_command("seed_demo", "--admin-password", "pw-for-tests")
     assert (Agent.objects.count(), Card.objects.count(), ApiKey.objects.count()) == counts
+
+
+def test_the_wsgi_entry_point_keeps_what_it_loaded_out_of_full_collections():
+    import gc
+
+    from agentwallet import wsgi
+
+    assert callable(wsgi.application)
+    assert gc.get_freeze_count() > 10_000

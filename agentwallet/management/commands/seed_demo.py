@@ -15,7 +15,7 @@ from ledger.models import Authorization, FxSnapshot
 from policies.models import Policy, Vendor
 from policies.services import policy_create
 from wallets.actors import Actor
-from wallets.models import Agent
+from wallets.models import Agent, ApiKey, ApiKeyKind
 from wallets.services import agent_provision, api_key_create
 
 DEMO_POLICIES: list[dict[str, Any]] = [
@@ -137,6 +137,4 @@ class Command(BaseCommand):
 
 
 def _staff_key_exists() -> bool:
-    from wallets.models import ApiKey, ApiKeyKind
-
     return ApiKey.objects.filter(kind=ApiKeyKind.STAFF, name="demo staff key").exists()
