@@ -119,9 +119,3 @@ def _publish_forever() -> None:
             )
         finally:
             _pending.task_done()
-
-
-def wait_for_hand_off() -> None:
-    """For tests and benchmarks: block until every queued id was handed to the broker
-    (or dropped)."""
-    _pending.join()

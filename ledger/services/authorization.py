@@ -182,7 +182,9 @@ def authorization_decide(
             )
 
             # 5. The write.
-            row = _authorization_row(request, facts, trace_id=trace_id, now=now, quote=quote)
+            row = _authorization_row(
+                request, facts, trace_id=trace_id, now=now, quote=quote, cap_cents=cap_cents
+            )
             if decision.approved and cap_cents is not None:
                 row |= {"decision": Decision.APPROVED.value, "hold_state": HoldState.OPEN.value}
                 row["held_cents"] = cap_cents
@@ -270,10 +272,11 @@ def _authorization_row(
     trace_id: str,
     now: datetime,
     quote: FxQuote | None = None,
+    cap_cents: int | None = None,
 ) -> dict[str, Any]:
     """The authorization's columns (ledger.models.Authorization), declined until the
-    rules approve it."""
-    cap_amount = None if quote is None else convert_up(request.amount, quote.rate)
+    rules approve it. `cap_cents`: the charge in the cap currency, as the rules saw it."""
+    cap_amount = None if cap_cents is None else from_cents(cap_cents)
     return {
         "network_id": request.network_id,
         "card_id": facts.card_id if facts else None,
