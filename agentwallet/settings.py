@@ -202,6 +202,10 @@ AGENTWALLET_CARD_ISSUER = env.str("AGENTWALLET_CARD_ISSUER", default="sandbox")
 AGENTWALLET_SANDBOX_BIN = env.str("AGENTWALLET_SANDBOX_BIN", default="400000")
 AGENTWALLET_CARD_VALIDITY_MONTHS = env.int("AGENTWALLET_CARD_VALIDITY_MONTHS", default=36)
 AGENTWALLET_TRACE_TTL_SECONDS = env.int("AGENTWALLET_TRACE_TTL_SECONDS", default=24 * 3600)
+# Every card-network endpoint answers within this, end to end: a processor waits 2 s
+# (Stripe) or 3 s (Marqeta) and then applies its own default. A database that is down,
+# hangs or holds a lock longer gives a decline `system_unavailable` instead.
+AGENTWALLET_DECISION_DEADLINE_MS = env.int("AGENTWALLET_DECISION_DEADLINE_MS", default=1500)
 
 # --- Slack ----------------------------------------------------------------------
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
