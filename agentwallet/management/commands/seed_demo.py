@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
-from agentwallet.demo import DAYS, seed_demo_spend
+from agentwallet.demo import (
+    DAYS,
+    EXAMPLE_AMOUNT,
+    EXAMPLE_TRACE,
+    TRY_VENDOR,
+    seed_demo_spend,
+    try_command,
+    vendor_merchant,
+)
+from cards.models import Card, CardStatus
 from ledger.fx import fx_rates_load
 from ledger.models import Authorization, FxSnapshot
+from ledger.selectors import trace_detail_for_actor
 from policies.models import Policy, Vendor
 from policies.services import policy_create
 from wallets.actors import Actor
@@ -108,18 +122,31 @@ class Command(BaseCommand):
                 policy=Policy.objects.get(slug=spec["policy"]),
                 **{key: value for key, value in spec.items() if key != "policy"},
             )
+            agent = provisioned.agent
+            card = _try_card(agent)
+            merchant = vendor_merchant(card.vendor)
             self.stdout.write(
-                f"agent {provisioned.agent.name} ({provisioned.agent.pk}) "
-                f"with {len(provisioned.cards)} cards; "
-                f"API key (shown once): {provisioned.raw_key}"
+                f"agent {agent.name} ({agent.pk}) with {len(provisioned.cards)} cards; "
+                f"API key (shown once): {provisioned.raw_key}\n"
+                f"  try its {card.vendor.name} card {card.pk}: "
+                f"--merchant {shlex.quote(merchant.name)} --mcc {merchant.mcc} "
+                f"--merchant-id {merchant.network_id}"
             )
 
         if not FxSnapshot.objects.exists():
             snapshot = fx_rates_load()
             self.stdout.write(f"exchange rates of {snapshot.rates_date} loaded")
         if not Authorization.objects.exists():
-            decided = seed_demo_spend()
-            self.stdout.write(f"{decided} demo authorizations decided over {DAYS} days")
+            with _quiet("celery.app.trace"):  # one line per held Slack message otherwise
+                summary = seed_demo_spend()
+            declines = ", ".join(f"{reason} {n}" for reason, n in summary.declines.items())
+            approvals = ", ".join(f"{status} {n}" for status, n in summary.approvals.items())
+            self.stdout.write(
+                f"{summary.decided} demo authorizations decided over {DAYS} days: "
+                f"{summary.approved} approved; declined: {declines}\n"
+                f"approval requests: {approvals}"
+            )
+            self._print_example()
 
         if not _staff_key_exists():
             _, raw_key = api_key_create(name="demo staff key", agent=None, created_by=actor)
@@ -134,6 +161,45 @@ class Command(BaseCommand):
             user.save()
             self.stdout.write("portal user: admin (password as given)")
         self.stdout.write(self.style.SUCCESS("demo data loaded"))
+
+    def _print_example(self) -> None:
+        """README's example: a charge on claude-code-main's open PR, and the same trace on
+        deploy-bot's Hetzner card (capped in euros, so a budget of its own)."""
+        claude = Agent.objects.select_related("policy").get(name="claude-code-main")
+        deploy = Agent.objects.select_related("policy").get(name="deploy-bot")
+        trace = trace_detail_for_actor(actor=Actor.system("seed_demo"), trace_id=EXAMPLE_TRACE)
+        self.stdout.write(
+            f"example trace {EXAMPLE_TRACE}: {claude.name} has spent {trace['spent']} of its "
+            f"{claude.policy.per_trace_cap} per-PR cap on it. With the server running, try:"
+        )
+        for agent in (claude, deploy):
+            command = try_command(
+                card=_try_card(agent),
+                amount=EXAMPLE_AMOUNT,
+                currency=agent.policy.currency,
+                trace=EXAMPLE_TRACE,
+            )
+            self.stdout.write(f"  {command}")
+
+
+def _try_card(agent: Agent) -> Card:
+    """The agent's standing card for the vendor it tries first."""
+    return (
+        Card.objects.select_related("vendor")
+        .exclude(status=CardStatus.CLOSED)
+        .get(agent=agent, vendor__slug=TRY_VENDOR[agent.name], is_ephemeral=False)
+    )
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _staff_key_exists() -> bool:
