@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from agentwallet.api.exceptions import error_body
+
+
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Unknown API paths answer in JSON, also with DEBUG on (whose 404 page is HTML)."""
+    return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)
+
 
 urlpatterns = [
     path("", include("wallets.api_urls")),
@@ -13,4 +22,5 @@ urlpatterns = [
     path("", include("approvals.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"", api_not_found),  # last: everything no route above took
 ]

@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agentwallet.api.fields import MoneyField, StrictInputSerializer
+from agentwallet.api.fields import MoneyField, StrictInputSerializer, StrictRegexField
 from approvals.models import ApprovalRequest, ApprovalScope
 from policies.models import Vendor
 
@@ -75,7 +75,7 @@ class ApprovalAskInputSerializer(StrictInputSerializer):
     scope = serializers.ChoiceField(choices=ApprovalScope.choices)
     amount = MoneyField()
     reason = serializers.CharField(max_length=1000)
-    trace_id = serializers.RegexField(
+    trace_id = StrictRegexField(
         r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}$", max_length=128, required=False, default=""
     )
     vendor = serializers.SlugRelatedField(

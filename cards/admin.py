@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from agentwallet.lib.errors import Conflict
 from cards.models import Card, CardEvent
-from cards.services import card_freeze, card_unfreeze
+from cards.services import card_freeze, card_merchant_lock_reset, card_unfreeze
 from wallets.actors import Actor
 
 
@@ -50,6 +50,7 @@ class CardAdmin(admin.ModelAdmin[Card]):
         "issuer_card_id",
         "allowed_mccs",
         "allowed_merchant_ids",
+        "learned_merchant_id",
         "monthly_cap",
         "is_ephemeral",
         "single_use",
@@ -69,11 +70,12 @@ class CardAdmin(admin.ModelAdmin[Card]):
         "issuer_card_id",
         "is_ephemeral",
         "trace_id",
+        "learned_merchant_id",
         "created_at",
         "updated_at",
     ]
     inlines = [CardEventInline]
-    actions = ["freeze_selected", "unfreeze_selected"]
+    actions = ["freeze_selected", "unfreeze_selected", "reset_merchant_lock_selected"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # cards are issued through provisioning or the API
@@ -103,6 +105,15 @@ class CardAdmin(admin.ModelAdmin[Card]):
             except Conflict as exc:
                 self.message_user(request, f"{card}: {exc}", messages.WARNING)
         self.message_user(request, f"Unfroze {done} card(s).", messages.SUCCESS)
+
+    @admin.action(description="Reset the learned merchant lock of selected cards")
+    def reset_merchant_lock_selected(self, request: HttpRequest, queryset: QuerySet[Card]) -> None:
+        actor = Actor.for_user(request.user)
+        reset = [
+            card_merchant_lock_reset(card=card, actor=actor, reason="Reset from the admin")
+            for card in queryset.exclude(learned_merchant_id="")
+        ]
+        self.message_user(request, f"Reset the merchant lock of {len(reset)} card(s).")
 
 
 @admin.register(CardEvent)

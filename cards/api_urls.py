@@ -23,4 +23,9 @@ urlpatterns = [
         apis.CardUnfreezeApi.as_view(),
         name="card-unfreeze",
     ),
+    path(
+        "agents/<uuid:agent_id>/cards/<uuid:card_id>/merchant-lock/reset",
+        apis.CardMerchantLockResetApi.as_view(),
+        name="card-merchant-lock-reset",
+    ),
 ]

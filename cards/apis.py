@@ -93,6 +93,25 @@ class CardUnfreezeApi(APIView):
         return Response(CardOutputSerializer(card).data)
 
 
+class CardMerchantLockResetApi(APIView):
+    """Forget the merchant the card locked to on its first charge (staff only; recorded
+    with who and why). Its next approved charge locks it again."""
+
+    @extend_schema(
+        operation_id="agent_cards_merchant_lock_reset",
+        request=CardFreezeInputSerializer,
+        responses=CardOutputSerializer,
+    )
+    def post(self, request: Request, agent_id: uuid.UUID, card_id: uuid.UUID) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get_for_actor(actor=actor, agent_id=agent_id)
+        card = selectors.card_get_for_agent(agent=agent, card_id=card_id)
+        require_staff(actor)
+        data = validate_input(CardFreezeInputSerializer, request.data)
+        card = services.card_merchant_lock_reset(card=card, actor=actor, reason=data["reason"])
+        return Response(CardOutputSerializer(card).data)
+
+
 AgentFreezeOutputSerializer = inline_serializer(
     "AgentFreezeOutput",
     {"agent_id": serializers.UUIDField(), "changed": CardOutputSerializer(many=True)},

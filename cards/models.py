@@ -37,6 +37,10 @@ class Card(models.Model):
     allowed_mccs = models.JSONField(default=list)
     # Optional second lock: specific card-acceptor ids (empty: any merchant in the MCCs).
     allowed_merchant_ids = models.JSONField(default=list, blank=True)
+    # The merchant network id of the card's first approved charge, when its vendor has no
+    # verified ids: later charges from another merchant id are declined. Staff may reset
+    # it (recorded as a card event).
+    learned_merchant_id = models.CharField(max_length=64, blank=True, default="")
     # The card's own monthly cap, in the policy currency; the policy's vendor cap
     # still applies, the lower one wins.
     monthly_cap = MoneyField(
@@ -95,6 +99,7 @@ class CardEventKind(models.TextChoices):
     FROZEN = "frozen", "Frozen"
     UNFROZEN = "unfrozen", "Unfrozen"
     CLOSED = "closed", "Closed"
+    MERCHANT_LOCK_RESET = "lock_reset", "Merchant lock reset"
 
 
 class CardEvent(models.Model):
@@ -116,6 +121,10 @@ class CardEvent(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind=CardEventKind.FROZEN) | ~Q(reason=""),
                 name="cards_cardevent_freeze_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=CardEventKind.MERCHANT_LOCK_RESET) | ~Q(reason=""),
+                name="cards_cardevent_lock_reset_has_reason",
             ),
         ]
 

@@ -4,7 +4,12 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentwallet.api.fields import MoneyField, StrictInputSerializer
+from agentwallet.api.fields import (
+    MoneyField,
+    StrictInputSerializer,
+    StrictIntegerField,
+    StrictRegexField,
+)
 from cards.models import Card
 from cards.services import NewCard
 from policies.models import Vendor
@@ -31,6 +36,7 @@ class CardOutputSerializer(serializers.ModelSerializer[Card]):
             "exp_year",
             "allowed_mccs",
             "allowed_merchant_ids",
+            "learned_merchant_id",
             "monthly_cap",
             "is_ephemeral",
             "single_use",
@@ -60,10 +66,10 @@ class IssuedCardOutputSerializer(serializers.Serializer[Any]):
 class CardCreateInputSerializer(StrictInputSerializer):
     vendor = serializers.SlugRelatedField(slug_field="slug", queryset=Vendor.objects.all())
     monthly_cap = MoneyField(required=False, allow_null=True)
-    trace_id = serializers.RegexField(
+    trace_id = StrictRegexField(
         r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}$", max_length=128, required=False
     )
-    expires_in_seconds = serializers.IntegerField(
+    expires_in_seconds = StrictIntegerField(
         min_value=60, max_value=MAX_EPHEMERAL_SECONDS, required=False
     )
     single_use = serializers.BooleanField(required=False, default=False)

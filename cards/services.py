@@ -259,3 +259,36 @@ def card_close_after_use(*, card_id: uuid.UUID, used_by: str) -> None:
     transaction.on_commit(
         functools.partial(issuer.close_card, issuer_card_id=card.issuer_card_id), robust=True
     )
+
+
+def card_merchant_learn(*, card_id: uuid.UUID, merchant_id: str) -> bool:
+    """Lock the card to the merchant id of its first approved charge (in the caller's
+    transaction, the decision's). True when the card is now locked to `merchant_id`;
+    False when another merchant was learned first."""
+    learned = Card.objects.filter(pk=card_id, learned_merchant_id="").update(
+        learned_merchant_id=merchant_id, updated_at=timezone.now()
+    )
+    return (
+        bool(learned) or Card.objects.filter(pk=card_id, learned_merchant_id=merchant_id).exists()
+    )
+
+
+@transaction.atomic
+def card_merchant_lock_reset(*, card: Card, actor: Actor, reason: str) -> Card:
+    """Forget the merchant the card learned: its next approved charge locks it again
+    (say, after the vendor moved to another processor). Recorded like a freeze."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why (it is recorded with the reset)."})
+    card = Card.objects.select_for_update(of=("self",)).get(pk=card.pk)
+    if not card.learned_merchant_id:
+        return card  # nothing learned: nothing changes, nothing recorded
+    CardEvent.objects.create(
+        card=card,
+        kind=CardEventKind.MERCHANT_LOCK_RESET,
+        actor=actor.label,
+        reason=f"{reason} (was {card.learned_merchant_id})",
+    )
+    card.learned_merchant_id = ""
+    card.save(update_fields=["learned_merchant_id", "updated_at"])
+    return card

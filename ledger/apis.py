@@ -19,7 +19,7 @@ from agentwallet.lib.money import from_cents
 from ledger import selectors, services
 from ledger.filters import LedgerEntryFilter
 from ledger.models import HoldState
-from ledger.network import IsNetwork, NetworkSignatureAuthentication
+from ledger.network import IsNetwork, NetworkSignatureAuthentication, payload_sha256
 from ledger.serializers import (
     AgentBudgetOutputSerializer,
     LedgerEntryOutputSerializer,
@@ -104,6 +104,10 @@ class TraceDetailApi(APIView):
 
 
 class NetworkApi(APIView):
+    """The card network's endpoints. Every body is signed (`AgentWallet-Signature`, as
+    Stripe signs webhooks; timestamps more than 5 minutes away refused) and carries the
+    network's own event `id`, applied at most once."""
+
     authentication_classes = [NetworkSignatureAuthentication]
     permission_classes = [IsNetwork]
 
@@ -117,8 +121,11 @@ _DECISION_OUTPUT = NetworkDecisionOutputSerializer()
 
 
 class NetworkAuthorizationCreateApi(NetworkApi):
-    """Approve or decline a card authorization in real time. Fails closed: if the
-    database cannot be reached the answer is a decline (`system_unavailable`)."""
+    """Approve or decline a card authorization in real time, within
+    AGENTWALLET_DECISION_DEADLINE_MS. Fails closed: a database that is down or does not
+    answer in time gives a decline (`system_unavailable`). The same `id` again with the
+    same payload answers the first decision (`replayed: true`); with another payload, or
+    an id a capture, reversal or refund used, 409."""
 
     @extend_schema(
         operation_id="network_authorizations_create",
@@ -138,6 +145,7 @@ class NetworkAuthorizationCreateApi(NetworkApi):
             merchant_network_id=merchant["network_id"],
             merchant_country=merchant["country"],
             trace_id=data["trace_id"],
+            payload_sha256=payload_sha256(request.data),
         )
         try:
             outcome = services.authorization_decide(request=auth_request)
@@ -152,13 +160,13 @@ class NetworkAuthorizationCreateApi(NetworkApi):
 def _posting_body(outcome: services.PostingOutcome) -> dict[str, Any]:
     auth = outcome.authorization
     held = None
-    if auth is not None and auth.cap_amount is not None:
-        held = Money(from_cents(auth.held_cents), auth.cap_amount.currency)
+    if auth is not None and auth.cap_amount is not None and outcome.hold_state != HoldState.NONE:
+        held = Money(from_cents(outcome.held_cents or 0), auth.cap_amount.currency)
     return NetworkPostingOutputSerializer(
         {
             "authorization_id": auth.network_id if auth else None,
-            "hold_state": auth.hold_state if auth else None,
-            "held": held if auth and auth.hold_state != HoldState.NONE else None,
+            "hold_state": outcome.hold_state,
+            "held": held,
             "entries": outcome.entries,
             "replayed": outcome.replayed,
         }
@@ -166,7 +174,8 @@ def _posting_body(outcome: services.PostingOutcome) -> dict[str, Any]:
 
 
 class NetworkAuthorizationCaptureApi(NetworkApi):
-    """Clearing: always recorded (partial, several, over the hold, or forced)."""
+    """Clearing: always recorded (partial, several, over the hold, or forced). 201 the
+    first time, 200 with `replayed: true` for the same event again."""
 
     @extend_schema(
         operation_id="network_authorizations_capture",
@@ -176,21 +185,19 @@ class NetworkAuthorizationCaptureApi(NetworkApi):
     def post(self, request: Request, network_id: str) -> Response:
         data = validate_input(NetworkCaptureInputSerializer, request.data)
         money = data["amount"]
+        digest = payload_sha256(request.data)
         try:
             outcome = services.authorization_capture(
                 network_id=network_id,
                 amount=money.amount,
                 currency=str(money.currency),
-                network_txn_id=data.get("id"),
+                network_txn_id=data["id"],
+                payload_sha256=digest,
             )
         except services.NotFoundError as exc:
             if "card_id" not in data:
                 raise NotFound(
                     f"{exc} Send card_id to post a capture we never authorized."
-                ) from exc
-            if "id" not in data:
-                raise ValidationError(
-                    {"id": "A capture without an authorization needs the network's transaction id."}
                 ) from exc
             try:
                 outcome = services.capture_without_authorization(
@@ -199,6 +206,8 @@ class NetworkAuthorizationCaptureApi(NetworkApi):
                     currency=str(money.currency),
                     network_txn_id=data["id"],
                     trace_id=data["trace_id"],
+                    network_id=network_id,
+                    payload_sha256=digest,
                 )
             except services.NotFoundError as missing:
                 raise NotFound(str(missing)) from missing
@@ -207,6 +216,9 @@ class NetworkAuthorizationCaptureApi(NetworkApi):
 
 
 class NetworkAuthorizationReverseApi(NetworkApi):
+    """Release all or part of an open hold. 201 the first time, 200 with
+    `replayed: true` for the same event again; 409 when nothing is held any more."""
+
     @extend_schema(
         operation_id="network_authorizations_reverse",
         request=NetworkReverseInputSerializer,
@@ -220,7 +232,8 @@ class NetworkAuthorizationReverseApi(NetworkApi):
                 network_id=network_id,
                 amount=money.amount if money else None,
                 currency=str(money.currency) if money else None,
-                network_txn_id=data.get("id"),
+                network_txn_id=data["id"],
+                payload_sha256=payload_sha256(request.data),
             )
         except services.NotFoundError as exc:
             raise NotFound(str(exc)) from exc
@@ -229,6 +242,9 @@ class NetworkAuthorizationReverseApi(NetworkApi):
 
 
 class NetworkRefundApi(NetworkApi):
+    """Money back from a merchant: linked to an authorization it gives back what was
+    captured there; unlinked it is recorded and creates no headroom."""
+
     @extend_schema(
         operation_id="network_refunds_create",
         request=NetworkRefundInputSerializer,
@@ -244,6 +260,7 @@ class NetworkRefundApi(NetworkApi):
                 currency=str(money.currency),
                 network_txn_id=data["id"],
                 authorization_network_id=data.get("authorization_id"),
+                payload_sha256=payload_sha256(request.data),
             )
         except services.NotFoundError as exc:
             raise NotFound(str(exc)) from exc

@@ -83,6 +83,8 @@ class Authorization(models.Model):
     cap_remaining = MoneyField(
         max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
     )
+    # For merchant_not_allowed: which lock stopped it (policies.rules.MERCHANT_LOCKS).
+    merchant_lock = models.CharField(max_length=20, blank=True, default="")
     approval_request = models.ForeignKey(
         "approvals.ApprovalRequest",
         on_delete=models.PROTECT,
@@ -100,6 +102,9 @@ class Authorization(models.Model):
     refunded_cents = models.BigIntegerField(default=0)
     decided_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the request as the network sent it (canonical JSON): the same id again
+    # with another payload is a conflict, not a replay. Empty for requests from code.
+    request_sha256 = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-decided_at", "-id"]
@@ -344,3 +349,47 @@ class MonthCounterZone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id}: months in {self.time_zone} since {self.since:%Y-%m-%d %H:%M}"
+
+
+class NetworkEventKind(models.TextChoices):
+    CAPTURE = "capture", "Capture"
+    REVERSAL = "reversal", "Reversal"
+    REFUND = "refund", "Refund"
+
+
+class NetworkEvent(models.Model):
+    """A capture, reversal or refund the network sent, kept by the network's own event id
+    so that it is applied at most once: the same id again with the same kind, target and
+    payload gets the first answer; anything else with that id is a conflict. (An
+    authorization's id is its row's `network_id`; the two id spaces are checked against
+    each other.) The answer is rebuilt from the entries it wrote, which are immutable,
+    and the hold as the event left it."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=NetworkEventKind.choices)
+    # The authorization's network id the event was sent for ("" for an unlinked refund).
+    target = models.CharField(max_length=100, blank=True)
+    payload_sha256 = models.CharField(max_length=64)
+    agent = models.ForeignKey(
+        "wallets.Agent", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    authorization = models.ForeignKey(
+        Authorization, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    hold_state = models.CharField(max_length=8, choices=HoldState.choices, blank=True)
+    held_cents = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=NetworkEventKind.values),
+                name="ledger_networkevent_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(event_id=""), name="ledger_networkevent_event_id_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.event_id}"

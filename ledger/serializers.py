@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agentwallet.api.fields import MoneyField, StrictInputSerializer
+from agentwallet.api.fields import MoneyField, StrictInputSerializer, StrictRegexField
 from ledger.models import LedgerEntry
 from ledger.selectors import AgentBudget, CapFigure
 
@@ -98,52 +99,59 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
 NETWORK_ID_REGEX = r"^[A-Za-z0-9_.:-]{1,100}$"
 NETWORK_ID_FIELD = {"regex": NETWORK_ID_REGEX, "max_length": 100}
 TRACE_ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}$"
-MCC_REGEX = r"^\d{4}$"
+MCC_REGEX = r"^[0-9]{4}$"
 COUNTRY_REGEX = r"^[A-Z]{2}$"
 
 
 class MerchantInputSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
-    mcc = serializers.RegexField(MCC_REGEX, max_length=4)
+    mcc = StrictRegexField(MCC_REGEX, max_length=4)
     network_id = serializers.CharField(max_length=64, allow_blank=True, required=False, default="")
-    country = serializers.RegexField(COUNTRY_REGEX, max_length=2, required=False, default="")
+    country = StrictRegexField(COUNTRY_REGEX, max_length=2, required=False, default="")
 
 
 class NetworkAuthorizationInputSerializer(StrictInputSerializer):
-    id = serializers.RegexField(**NETWORK_ID_FIELD)
+    id = StrictRegexField(**NETWORK_ID_FIELD)
     card_id = serializers.CharField(max_length=64)
     amount = MoneyField()
     merchant = MerchantInputSerializer()
-    trace_id = serializers.RegexField(
+    trace_id = StrictRegexField(
         TRACE_ID_REGEX, max_length=128, required=False, default="", allow_blank=True
     )
 
 
+EVENT_ID_HELP = (
+    "The network's own id for this event, unique across all events (authorizations, "
+    "captures, reversals, refunds). The same id again with the same path and payload "
+    "answers the first result and writes nothing; with another path or payload, 409."
+)
+
+
 class NetworkCaptureInputSerializer(StrictInputSerializer):
+    id = StrictRegexField(help_text=EVENT_ID_HELP, **NETWORK_ID_FIELD)
     amount = MoneyField()
-    id = serializers.RegexField(
-        required=False,
-        help_text="The network's transaction id (makes a retried capture safe).",
-        **NETWORK_ID_FIELD,
-    )
     card_id = serializers.CharField(
         max_length=64, required=False, help_text="Needed only for an authorization we never saw."
     )
-    trace_id = serializers.RegexField(
+    trace_id = StrictRegexField(
         TRACE_ID_REGEX, max_length=128, required=False, default="", allow_blank=True
     )
 
 
 class NetworkReverseInputSerializer(StrictInputSerializer):
+    id = StrictRegexField(help_text=EVENT_ID_HELP, **NETWORK_ID_FIELD)
     amount = MoneyField(required=False, help_text="Omit to release the whole hold.")
-    id = serializers.RegexField(required=False, **NETWORK_ID_FIELD)
 
 
 class NetworkRefundInputSerializer(StrictInputSerializer):
-    id = serializers.RegexField(**NETWORK_ID_FIELD)
+    id = StrictRegexField(help_text=EVENT_ID_HELP, **NETWORK_ID_FIELD)
     card_id = serializers.CharField(max_length=64)
     amount = MoneyField()
-    authorization_id = serializers.RegexField(required=False, **NETWORK_ID_FIELD)
+    authorization_id = StrictRegexField(
+        required=False,
+        help_text="The network's id of the authorization refunded (its capture).",
+        **NETWORK_ID_FIELD,
+    )
 
 
 class CapStopOutputSerializer(serializers.Serializer[Any]):
@@ -158,10 +166,22 @@ class NetworkDecisionOutputSerializer(serializers.Serializer[Any]):
     id = serializers.CharField(source="decided.network_id", help_text="The network's id.")
     decision = serializers.ChoiceField(source="decided.decision", choices=["approved", "declined"])
     reason = serializers.CharField(source="decided.reason", allow_blank=True)
-    authorization_id = serializers.IntegerField(
+    authorization_id = serializers.CharField(
+        source="decided.network_id",
+        help_text="The network's authorization id (the same as `id`): the one to capture, "
+        "reverse or refund with, and the `authorization_id` of ledger entries.",
+    )
+    decision_id = serializers.IntegerField(
         source="decided.authorization_id",
         allow_null=True,
-        help_text="Ours; null when nothing could be recorded (system_unavailable).",
+        help_text="AgentWallet's own number for the stored decision (admin, audit); null "
+        "when nothing could be recorded (system_unavailable).",
+    )
+    merchant_lock = serializers.CharField(
+        source="decided.merchant_lock",
+        allow_blank=True,
+        help_text="For merchant_not_allowed, the lock that stopped it: card_merchant_ids, "
+        "vendor_merchant_ids, learned_merchant_id or descriptor.",
     )
     cap_amount = MoneyField(
         source="decided.cap_amount", allow_null=True, help_text="The charge in the cap currency."
@@ -175,7 +195,14 @@ class NetworkDecisionOutputSerializer(serializers.Serializer[Any]):
         source="decided.cap", allow_null=True, help_text="The cap that stopped it."
     )
     approval_id = serializers.IntegerField(source="decided.approval_id", allow_null=True)
+    warnings = serializers.SerializerMethodField(
+        help_text="fx_rate_stale: converted at a rate older than AGENTWALLET_FX_MAX_AGE_DAYS."
+    )
     replayed = serializers.BooleanField(help_text="The first answer to this id, again.")
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_warnings(self, outcome: Any) -> list[str]:
+        return ["fx_rate_stale"] if outcome.decided.fx_rate_stale else []
 
 
 class LedgerEntryOutputSerializer(serializers.ModelSerializer[LedgerEntry]):
@@ -212,7 +239,9 @@ class LedgerEntryOutputSerializer(serializers.ModelSerializer[LedgerEntry]):
 
 
 class NetworkPostingOutputSerializer(serializers.Serializer[Any]):
-    authorization_id = serializers.CharField(allow_null=True)
+    authorization_id = serializers.CharField(
+        allow_null=True, help_text="The network's authorization id; null for an unlinked refund."
+    )
     hold_state = serializers.CharField(allow_null=True)
     held = MoneyField(allow_null=True, help_text="Still held on the authorization.")
     entries = LedgerEntryOutputSerializer(many=True)

@@ -20,6 +20,7 @@ can be rebuilt from it (ledger.services.counters).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from django.db import connection
 from agentwallet.lib.money import CENT, to_cents
 from agentwallet.lib.timewindows import HOUR, MINUTE, ceil_to, floor_to, month_bounds
 from ledger.models import Authorization
+from policies import rules
 
 ROLLING_DAY = timedelta(hours=24)
 ROLLING_HOUR = timedelta(hours=1)
@@ -52,12 +54,17 @@ _CARD_FACTS_COLUMNS = {
     "exp_month": "c.exp_month",
     "allowed_mccs": "c.allowed_mccs",
     "allowed_merchant_ids": "c.allowed_merchant_ids",
+    "learned_merchant_id": "c.learned_merchant_id",
     "card_cap": "c.monthly_cap",
     "single_use": "c.single_use",
     "card_trace_id": "c.trace_id",
     "vendor_id": "v.id",
     "vendor_slug": "v.slug",
     "vendor_name": "v.name",
+    "vendor_descriptors": "v.descriptors",
+    "vendor_network_ids": "v.network_ids",
+    "descriptor_lock": "v.descriptor_lock",
+    "merchant_id_lock": "v.merchant_id_lock",
     "vendor_cap": "vc.monthly_cap",
     "agent_id": "a.id",
     "agent_status": "a.status",
@@ -72,6 +79,10 @@ _CARD_FACTS_COLUMNS = {
     "velocity_per_hour": "p.velocity_per_hour",
     "warning_thresholds": "p.warning_thresholds",
     "month_time_zone": "COALESCE(z.time_zone, p.time_zone)",
+    # Network ids are unique across all events: is this one a posting's already?
+    "event_id_taken": (
+        "EXISTS (SELECT 1 FROM ledger_networkevent e WHERE e.event_id = %(network_id)s)"
+    ),
 }
 CARD_FACTS = f"""
 SELECT {", ".join(f"{source} AS {name}" for name, source in _CARD_FACTS_COLUMNS.items())}
@@ -97,12 +108,14 @@ class CardFacts:
     exp_month: int
     allowed_mccs: tuple[str, ...]
     allowed_merchant_ids: tuple[str, ...]
+    learned_merchant_id: str
     card_cap_cents: int | None
     single_use: bool
     card_trace_id: str
     vendor_id: int
     vendor_slug: str
     vendor_name: str
+    merchant_lock: rules.MerchantLock
     vendor_cap_cents: int | None
     agent_id: uuid.UUID
     agent_status: str
@@ -119,6 +132,7 @@ class CardFacts:
     # The zone the agent's month counters are cut in: its policy's, except while they are
     # being cut again after the policy's zone changed (ledger.models.MonthCounterZone).
     month_time_zone: str
+    event_id_taken: bool
 
     def active_trace_at(self, when: datetime) -> str:
         """The agent's trace context in force at `when`, or ""."""
@@ -126,7 +140,7 @@ class CardFacts:
         return self.agent_trace_id if expires is not None and expires > when else ""
 
 
-def card_facts_lock(cursor: Any, *, card_id: str) -> CardFacts | None:
+def card_facts_lock(cursor: Any, *, card_id: str, network_id: str) -> CardFacts | None:
     """Load the card's facts and lock its agent's row (FOR UPDATE on PostgreSQL; on
     SQLite the IMMEDIATE transaction already holds the database's write lock). None when
     there is no such card.
@@ -138,7 +152,7 @@ def card_facts_lock(cursor: Any, *, card_id: str) -> CardFacts | None:
     except ValueError:
         return None
     lock = " FOR UPDATE OF a" if connection.vendor == "postgresql" else ""
-    cursor.execute(CARD_FACTS + lock, _db_values({"card_id": card_uuid}))
+    cursor.execute(CARD_FACTS + lock, _db_values({"card_id": card_uuid, "network_id": network_id}))
     row = cursor.fetchone()
     if row is None:
         return None
@@ -151,12 +165,19 @@ def card_facts_lock(cursor: Any, *, card_id: str) -> CardFacts | None:
         exp_month=got["exp_month"],
         allowed_mccs=tuple(_json(got["allowed_mccs"])),
         allowed_merchant_ids=tuple(_json(got["allowed_merchant_ids"]) or ()),
+        learned_merchant_id=got["learned_merchant_id"],
         card_cap_cents=_cents(got["card_cap"]),
         single_use=bool(got["single_use"]),
         card_trace_id=got["card_trace_id"],
         vendor_id=got["vendor_id"],
         vendor_slug=got["vendor_slug"],
         vendor_name=got["vendor_name"],
+        merchant_lock=rules.MerchantLock(
+            descriptors=_descriptors(got["vendor_descriptors"]),
+            network_ids=tuple(_json(got["vendor_network_ids"]) or ()),
+            descriptor_lock=bool(got["descriptor_lock"]),
+            merchant_id_lock=bool(got["merchant_id_lock"]),
+        ),
         vendor_cap_cents=_cents(got["vendor_cap"]),
         agent_id=_uuid(got["agent_id"]),
         agent_status=got["agent_status"],
@@ -171,7 +192,18 @@ def card_facts_lock(cursor: Any, *, card_id: str) -> CardFacts | None:
         velocity_per_hour=got["velocity_per_hour"],
         warning_thresholds=tuple(_json(got["warning_thresholds"]) or ()),
         month_time_zone=got["month_time_zone"],
+        event_id_taken=bool(got["event_id_taken"]),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _descriptors_normalised(raw: str) -> tuple[str, ...]:
+    return tuple(rules.descriptor_normalise(text) for text in json.loads(raw))
+
+
+def _descriptors(value: Any) -> tuple[str, ...]:
+    """The vendor's descriptors, normalised once per distinct list (they rarely change)."""
+    return _descriptors_normalised(value if isinstance(value, str) else json.dumps(value or []))
 
 
 # --- The trace's budget row ---------------------------------------------------------

@@ -31,8 +31,20 @@ class Vendor(models.Model):
     mccs = models.JSONField(default=list)
     # Statement descriptors, matched case-insensitively on prefixes.
     descriptors = models.JSONField(default=list, blank=True)
-    # Card-acceptor ids seen for this vendor: an optional second-layer lock.
+    # Verified card-acceptor (merchant network) ids of this vendor.
     network_ids = models.JSONField(default=list, blank=True)
+    # The second lock's two layers, each of which can be switched off (some vendors bill
+    # through resellers, under other names or merchant ids).
+    descriptor_lock = models.BooleanField(
+        default=True,
+        help_text="Decline a charge whose merchant name matches none of the descriptors "
+        "(when the vendor lists any).",
+    )
+    merchant_id_lock = models.BooleanField(
+        default=True,
+        help_text="Decline a charge from a merchant id other than the verified ones; with "
+        "none verified, lock each card to the merchant id of its first approved charge.",
+    )
     currencies = models.JSONField(default=list, blank=True)
     is_curated = models.BooleanField(default=False, help_text="Shipped with the product.")
     created_at = models.DateTimeField(auto_now_add=True)

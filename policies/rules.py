@@ -6,6 +6,7 @@ integer cents of the policy's cap currency, already converted (rounded up) by th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -52,6 +53,29 @@ SCOPE_MONTHLY = "monthly"
 SCOPE_TRACE = "trace"
 
 
+# The merchant locks a merchant_not_allowed decline names, checked in this order.
+LOCK_CARD_MERCHANT_IDS = "card_merchant_ids"  # the card's own allowed merchant ids
+LOCK_VENDOR_MERCHANT_IDS = "vendor_merchant_ids"  # the vendor's verified merchant ids
+LOCK_LEARNED_MERCHANT_ID = "learned_merchant_id"  # the merchant of the card's first charge
+LOCK_DESCRIPTOR = "descriptor"  # the vendor's statement descriptors
+MERCHANT_LOCKS = (
+    LOCK_CARD_MERCHANT_IDS,
+    LOCK_VENDOR_MERCHANT_IDS,
+    LOCK_LEARNED_MERCHANT_ID,
+    LOCK_DESCRIPTOR,
+)
+
+
+@dataclass(frozen=True)
+class MerchantLock:
+    """The second lock, after the MCCs: who the card's vendor is on the card network."""
+
+    descriptors: tuple[str, ...] = ()  # normalised (descriptor_normalise)
+    network_ids: tuple[str, ...] = ()  # verified merchant network ids
+    descriptor_lock: bool = True
+    merchant_id_lock: bool = True
+
+
 @dataclass(frozen=True)
 class CardFacts:
     status: str  # active / frozen / closed
@@ -60,6 +84,8 @@ class CardFacts:
     exp_month: int
     allowed_mccs: tuple[str, ...]
     allowed_merchant_ids: tuple[str, ...] = ()
+    learned_merchant_id: str = ""
+    merchant_lock: MerchantLock = field(default_factory=MerchantLock)
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,7 @@ class ChargeFacts:
     merchant_network_id: str
     # The charge in cap-currency cents, or None when no FX rate converts it.
     cap_cents: int | None
+    merchant_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,7 @@ class RuleDecision:
     limit_cents: int | None = None
     spent_cents: int | None = None
     remaining_cents: int | None = None
+    merchant_lock: str = ""  # for merchant_not_allowed: which lock (MERCHANT_LOCKS)
 
     @property
     def is_cap_decline(self) -> bool:
@@ -172,8 +200,8 @@ def decide(
         return RuleDecision(approved=False, reason=AGENT_SUSPENDED)
     if charge.mcc not in card.allowed_mccs:
         return RuleDecision(approved=False, reason=MCC_NOT_ALLOWED)
-    if card.allowed_merchant_ids and charge.merchant_network_id not in card.allowed_merchant_ids:
-        return RuleDecision(approved=False, reason=MERCHANT_NOT_ALLOWED)
+    if lock := merchant_lock_refusing(card, charge):
+        return RuleDecision(approved=False, reason=MERCHANT_NOT_ALLOWED, merchant_lock=lock)
     if charge.cap_cents is None:
         return RuleDecision(approved=False, reason=CURRENCY_NOT_SUPPORTED)
     cents = charge.cap_cents
@@ -208,6 +236,66 @@ def decide(
     if not limits.trace.admits(cents):
         return _cap_decline(TRACE_CAP_EXCEEDED, SCOPE_TRACE, limits.trace)
     return APPROVED
+
+
+def merchant_lock_refusing(card: CardFacts, charge: ChargeFacts) -> str:
+    """The first merchant lock the charge fails, or "" (MCCs are checked before). As
+    issuers do it: the card's own merchant ids; the vendor's verified merchant ids, or,
+    with none verified, the merchant id of the card's first approved charge; then the
+    merchant's name against the vendor's statement descriptors."""
+    merchant_id = charge.merchant_network_id
+    vendor = card.merchant_lock
+    if card.allowed_merchant_ids and merchant_id not in card.allowed_merchant_ids:
+        return LOCK_CARD_MERCHANT_IDS
+    if vendor.merchant_id_lock:
+        if vendor.network_ids and merchant_id not in vendor.network_ids:
+            return LOCK_VENDOR_MERCHANT_IDS
+        if not vendor.network_ids and card.learned_merchant_id not in ("", merchant_id):
+            return LOCK_LEARNED_MERCHANT_ID
+    if (
+        vendor.descriptor_lock
+        and vendor.descriptors
+        and not descriptor_matches(charge.merchant_name, vendor.descriptors)
+    ):
+        return LOCK_DESCRIPTOR
+    return ""
+
+
+def merchant_id_to_learn(card: CardFacts, charge: ChargeFacts) -> str:
+    """The merchant id an approved charge locks its card to, or "" (nothing to learn)."""
+    vendor = card.merchant_lock
+    if vendor.merchant_id_lock and not vendor.network_ids and not card.learned_merchant_id:
+        return charge.merchant_network_id
+    return ""
+
+
+# Payment processors that put their own name before the merchant's: "SQ *JOES PIZZA".
+_PROCESSOR_PREFIX = re.compile(
+    r"^(?:SQ|SP|TST|PAYPAL|PP|FS|2CO|PADDLE(?:\.NET)?)\s*\*\s*", re.IGNORECASE
+)
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
+# A name shorter than this never matches by being a descriptor's prefix (networks cut
+# names at 22-25 characters, so "AMAZON WEB SERVI" is AWS; "AM" is not).
+_MIN_TRUNCATED = 8
+
+
+def descriptor_normalise(text: str) -> str:
+    """Upper case, without a processor's prefix, punctuation or spaces:
+    "sq *Joe's  Pizza" and "JOES PIZZA" are both "JOESPIZZA"."""
+    return _NOT_ALNUM.sub("", _PROCESSOR_PREFIX.sub("", text.strip()).upper())
+
+
+def descriptor_matches(merchant_name: str, descriptors: tuple[str, ...]) -> bool:
+    """Whether the merchant name is one of the (normalised) descriptors: it starts with
+    one (names carry a city or a reference after it), or is one cut short."""
+    name = descriptor_normalise(merchant_name)
+    if not name:
+        return False
+    return any(
+        name.startswith(descriptor) or (len(name) >= _MIN_TRUNCATED and descriptor.startswith(name))
+        for descriptor in descriptors
+        if descriptor
+    )
 
 
 def crossed_thresholds(limit: Limit, added_cents: int, thresholds: list[int]) -> list[int]:

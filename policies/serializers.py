@@ -4,12 +4,17 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentwallet.api.fields import MoneyField, StrictInputSerializer
+from agentwallet.api.fields import (
+    MoneyField,
+    StrictInputSerializer,
+    StrictIntegerField,
+    StrictRegexField,
+)
 from agentwallet.lib.timewindows import is_valid_time_zone
 from policies.models import Policy, Vendor, VendorCategory
 
-MCC_FIELD = serializers.RegexField(
-    r"^\d{4}$", max_length=4, error_messages={"invalid": "An MCC is 4 digits."}
+MCC_FIELD = StrictRegexField(
+    r"^[0-9]{4}$", max_length=4, error_messages={"invalid": "An MCC is 4 digits."}
 )
 
 
@@ -23,6 +28,8 @@ class VendorOutputSerializer(serializers.ModelSerializer[Vendor]):
             "mccs",
             "descriptors",
             "network_ids",
+            "descriptor_lock",
+            "merchant_id_lock",
             "currencies",
             "is_curated",
         ]
@@ -34,7 +41,7 @@ class VendorCreateInputSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
     category = serializers.ChoiceField(choices=VendorCategory.choices, default=VendorCategory.OTHER)
     mccs = serializers.ListField(
-        child=serializers.RegexField(r"^\d{4}$", max_length=4), min_length=1, max_length=20
+        child=StrictRegexField(r"^[0-9]{4}$", max_length=4), min_length=1, max_length=20
     )
     descriptors = serializers.ListField(
         child=serializers.CharField(max_length=64), max_length=20, default=list
@@ -42,8 +49,17 @@ class VendorCreateInputSerializer(StrictInputSerializer):
     network_ids = serializers.ListField(
         child=serializers.CharField(max_length=64), max_length=50, default=list
     )
+    descriptor_lock = serializers.BooleanField(
+        default=True,
+        help_text="Decline charges whose merchant name matches none of the descriptors.",
+    )
+    merchant_id_lock = serializers.BooleanField(
+        default=True,
+        help_text="Enforce the verified network ids; with none, each card locks to the "
+        "merchant id of its first approved charge.",
+    )
     currencies = serializers.ListField(
-        child=serializers.RegexField(r"^[A-Z]{3}$", max_length=3),
+        child=StrictRegexField(r"^[A-Z]{3}$", max_length=3),
         min_length=1,
         max_length=20,
         default=lambda: ["USD"],
@@ -97,26 +113,26 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
     monthly_cap = MoneyField()
     per_trace_cap = MoneyField(required=False, allow_null=True)
     per_authorization_cap = MoneyField(required=False, allow_null=True)
-    velocity_per_hour = serializers.IntegerField(
+    velocity_per_hour = StrictIntegerField(
         min_value=1, max_value=100_000, required=False, allow_null=True
     )
     x402_allowed = serializers.BooleanField(required=False)
     x402_per_call_cap = MoneyField(required=False, allow_null=True)
     time_zone = serializers.CharField(max_length=64, required=False)
     warning_thresholds = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=100),
+        child=StrictIntegerField(min_value=1, max_value=100),
         max_length=10,
         required=False,
         help_text="Percent of any cap at which Slack hears once (80, 95).",
     )
-    approvals_channel = serializers.RegexField(
+    approvals_channel = StrictRegexField(
         r"^[A-Z0-9]{1,40}$",
         max_length=40,
         required=False,
         allow_blank=True,
         help_text="Slack channel id for this policy's approvals (empty: the default).",
     )
-    bump_valid_hours = serializers.IntegerField(
+    bump_valid_hours = StrictIntegerField(
         min_value=1,
         max_value=24 * 31,
         required=False,
@@ -168,7 +184,7 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
 
 class PolicyCreateInputSerializer(_PolicyFieldsSerializer):
     slug = serializers.SlugField(max_length=50)
-    currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
+    currency = StrictRegexField(r"^[A-Z]{3}$", max_length=3)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         return self.check_currency(attrs, attrs["currency"])

@@ -57,6 +57,8 @@ def vendor_create(
     category: str = VendorCategory.OTHER,
     descriptors: Iterable[str] = (),
     network_ids: Iterable[str] = (),
+    descriptor_lock: bool = True,
+    merchant_id_lock: bool = True,
     currencies: Iterable[str] = ("USD",),
     is_curated: bool = False,
 ) -> Vendor:
@@ -72,6 +74,8 @@ def vendor_create(
         mccs=mcc_list,
         descriptors=list(descriptors),
         network_ids=list(network_ids),
+        descriptor_lock=descriptor_lock,
+        merchant_id_lock=merchant_id_lock,
         currencies=list(currencies),
         is_curated=is_curated,
     )

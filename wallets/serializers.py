@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agentwallet.api.fields import StrictInputSerializer
+from agentwallet.api.fields import StrictInputSerializer, StrictIntegerField, StrictRegexField
 from cards.serializers import IssuedCardOutputSerializer
 from policies.models import Policy, Vendor
 from wallets.models import Agent
@@ -56,7 +56,7 @@ class AgentProvisionOutputSerializer(serializers.Serializer[Any]):
 class AgentProvisionInputSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
     principal_email = serializers.EmailField(max_length=254)
-    principal_slack_user_id = serializers.RegexField(
+    principal_slack_user_id = StrictRegexField(
         r"^[UW][A-Z0-9]{2,31}$",
         max_length=32,
         required=False,
@@ -76,7 +76,5 @@ class AgentProvisionInputSerializer(StrictInputSerializer):
 
 
 class AgentTraceInputSerializer(StrictInputSerializer):
-    trace_id = serializers.RegexField(TRACE_ID_PATTERN.pattern, max_length=128)
-    ttl_seconds = serializers.IntegerField(
-        min_value=1, max_value=MAX_TRACE_TTL_SECONDS, required=False
-    )
+    trace_id = StrictRegexField(TRACE_ID_PATTERN.pattern, max_length=128)
+    ttl_seconds = StrictIntegerField(min_value=1, max_value=MAX_TRACE_TTL_SECONDS, required=False)

@@ -23,7 +23,7 @@ MAX_TRACE_TTL_SECONDS = 30 * 24 * 3600
 
 
 def validate_trace_id(trace_id: str) -> str:
-    if not TRACE_ID_PATTERN.match(trace_id):
+    if not TRACE_ID_PATTERN.fullmatch(trace_id):
         raise ValidationError(
             {"trace_id": "Use 1-128 letters, digits and ._:/#@+- (for example PR-4823)."}
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from djmoney.money import Money
@@ -39,6 +40,33 @@ class MoneyField(serializers.Field):  # type: ignore[type-arg]
 
     def to_representation(self, value: Money) -> dict[str, str] | None:
         return money_json(value)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer (or a string of ASCII digits). DRF's own field calls int(), which
+    also reads "1_000", full-width digits, " 12 " and 12.0."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not (
+            isinstance(data, int) or (isinstance(data, str) and _INTEGER.fullmatch(data))
+        ):
+            self.fail("invalid")
+        return super().to_internal_value(data)  # type: ignore[no-any-return]
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+
+
+class StrictRegexField(serializers.RegexField):
+    """RegexField whose `^...$` means the whole string: Python's `$` also matches before
+    a trailing newline, so "PR-1\\n" would pass as a trace id. (The schema's pattern is
+    right as it is: in JSON Schema `$` is the end of the string.)"""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value.endswith("\n"):
+            self.fail("invalid")
+        return value  # type: ignore[no-any-return]
 
 
 class StrictInputSerializer(serializers.Serializer[Any]):

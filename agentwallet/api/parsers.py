@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -35,12 +36,51 @@ class DecimalJSONParser(JSONParser):
         if len(raw) > limit:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
         try:
-            return json.loads(
+            data = json.loads(
                 raw.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse_constant
             )
         except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError(f"Malformed JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON is nested too deeply.") from exc
+        problem = unusable_json(data)
+        if problem:
+            raise exceptions.ParseError(problem)
+        return data
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+MAX_DEPTH = 32
+# NUL, which PostgreSQL cannot store in text, and lone UTF-16 surrogates ("\ud800"),
+# which JSON allows but no UTF-8 text can hold (rendering them back fails).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unusable_json(data: Any, depth: int = 0) -> str | None:
+    """Why parsed JSON cannot be used as input, or None: nested deeper than any of our
+    bodies (validating it would exhaust the stack), or a string (key or value) holding
+    a character no text column can store."""
+    if depth > MAX_DEPTH:
+        return f"JSON is nested more than {MAX_DEPTH} levels deep."
+    if isinstance(data, str):
+        return _string_problem(data)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            problem = _string_problem(key) or unusable_json(value, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(data, list):
+        for value in data:
+            problem = unusable_json(value, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _string_problem(text: str) -> str | None:
+    if _UNSTORABLE.search(text):
+        return "Strings must not contain NUL characters or unpaired surrogates."
+    return None

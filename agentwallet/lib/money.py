@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+import re
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from djmoney.money import Money
 from moneyed import CurrencyDoesNotExist, get_currency
@@ -35,28 +36,31 @@ def minor_unit_places(code: str) -> int:
 
 
 def parse_amount(value: object, code: str, *, allow_zero: bool = False) -> Decimal:
-    """Parse a positive money amount exactly; floats and junk are refused."""
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+    """Parse a positive money amount exactly from an ASCII decimal string with at most the
+    currency's minor-unit digits ("12.50"). Numbers, "1_000", full-width digits and " 12.50 " are
+    refused: Python's Decimal() accepts all of those, a payment API must not."""
+    if not isinstance(value, str):
         raise MoneyError('Amount must be a decimal string such as "12.50".')
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise MoneyError("Amount must be a decimal number.") from exc
-    if not amount.is_finite():
-        raise MoneyError("Amount must be a finite number.")
-    if amount < 0 or (amount == 0 and not allow_zero):
+    places = minor_unit_places(code)
+    if not _AMOUNT_PATTERNS[places].fullmatch(value):
+        if _AMOUNT_PATTERNS[2].fullmatch(value) or _ANY_DECIMAL.fullmatch(value):
+            raise MoneyError(f"{code} amounts have at most {places} decimal places.")
+        raise MoneyError('Amount must be a decimal string such as "12.50".')
+    amount = Decimal(value)
+    if amount == 0 and not allow_zero:
         raise MoneyError("Amount must be greater than zero.")
     if amount > MAX_AMOUNT:
         raise MoneyError(f"Amount must be at most {MAX_AMOUNT}.")
-    places = minor_unit_places(code)
-    exponent = amount.as_tuple().exponent
-    if (
-        isinstance(exponent, int)
-        and -exponent > places
-        and amount != amount.quantize(Decimal(1).scaleb(-places))
-    ):
-        raise MoneyError(f"{code} amounts have at most {places} decimal places.")
     return amount.quantize(CENT)
+
+
+# ASCII digits only ([0-9], not \d, which matches every script's digits).
+_AMOUNT_PATTERNS = {
+    0: re.compile(r"[0-9]{1,15}", re.ASCII),
+    1: re.compile(r"[0-9]{1,15}(\.[0-9])?", re.ASCII),
+    2: re.compile(r"[0-9]{1,15}(\.[0-9]{1,2})?", re.ASCII),
+}
+_ANY_DECIMAL = re.compile(r"[0-9]{1,15}\.[0-9]+", re.ASCII)
 
 
 def round_against_agent(amount: Decimal) -> Decimal:

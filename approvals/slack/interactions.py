@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from agentwallet.lib.errors import Conflict
+from agentwallet.lib.money import MoneyError, parse_amount
 from approvals.models import ApprovalRequest, ApprovalStatus, Approver, DecisionChannel
 from approvals.services import approval_deny, approval_grant, ephemeral_reply
 from approvals.slack.blocks import amount_modal
@@ -35,26 +38,113 @@ def approver_label(request: ApprovalRequest, slack_user_id: str) -> str | None:
 
 
 def _reply(payload: dict[str, Any], text: str, key: str) -> None:
-    channel = (payload.get("channel") or {}).get("id") or ""
+    channel = payload.get("channel")
+    channel = channel.get("id") if isinstance(channel, dict) else None
     user = payload["user"]["id"]
-    if channel:
+    if isinstance(channel, str) and channel:
         ephemeral_reply(channel=channel, user=user, text=text, key=key)
+
+
+class MalformedInteraction(ValueError):
+    """A signed Slack payload that is not a click or submission we know how to read."""
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """What a Slack payload asks, read once and checked: the view answers 400 to anything
+    else, so the worker never meets a payload it cannot handle."""
+
+    kind: str  # "block_actions" | "view_submission" | anything else (ignored)
+    user_id: str
+    approval_id: int | None = None
+    action: str = ""
+    amount: Decimal | None = None
+    note: str = ""
+
+
+SLACK_ID = re.compile(r"[A-Z0-9]{1,64}", re.ASCII)
+APPROVAL_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
+ACTIONS = ("approve", "approve_amount", "deny")
+
+
+def interaction_parse(payload: Any) -> Interaction:
+    """Read a Slack interactivity payload; raise MalformedInteraction on any other shape."""
+    try:
+        user_id = payload["user"]["id"]
+        kind = payload.get("type")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MalformedInteraction("The payload names no Slack user.") from exc
+    if not isinstance(user_id, str) or not SLACK_ID.fullmatch(user_id):
+        raise MalformedInteraction("The Slack user id is malformed.")
+    if kind == "view_submission":
+        try:
+            view = payload["view"]
+            metadata = view["private_metadata"]
+            values = view["state"]["values"]
+            raw_amount = values["amount"]["value"]["value"]
+            raw_note = ((values.get("note") or {}).get("value") or {}).get("value") or ""
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MalformedInteraction("The submission is not the amount form.") from exc
+        if not isinstance(raw_amount, str) or not isinstance(raw_note, str):
+            raise MalformedInteraction("The submission's fields are not text.")
+        return Interaction(
+            kind=kind,
+            user_id=user_id,
+            approval_id=_approval_id(metadata),
+            action="approve",
+            amount=amount_typed(raw_amount),  # None: the view asks again
+            note=raw_note.strip()[:500],
+        )
+    if kind != "block_actions":
+        return Interaction(kind=str(kind), user_id=user_id)
+    try:
+        action = payload["actions"][0]
+        action_id, value = action["action_id"], action["value"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise MalformedInteraction("The click names no action.") from exc
+    if action_id not in ACTIONS:
+        raise MalformedInteraction("Unknown action.")
+    if action_id == "approve_amount" and not isinstance(payload.get("trigger_id"), str):
+        raise MalformedInteraction("Opening the amount form needs the click's trigger_id.")
+    return Interaction(
+        kind=kind, user_id=user_id, approval_id=_approval_id(value), action=action_id
+    )
+
+
+def _approval_id(value: Any) -> int:
+    if not isinstance(value, str) or not APPROVAL_ID.fullmatch(value):
+        raise MalformedInteraction("The approval id is malformed.")
+    return int(value)
+
+
+def amount_typed(raw: str) -> Decimal | None:
+    """The amount a person typed in the modal (spaces around it forgiven), or None."""
+    try:
+        return parse_amount(raw.strip(), "USD")
+    except MoneyError:
+        return None
 
 
 def slack_interaction_handle(payload: dict[str, Any]) -> str:
     """Handle a block action or a modal submission (queued by the interactivity view)."""
-    kind = payload.get("type")
-    user_id = payload["user"]["id"]
-    if kind == "view_submission":
-        values = payload["view"]["state"]["values"]
-        approval_id = int(payload["view"]["private_metadata"])
-        amount = Decimal(values["amount"]["value"]["value"].strip())
-        note = (values.get("note", {}).get("value", {}).get("value") or "").strip()
-        return _decide(payload, approval_id, "approve", user_id, amount=amount, note=note)
-    if kind != "block_actions":
+    try:
+        interaction = interaction_parse(payload)
+    except MalformedInteraction:
+        logger.warning("ignored a malformed Slack payload")
+        return "malformed"
+    if interaction.kind not in ("view_submission", "block_actions"):
         return "ignored"
-    action = payload["actions"][0]
-    return _decide(payload, int(action["value"]), action["action_id"], user_id)
+    if interaction.kind == "view_submission" and interaction.amount is None:
+        return "malformed"
+    assert interaction.approval_id is not None  # noqa: S101 (set for both kinds)
+    return _decide(
+        payload,
+        interaction.approval_id,
+        interaction.action,
+        interaction.user_id,
+        amount=interaction.amount,
+        note=interaction.note,
+    )
 
 
 def _decide(

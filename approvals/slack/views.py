@@ -4,58 +4,70 @@ from __future__ import annotations
 
 import json
 import logging
-from decimal import Decimal, InvalidOperation
+import re
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 from slack_sdk.signature import SignatureVerifier
 
-from agentwallet.lib.money import MAX_AMOUNT
+from agentwallet.api.exceptions import error_body
+from agentwallet.api.parsers import unusable_json
+from approvals.slack.interactions import MalformedInteraction, interaction_parse
 from approvals.tasks import handle_slack_interaction_task
 
 logger = logging.getLogger("agentwallet.slack")
 
 
 @csrf_exempt  # Slack signs the request instead (checked first thing)
-@require_POST
 def slack_interactivity(request: HttpRequest) -> HttpResponse:
-    secret = settings.SLACK_SIGNING_SECRET
-    if not secret or not SignatureVerifier(secret).is_valid_request(
-        request.body, dict(request.headers)
-    ):
+    if request.method != "POST":
+        return _error(405, "method_not_allowed", "POST only.")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _error(413, "payload_too_large", "Request body is too large.")
+    if not _signed_by_slack(body, request):
         logger.warning(
             "refused Slack request: bad signature or stale timestamp (from %s)",
             request.META.get("REMOTE_ADDR"),
         )
-        return JsonResponse({"error": "invalid signature"}, status=401)
+        return _error(401, "invalid_signature", "Missing, invalid or stale Slack signature.")
     try:
         payload = json.loads(request.POST["payload"])
-        payload["user"]["id"]
-    except (KeyError, TypeError, ValueError):
-        return JsonResponse({"error": "malformed payload"}, status=400)
+        interaction = interaction_parse(payload)
+    except (KeyError, ValueError, RecursionError) as exc:  # MalformedInteraction is one
+        message = str(exc) if isinstance(exc, MalformedInteraction) else "Malformed payload."
+        return _error(400, "malformed_payload", message)
+    if unusable_json(payload):
+        return _error(400, "malformed_payload", "The payload holds characters we cannot store.")
 
-    if payload.get("type") == "view_submission":
-        errors = _amount_errors(payload)
-        if errors:  # Slack shows these in the modal, which stays open
-            return JsonResponse({"response_action": "errors", "errors": errors})
-
+    if interaction.kind == "view_submission" and interaction.amount is None:
+        # Slack shows these in the modal, which stays open.
+        return JsonResponse(
+            {"response_action": "errors", "errors": {"amount": "Enter an amount such as 25.00."}}
+        )
     _queue(payload)
     return HttpResponse(status=200)  # Slack wants an answer within 3 seconds
 
 
-def _amount_errors(payload: dict) -> dict[str, str]:
-    try:
-        raw = payload["view"]["state"]["values"]["amount"]["value"]["value"]
-        amount = Decimal(str(raw).strip())
-    except (KeyError, TypeError, InvalidOperation):
-        return {"amount": "Enter an amount such as 25.00."}
-    if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT:
-        return {"amount": "Enter a positive amount."}
-    if amount != amount.quantize(Decimal("0.01")):
-        return {"amount": "At most two decimal places."}
-    return {}
+def _signed_by_slack(body: bytes, request: HttpRequest) -> bool:
+    """Slack's own verifier, given only what it can read: a timestamp of digits (it calls
+    int() on it) and an ASCII signature (hmac.compare_digest refuses other str)."""
+    secret = settings.SLACK_SIGNING_SECRET
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    if not secret or not TIMESTAMP.fullmatch(timestamp) or not signature.isascii():
+        return False
+    return SignatureVerifier(secret).is_valid(body, timestamp, signature)
+
+
+TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
 
 
 def _queue(payload: dict) -> None:

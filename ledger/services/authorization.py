@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
@@ -22,7 +23,7 @@ from agentwallet.lib.money import convert_up, from_cents, to_cents
 from agentwallet.lib.timewindows import day_end, month_bounds
 from approvals.selectors import bumps_by_scope
 from approvals.services import DeclineContext, approval_request_for_decline, warnings_queue
-from cards.services import card_close_after_use
+from cards.services import card_close_after_use, card_merchant_learn
 from ledger import sql
 from ledger.fx import FxQuote, fx_quote
 from ledger.models import SYSTEM_UNAVAILABLE, Authorization, Decision, HoldState
@@ -43,6 +44,9 @@ class AuthorizationRequest:
     merchant_network_id: str = ""
     merchant_country: str = ""
     trace_id: str = ""
+    # SHA-256 of the request as sent (ledger.network.payload_sha256): the same network
+    # id with another payload is a conflict. Empty: compared field by field instead.
+    payload_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,15 @@ class Decided:
     fx_rate_date: date | None
     cap: CapStop | None
     approval_id: int | None
+    merchant_lock: str = ""  # for merchant_not_allowed: which lock stopped it
+
+    @property
+    def fx_rate_stale(self) -> bool:
+        """The charge was converted at a rate older than AGENTWALLET_FX_MAX_AGE_DAYS."""
+        if self.fx_rate_date is None:
+            return False
+        age = timezone.now().date() - self.fx_rate_date
+        return age > timedelta(days=settings.AGENTWALLET_FX_MAX_AGE_DAYS)
 
     @classmethod
     def of(cls, auth: Authorization) -> Decided:
@@ -84,6 +97,7 @@ class Decided:
             if auth.cap_scope
             else None,
             approval_id=auth.approval_request_id,
+            merchant_lock=auth.merchant_lock,
         )
 
     @classmethod
@@ -133,7 +147,14 @@ def authorization_decide(
     try:
         with transaction.atomic(durable=True), connection.cursor() as cursor:
             # 1. The card, its agent (locked), vendor and policy.
-            facts = sql.card_facts_lock(cursor, card_id=request.card_id)
+            facts = sql.card_facts_lock(
+                cursor, card_id=request.card_id, network_id=request.network_id
+            )
+            if facts is not None and facts.event_id_taken:
+                raise Conflict(
+                    f"Network id {request.network_id} is a capture's, reversal's "
+                    "or refund's already; an authorization needs its own."
+                )
             if facts is None:
                 row = _authorization_row(request, None, trace_id=request.trace_id, now=now)
                 row["reason"] = rules.CARD_NOT_FOUND
@@ -162,24 +183,35 @@ def authorization_decide(
             quote = fx_quote(request.currency, facts.currency)
             cap_cents = None if quote is None else to_cents(convert_up(request.amount, quote.rate))
             limits = _limits(facts, spend, trace_id if trace_capped else "", now)
-            decision = rules.decide(
-                card=rules.CardFacts(
-                    status=facts.card_status,
-                    expires_at=facts.card_expires_at,
-                    exp_year=facts.exp_year,
-                    exp_month=facts.exp_month,
-                    allowed_mccs=facts.allowed_mccs,
-                    allowed_merchant_ids=facts.allowed_merchant_ids,
-                ),
-                agent_status=facts.agent_status,
-                charge=rules.ChargeFacts(
-                    mcc=request.merchant_mcc,
-                    merchant_network_id=request.merchant_network_id,
-                    cap_cents=cap_cents,
-                ),
-                limits=limits,
-                now=now,
+            card = rules.CardFacts(
+                status=facts.card_status,
+                expires_at=facts.card_expires_at,
+                exp_year=facts.exp_year,
+                exp_month=facts.exp_month,
+                allowed_mccs=facts.allowed_mccs,
+                allowed_merchant_ids=facts.allowed_merchant_ids,
+                learned_merchant_id=facts.learned_merchant_id,
+                merchant_lock=facts.merchant_lock,
             )
+            charge = rules.ChargeFacts(
+                mcc=request.merchant_mcc,
+                merchant_network_id=request.merchant_network_id,
+                cap_cents=cap_cents,
+                merchant_name=request.merchant_name,
+            )
+            decision = rules.decide(
+                card=card, agent_status=facts.agent_status, charge=charge, limits=limits, now=now
+            )
+            # The card's first approved charge locks it to its merchant. (The facts were
+            # read before the lock: a first charge committed meanwhile may have locked it
+            # to another merchant, which declines this one.)
+            learn = rules.merchant_id_to_learn(card, charge) if decision.approved else ""
+            if learn and not card_merchant_learn(card_id=facts.card_id, merchant_id=learn):
+                decision = rules.RuleDecision(
+                    approved=False,
+                    reason=rules.MERCHANT_NOT_ALLOWED,
+                    merchant_lock=rules.LOCK_LEARNED_MERCHANT_ID,
+                )
 
             # 5. The write.
             row = _authorization_row(
@@ -202,6 +234,7 @@ def authorization_decide(
                 return _written(row, auth_id)
 
             row["reason"] = decision.reason
+            row["merchant_lock"] = decision.merchant_lock
             if decision.scope:
                 row |= _cap_stop_columns(decision, facts.currency)
             if decision.is_cap_decline and cap_cents is not None:
@@ -309,6 +342,8 @@ def _authorization_row(
         "refunded_cents": 0,
         "decided_at": now,
         "resolved_at": None,
+        "merchant_lock": "",
+        "request_sha256": request.payload_sha256,
     }
 
 
@@ -363,6 +398,7 @@ def _written(row: dict[str, Any], auth_id: int | None) -> AuthorizationOutcome:
             if row["cap_scope"]
             else None,
             approval_id=row["approval_request_id"],
+            merchant_lock=row["merchant_lock"],
         )
     )
 
@@ -370,15 +406,20 @@ def _written(row: dict[str, Any], auth_id: int | None) -> AuthorizationOutcome:
 def _replay(request: AuthorizationRequest) -> AuthorizationOutcome:
     """The first answer for this network id, if the request is the same one."""
     existing = Authorization.objects.get(network_id=request.network_id)
-    same = (
-        existing.requested_card_id == request.card_id
-        and existing.amount.amount == request.amount
-        and str(existing.amount.currency) == request.currency
-    )
+    if existing.request_sha256 and request.payload_sha256:
+        same = existing.request_sha256 == request.payload_sha256
+    else:
+        same = (
+            existing.requested_card_id == request.card_id
+            and existing.amount.amount == request.amount
+            and str(existing.amount.currency) == request.currency
+            and existing.merchant_mcc == request.merchant_mcc
+            and existing.merchant_network_id == request.merchant_network_id
+        )
     if not same:
         raise Conflict(
-            f"Authorization {request.network_id} was already decided for a different "
-            "card or amount."
+            f"Authorization {request.network_id} was already decided for another payload "
+            "(card, amount or merchant)."
         )
     return AuthorizationOutcome(decided=Decided.of(existing), replayed=True)
 

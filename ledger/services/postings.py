@@ -5,17 +5,23 @@ flagged where we did not approve it, and never allowed to create headroom. Each 
 runs in one durable transaction that first locks the agent's row (the lock decisions
 take) and only then looks for a replay of its network id, so that concurrent retries of
 one event wait for the first and get its answer.
+
+Every event the network sends carries its own id (`network_txn_id` here), unique across
+all events: the first use is recorded as a NetworkEvent beside the entries it wrote; the
+same id again with the same kind, target and payload answers what the first did and
+writes nothing, and anything else with that id is a conflict.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -32,6 +38,8 @@ from ledger.models import (
     EntryKind,
     HoldState,
     LedgerEntry,
+    NetworkEvent,
+    NetworkEventKind,
     Rail,
 )
 from ledger.selectors import agent_month_time_zone
@@ -48,6 +56,33 @@ class PostingOutcome:
     entries: list[LedgerEntry]
     authorization: Authorization | None
     replayed: bool = False
+    # The hold as this posting left it (a replay: as the first posting left it).
+    hold_state: str | None = None
+    held_cents: int | None = None
+
+    @classmethod
+    def of(cls, entries: list[LedgerEntry], auth: Authorization | None) -> PostingOutcome:
+        return cls(
+            entries=entries,
+            authorization=auth,
+            hold_state=auth.hold_state if auth else None,
+            held_cents=auth.held_cents if auth else None,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A posting as the network identifies it: its event id, what it is, the
+    authorization it was sent for, and a digest of its payload ("": not compared)."""
+
+    event_id: str
+    kind: str
+    target: str
+    payload_sha256: str = ""
+
+
+def _event(event_id: str | None, kind: str, target: str, payload_sha256: str) -> Event | None:
+    return Event(event_id, kind, target, payload_sha256) if event_id else None
 
 
 def authorization_capture(
@@ -56,26 +91,42 @@ def authorization_capture(
     amount: Decimal,
     currency: str,
     network_txn_id: str | None = None,
+    payload_sha256: str = "",
     now: datetime | None = None,
 ) -> PostingOutcome:
     """Clear (part of) an authorization. Captures always succeed: partial, several, more
     than held (flagged), or on a declined authorization (a forced post, flagged)."""
-    now = now or timezone.now()
+    event = _event(network_txn_id, NetworkEventKind.CAPTURE, network_id, payload_sha256)
+    return _once(
+        event,
+        lambda: _capture(network_id, amount, currency, event, now or timezone.now()),
+    )
+
+
+def _capture(
+    network_id: str, amount: Decimal, currency: str, event: Event | None, now: datetime
+) -> PostingOutcome:
+    network_txn_id = event.event_id if event else None
     auth_id, agent_id = _find_authorization(network_id)
     with transaction.atomic(durable=True):
         agent = agent_lock(agent_id=agent_id)
-        if (replay := _replayed(network_txn_id)) is not None:
+        if (replay := _replayed(event)) is not None:
             return replay
         auth = _authorization(auth_id)
         _check_currency(auth, currency)
         if auth.decision == Decision.DECLINED:
-            return _force_post(
-                auth=auth,
-                agent=agent,
-                amount=amount,
-                currency=currency,
-                network_txn_id=network_txn_id,
-                now=now,
+            return _recorded(
+                event,
+                agent,
+                _force_post(
+                    auth=auth,
+                    agent=agent,
+                    amount=amount,
+                    currency=currency,
+                    network_txn_id=network_txn_id,
+                    now=now,
+                ),
+                now,
             )
         rate = auth.fx_rate or Decimal(1)
         capture_cents = to_cents(convert_up(amount, rate))
@@ -118,7 +169,7 @@ def authorization_capture(
         auth.captured_cents += to_cents(amount)
         _resolve_if_empty(auth, now)
         auth.save(update_fields=["held_cents", "captured_cents", "hold_state", "resolved_at"])
-        return PostingOutcome(entries=entries, authorization=auth)
+        return _recorded(event, agent, PostingOutcome.of(entries, auth), now)
 
 
 def _force_post(
@@ -150,7 +201,7 @@ def _force_post(
     _post([entry], agent)
     auth.captured_cents += to_cents(amount)
     auth.save(update_fields=["captured_cents"])
-    return PostingOutcome(entries=[entry], authorization=auth)
+    return PostingOutcome.of([entry], auth)
 
 
 def capture_without_authorization(
@@ -160,14 +211,34 @@ def capture_without_authorization(
     currency: str,
     network_txn_id: str,
     trace_id: str = "",
+    network_id: str = "",
+    payload_sha256: str = "",
     now: datetime | None = None,
 ) -> PostingOutcome:
-    """A capture for an authorization we never saw (network stand-in): a forced post."""
-    now = now or timezone.now()
+    """A capture for an authorization we never saw (network stand-in, sent for the
+    authorization id `network_id`): a forced post."""
+    event = _event(network_txn_id, NetworkEventKind.CAPTURE, network_id, payload_sha256)
+    return _once(
+        event,
+        lambda: _capture_unseen(
+            card_id, amount, currency, network_txn_id, trace_id, event, now or timezone.now()
+        ),
+    )
+
+
+def _capture_unseen(
+    card_id: str,
+    amount: Decimal,
+    currency: str,
+    network_txn_id: str,
+    trace_id: str,
+    event: Event | None,
+    now: datetime,
+) -> PostingOutcome:
     card = _card(card_id)
     with transaction.atomic(durable=True):
         agent = agent_lock(agent_id=card.agent_id)
-        if (replay := _replayed(network_txn_id)) is not None:
+        if (replay := _replayed(event)) is not None:
             return replay
         quote = fx_quote(currency, agent.policy.currency)
         rate = quote.rate if quote else Decimal(1)
@@ -188,7 +259,7 @@ def capture_without_authorization(
             effective_at=now,
         )
         _post([entry], agent)
-        return PostingOutcome(entries=[entry], authorization=None)
+        return _recorded(event, agent, PostingOutcome.of([entry], None), now)
 
 
 def authorization_reverse(
@@ -197,15 +268,30 @@ def authorization_reverse(
     amount: Decimal | None = None,
     currency: str | None = None,
     network_txn_id: str | None = None,
+    payload_sha256: str = "",
     now: datetime | None = None,
 ) -> PostingOutcome:
     """Release all (or part) of an open hold, exactly the released amount. A hold
     resolves at most once: reversing a resolved hold is a conflict."""
-    now = now or timezone.now()
+    event = _event(network_txn_id, NetworkEventKind.REVERSAL, network_id, payload_sha256)
+    return _once(
+        event,
+        lambda: _reverse(network_id, amount, currency, event, now or timezone.now()),
+    )
+
+
+def _reverse(
+    network_id: str,
+    amount: Decimal | None,
+    currency: str | None,
+    event: Event | None,
+    now: datetime,
+) -> PostingOutcome:
+    network_txn_id = event.event_id if event else None
     auth_id, agent_id = _find_authorization(network_id)
     with transaction.atomic(durable=True):
         agent = agent_lock(agent_id=agent_id)
-        if (replay := _replayed(network_txn_id)) is not None:
+        if (replay := _replayed(event)) is not None:
             return replay
         auth = _authorization(auth_id)
         if auth.hold_state != HoldState.OPEN:
@@ -241,7 +327,7 @@ def authorization_reverse(
         if merchant_cents >= outstanding:
             auth.held_cents, auth.hold_state, auth.resolved_at = 0, HoldState.CLOSED, now
         auth.save(update_fields=["held_cents", "reversed_cents", "hold_state", "resolved_at"])
-        return PostingOutcome(entries=[entry], authorization=auth)
+        return _recorded(event, agent, PostingOutcome.of([entry], auth), now)
 
 
 def refund_record(
@@ -251,11 +337,37 @@ def refund_record(
     currency: str,
     network_txn_id: str,
     authorization_network_id: str | None = None,
+    payload_sha256: str = "",
     now: datetime | None = None,
 ) -> PostingOutcome:
     """Money back from a merchant. Linked to a captured authorization it gives back spend,
     up to what was captured there; unlinked it is recorded but creates no headroom."""
-    now = now or timezone.now()
+    event = _event(
+        network_txn_id, NetworkEventKind.REFUND, authorization_network_id or "", payload_sha256
+    )
+    return _once(
+        event,
+        lambda: _refund(
+            card_id,
+            amount,
+            currency,
+            network_txn_id,
+            authorization_network_id,
+            event,
+            now or timezone.now(),
+        ),
+    )
+
+
+def _refund(
+    card_id: str,
+    amount: Decimal,
+    currency: str,
+    network_txn_id: str,
+    authorization_network_id: str | None,
+    event: Event | None,
+    now: datetime,
+) -> PostingOutcome:
     card = _card(card_id)
     auth_id = None
     if authorization_network_id:
@@ -268,7 +380,7 @@ def refund_record(
             raise NotFoundError(f"No authorization {authorization_network_id} on that card.")
     with transaction.atomic(durable=True):
         agent = agent_lock(agent_id=card.agent_id)
-        if (replay := _replayed(network_txn_id)) is not None:
+        if (replay := _replayed(event)) is not None:
             return replay
         if auth_id is None:
             quote = fx_quote(currency, agent.policy.currency)
@@ -289,7 +401,7 @@ def refund_record(
                 effective_at=now,
             )
             _post([entry], agent)
-            return PostingOutcome(entries=[entry], authorization=None)
+            return _recorded(event, agent, PostingOutcome.of([entry], None), now)
         auth = _authorization(auth_id)
         _check_currency(auth, currency)
         rate = auth.fx_rate or Decimal(1)
@@ -311,7 +423,7 @@ def refund_record(
         _post([entry], agent)
         auth.refunded_cents += refunded
         auth.save(update_fields=["refunded_cents"])
-        return PostingOutcome(entries=[entry], authorization=auth)
+        return _recorded(event, agent, PostingOutcome.of([entry], auth), now)
 
 
 def holds_expire(*, now: datetime | None = None, older_than: timedelta | None = None) -> int:
@@ -371,23 +483,70 @@ def _card(card_id: str) -> Card:
         raise NotFoundError(f"No card {card_id}.") from exc
 
 
-def _replayed(network_txn_id: str | None) -> PostingOutcome | None:
-    """The first posting of this network id, when there was one (called under the lock,
-    so a concurrent retry has either committed or not begun)."""
-    if not network_txn_id:
+def _once(event: Event | None, apply: Callable[[], PostingOutcome]) -> PostingOutcome:
+    """Apply a posting once. Retries of one event wait on the agent's lock and find the
+    first (`_replayed`); the same id sent at once for another agent's authorization
+    passes that check and loses the race on the event id's unique index instead."""
+    try:
+        return apply()
+    except IntegrityError:
+        if event is None or (replay := _replayed(event)) is None:
+            raise
+        return replay
+
+
+def _replayed(event: Event | None) -> PostingOutcome | None:
+    """The first answer to this event, when it was applied before (called under the
+    lock, so a concurrent retry has either committed or not begun); a conflict when its
+    id was used for anything else."""
+    if event is None:
         return None
-    first = LedgerEntry.objects.filter(network_txn_id=network_txn_id).first()
+    first = NetworkEvent.objects.filter(event_id=event.event_id).first()
     if first is None:
+        if Authorization.objects.filter(network_id=event.event_id).exists():
+            raise Conflict(f"Network id {event.event_id} is an authorization's already.")
         return None
-    entries = [first]
-    if first.authorization is not None:
+    same_payload = not event.payload_sha256 or event.payload_sha256 == first.payload_sha256
+    if first.kind != event.kind or first.target != event.target or not same_payload:
+        raise Conflict(
+            f"Network event {event.event_id} was applied already as a {first.kind}"
+            + (f" of authorization {first.target}" if first.target else "")
+            + "; the same id cannot carry another event or payload."
+        )
+    entries = list(LedgerEntry.objects.filter(network_txn_id=event.event_id))
+    if entries and first.authorization_id is not None:
         # What the same posting wrote beside it (a capture's release).
         entries += LedgerEntry.objects.filter(
-            authorization=first.authorization,
-            created_at=first.created_at,
+            authorization_id=first.authorization_id,
+            created_at=entries[0].created_at,
             network_txn_id__isnull=True,
-        ).exclude(pk=first.pk)
-    return PostingOutcome(entries=entries, authorization=first.authorization, replayed=True)
+        ).exclude(pk=entries[0].pk)
+    return PostingOutcome(
+        entries=entries,
+        authorization=first.authorization,
+        replayed=True,
+        hold_state=first.hold_state or None,
+        held_cents=first.held_cents,
+    )
+
+
+def _recorded(
+    event: Event | None, agent: Agent, outcome: PostingOutcome, now: datetime
+) -> PostingOutcome:
+    """Keep the event beside what it wrote, with the hold as it left it."""
+    if event is not None:
+        NetworkEvent.objects.create(
+            event_id=event.event_id,
+            kind=event.kind,
+            target=event.target,
+            payload_sha256=event.payload_sha256,
+            agent=agent,
+            authorization=outcome.authorization,
+            hold_state=outcome.hold_state or "",
+            held_cents=outcome.held_cents,
+            created_at=now,
+        )
+    return outcome
 
 
 def _check_currency(auth: Authorization, currency: str) -> None:

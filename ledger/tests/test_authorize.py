@@ -13,7 +13,7 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest
 from cards.models import Card, CardStatus
 from cards.services import card_freeze
-from conftest import card_for
+from conftest import card_for, merchant_of
 from ledger.models import Authorization, LedgerEntry
 from policies.models import Policy
 from wallets.actors import Actor
@@ -168,6 +168,7 @@ def test_monthly_cap(alice, network):
             amount=Decimal("450"),
             currency="USD",
             merchant_mcc=card.allowed_mccs[0],
+            **merchant_of(card),
         ),
         now=timezone.now() - timedelta(days=3),
     )

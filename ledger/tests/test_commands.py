@@ -26,8 +26,6 @@ def test_the_sandbox_network_authorizes_captures_and_reverses(alice, capsys):
         "12.50",
         "--currency",
         "USD",
-        "--merchant",
-        "OpenAI",
         "--mcc",
         "5734",
         "--id",
@@ -37,11 +35,28 @@ def test_the_sandbox_network_authorizes_captures_and_reverses(alice, capsys):
     )
     assert decided["decision"] == "approved"
     assert decided["trace_id"] == "PR-1"
-    captured = run_network(capsys, "capture", "--authorization", "cli_1", "--amount", "5.00")
+    # What it prints is what it takes: the network's authorization id.
+    assert decided["authorization_id"] == "cli_1"
+    assert isinstance(decided["decision_id"], int)
+    capture = ("capture", "--authorization", decided["authorization_id"], "--amount", "5.00")
+    captured = run_network(capsys, *capture, "--id", "cli_cap_1")
     assert captured["hold_state"] == "open"
+    assert not captured["replayed"]
+    # The same event again (same --id): the first answer, nothing written.
+    again = run_network(capsys, *capture, "--id", "cli_cap_1")
+    assert again["replayed"]
+    assert again["entries"] == captured["entries"]
     reversed_ = run_network(capsys, "reverse", "--authorization", "cli_1")
     assert reversed_["hold_state"] == "closed"
     assert Authorization.objects.get(network_id="cli_1").captured_cents == 500
+
+
+def test_the_sandbox_network_charges_as_the_vendor_unless_told_otherwise(alice, capsys):
+    card = card_for(alice, "anthropic")
+    args = ("authorize", "--card", str(card.pk), "--amount", "3.00", "--mcc", "5734")
+    assert run_network(capsys, *args)["decision"] == "approved"
+    pizza = run_network(capsys, *args, "--merchant", "JOE'S PIZZA")
+    assert (pizza["reason"], pizza["merchant_lock"]) == ("merchant_not_allowed", "descriptor")
 
 
 def test_the_sandbox_network_reports_declines_and_errors(alice, capsys):

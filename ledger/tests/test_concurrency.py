@@ -14,7 +14,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from cards.services import card_freeze
-from conftest import card_for
+from conftest import card_for, merchant_of
 from ledger import sql
 from ledger.models import Authorization, LedgerEntry, SpendCounter
 from ledger.selectors import agent_spend_now
@@ -38,6 +38,7 @@ def _decide_in_thread(card, amount: str, barrier: threading.Barrier, trace_id: s
                 amount=Decimal(amount),
                 currency="USD",
                 merchant_mcc=card.allowed_mccs[0],
+                **merchant_of(card),
                 trace_id=trace_id,
             )
         ).authorization.decision
@@ -67,6 +68,7 @@ def _request(card, amount: str, network_id: str | None = None) -> AuthorizationR
         amount=Decimal(amount),
         currency="USD",
         merchant_mcc=card.allowed_mccs[0],
+        **merchant_of(card),
     )
 
 
@@ -92,6 +94,7 @@ def test_racing_authorizations_never_pass_the_last_dollar(
                 amount=Decimal("499.00"),
                 currency="USD",
                 merchant_mcc=aws.allowed_mccs[0],
+                **merchant_of(aws),
             )
         ).authorization
         assert warm.decision == "approved"
@@ -135,6 +138,7 @@ def test_the_authorization_after_a_freeze_returns_is_declined(
                         amount=Decimal("0.01"),
                         currency="USD",
                         merchant_mcc=card.allowed_mccs[0],
+                        **merchant_of(card),
                     )
                 ).authorization
                 seen.append((started, decision.reason))

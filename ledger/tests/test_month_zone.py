@@ -10,7 +10,7 @@ from decimal import Decimal
 from djmoney.money import Money
 
 from cards.models import Card
-from conftest import card_for
+from conftest import card_for, merchant_of
 from ledger.models import MonthCounterZone, SpendCounter
 from ledger.selectors import agent_budget, agent_month_time_zone, agent_spend_now
 from ledger.services import AuthorizationRequest, authorization_decide, month_counters_recut
@@ -43,6 +43,7 @@ def _decide(card: Card, amount: str, now: datetime, network_id: str) -> str:
             amount=Decimal(amount),
             currency="USD",
             merchant_mcc=card.allowed_mccs[0],
+            **merchant_of(card),
         ),
         now=now,
     ).authorization

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from conftest import merchant_of
 from ledger import sql
 from ledger.models import Authorization, HoldState, LedgerEntry
 from ledger.services import (
@@ -81,6 +82,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 amount=Decimal(cents) / 100,
                 currency="USD",
                 merchant_mcc=card.allowed_mccs[0],
+                **merchant_of(card),
                 trace_id=self.traces[trace],
             ),
             now=self.now,

@@ -9,7 +9,7 @@ from decimal import ROUND_CEILING, Decimal
 from django.db import connection
 from django.db.models import Sum
 
-from conftest import card_for
+from conftest import card_for, merchant_of
 from ledger import sql
 from ledger.models import Authorization, LedgerEntry, SpendCounter
 from ledger.selectors import agent_spend_now
@@ -34,6 +34,7 @@ def authorize(card, amount, now, network_id=None, currency="USD", trace_id=""):
             amount=Decimal(amount),
             currency=currency,
             merchant_mcc=card.allowed_mccs[0],
+            **merchant_of(card),
             trace_id=trace_id,
         ),
         now=now,

@@ -1,10 +1,14 @@
 """The sandbox card network: send charges through the same signed endpoint a processor uses.
 
     python manage.py network authorize --card CARD_ID --amount 12.50 --currency EUR \\
-        --merchant "Hetzner Online" --mcc 4816 [--trace PR-1]
-    python manage.py network capture --authorization AUTH_ID --amount 12.50 --currency EUR
-    python manage.py network reverse --authorization AUTH_ID [--amount 5.00 --currency EUR]
-    python manage.py network refund --card CARD_ID --amount 5.00 [--authorization AUTH_ID]
+        --merchant "HETZNER ONLINE GMBH" --mcc 4816 [--trace PR-1]
+    python manage.py network capture --authorization AUTHORIZATION_ID --amount 12.50 --currency EUR
+    python manage.py network reverse --authorization AUTHORIZATION_ID [--amount 5.00 --currency EUR]
+    python manage.py network refund --card CARD_ID --amount 5.00 [--authorization AUTHORIZATION_ID]
+
+AUTHORIZATION_ID is the `authorization_id` an authorize printed (the network's id, as
+`--id` sets it). Every event gets a fresh random id unless `--id` gives one: send the
+same command with the same `--id` again to see it applied once.
 
 By default it posts over HTTP to --url (a running server); --in-process sends the same
 signed request through Django's test client instead, for when no server runs.
@@ -14,19 +18,34 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 import urllib.error
 import urllib.request
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test import Client
 
+from cards.models import Card
 from ledger.network import SIGNATURE_HEADER, sign
 
 
 def _money(options: dict[str, Any]) -> dict[str, str]:
     return {"amount": options["amount"], "currency": options["currency"].upper()}
+
+
+def _vendor_merchant(card_id: str) -> tuple[str, str]:
+    """How the card's vendor appears on the network (its first statement descriptor and
+    verified merchant id), so that a sandbox charge passes the merchant lock; a made-up
+    merchant when the card is not in this database (a remote --url)."""
+    try:
+        card = Card.objects.select_related("vendor").get(pk=uuid.UUID(card_id))
+    except (ValueError, Card.DoesNotExist, DatabaseError):
+        return "Sandbox merchant", ""
+    vendor = card.vendor
+    return (vendor.descriptors or [vendor.name])[0], (vendor.network_ids or ["sandbox-1"])[0]
 
 
 class Command(BaseCommand):
@@ -47,9 +66,19 @@ class Command(BaseCommand):
         authorize.add_argument("--card", required=True)
         authorize.add_argument("--amount", required=True)
         authorize.add_argument("--currency", default="USD")
-        authorize.add_argument("--merchant", default="Sandbox merchant")
+        authorize.add_argument(
+            "--merchant",
+            default="",
+            help="Merchant name (default: the card vendor's first "
+            "statement descriptor, when the card is in this database).",
+        )
         authorize.add_argument("--mcc", required=True)
-        authorize.add_argument("--merchant-id", default="")
+        authorize.add_argument(
+            "--merchant-id",
+            default=None,
+            help="Merchant network id (default: the vendor's "
+            "first verified id, when the card is in this database).",
+        )
         authorize.add_argument("--country", default="US")
         authorize.add_argument("--trace", default="")
         authorize.add_argument("--id", default="", help="Network id (default: random).")
@@ -65,6 +94,7 @@ class Command(BaseCommand):
         reverse.add_argument("--authorization", required=True)
         reverse.add_argument("--amount", default="")
         reverse.add_argument("--currency", default="USD")
+        reverse.add_argument("--id", default="", help="Event id (default: random).")
 
         refund = actions.add_parser("refund", help="Money back from the merchant.")
         refund.add_argument("--card", required=True)
@@ -77,14 +107,17 @@ class Command(BaseCommand):
         action = options["action"]
         if action == "authorize":
             path = "/api/network/authorizations"
+            name, merchant_id = _vendor_merchant(options["card"])
             payload: dict[str, Any] = {
                 "id": options["id"] or f"sbx_auth_{secrets.token_hex(8)}",
                 "card_id": options["card"],
                 "amount": _money(options),
                 "merchant": {
-                    "name": options["merchant"],
+                    "name": options["merchant"] or name,
                     "mcc": options["mcc"],
-                    "network_id": options["merchant_id"],
+                    "network_id": merchant_id
+                    if options["merchant_id"] is None
+                    else options["merchant_id"],
                     "country": options["country"].upper(),
                 },
             }
@@ -100,7 +133,9 @@ class Command(BaseCommand):
                 payload["card_id"] = options["card"]
         elif action == "reverse":
             path = f"/api/network/authorizations/{options['authorization']}/reverse"
-            payload = {"amount": _money(options)} if options["amount"] else {}
+            payload = {"id": options["id"] or f"sbx_rev_{secrets.token_hex(8)}"}
+            if options["amount"]:
+                payload["amount"] = _money(options)
         else:
             path = "/api/network/refunds"
             payload = {
