@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make run    install, migrate, load demo data, serve on http://127.0.0.1:8000
+#   make run    install, write .env once, migrate, load demo data, serve on http://127.0.0.1:8000
 #   make test   install and run the whole test suite (PostgreSQL when it answers)
 PYTHON ?= python3
 VENV := .venv
@@ -23,6 +23,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
+	@$(BIN)/python scripts/write_local_env.py
 	DEBUG=1 $(BIN)/python manage.py migrate --no-input
 	DEBUG=1 DEMO_ADMIN_PASSWORD=$(DEMO_ADMIN_PASSWORD) $(BIN)/python manage.py seed_demo
 	@echo "Portal/admin: http://$(HOST)/admin/  (user admin, password $(DEMO_ADMIN_PASSWORD))"

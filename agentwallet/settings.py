@@ -12,6 +12,7 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from celery.schedules import crontab
 
 # Lets ModelAdmin[Model] and friends be subscripted at run time, as the type stubs allow.
 django_stubs_ext.monkeypatch()
@@ -35,7 +36,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "agentwallet.apps.AgentWalletAdminConfig",  # django.contrib.admin, our index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -51,7 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_celery_beat",
-    "agentwallet",
+    "agentwallet.apps.AgentWalletConfig",
     "policies",
     "wallets",
     "cards",
@@ -190,6 +191,9 @@ MONEY_ROUNDING = ROUND_HALF_EVEN
 EXCHANGE_BACKEND = "ledger.fx.EcbBackend"
 BASE_CURRENCY = "EUR"
 AGENTWALLET_FX_URL = env.str("AGENTWALLET_FX_URL", default="")
+# Rates older than this many days are flagged (admin, /healthz): the ECB publishes on
+# business days only, so Friday's rates are still the newest on Monday.
+AGENTWALLET_FX_MAX_AGE_DAYS = env.int("AGENTWALLET_FX_MAX_AGE_DAYS", default=4)
 AGENTWALLET_HOLD_EXPIRY_DAYS = env.int("AGENTWALLET_HOLD_EXPIRY_DAYS", default=7)
 
 # --- AgentWallet ----------------------------------------------------------------
@@ -217,7 +221,8 @@ SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
 
 # --- Celery ---------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# The in-memory broker names a host so that kombu need not warn it assumed one.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
 # Without Redis (the embedded default) tasks run in-process, synchronously.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
@@ -273,6 +278,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Django's own console handler would print each record a second time: its
+        # records reach the root handler anyway.
+        "django": {"handlers": [], "level": "INFO"},
+        # Eager tasks run inside the request or command that queued them, so a line per
+        # task that succeeded is noise; failures are still logged.
+        **({"celery.app.trace": {"level": "WARNING"}} if CELERY_TASK_ALWAYS_EAGER else {}),
+    },
 }
 
 # Periodic work (synced into django-celery-beat's tables by `celery beat`).
@@ -283,4 +296,9 @@ CELERY_BEAT_SCHEDULE = {
     "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
     # After a policy's time-zone change (queued by the change itself; this sweeps up).
     "recut-month-counters": {"task": "ledger.tasks.recut_month_counters_task", "schedule": 60},
+    # The ECB publishes around 16:00 CET on business days.
+    "load-fx-rates": {
+        "task": "ledger.tasks.load_fx_rates_task",
+        "schedule": crontab(hour=15, minute=30),
+    },
 }

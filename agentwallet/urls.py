@@ -6,13 +6,10 @@ from django.urls import include, path
 from agentwallet import views
 from approvals.slack.views import slack_interactivity
 
-admin.site.site_header = "AgentWallet"
-admin.site.site_title = "AgentWallet admin"
-admin.site.index_title = "Spend control"
-
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("agentwallet.api_urls")),
     path("slack/interactivity", slack_interactivity, name="slack-interactivity"),
     path("admin/", admin.site.urls),

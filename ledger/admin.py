@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
+from ledger.fx import fx_warning
 from ledger.models import Authorization, FxSnapshot, LedgerEntry
 
 
@@ -76,3 +78,11 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 @admin.register(FxSnapshot)
 class FxSnapshotAdmin(ReadOnlyAdmin):
     list_display = ["loaded_at", "backend", "rates_date", "currencies", "source"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponseBase:
+        warning = fx_warning()
+        if warning:
+            messages.warning(request, warning)
+        return super().changelist_view(request, extra_context)

@@ -1,9 +1,13 @@
 """Exchange rates: the ECB's daily reference rates, loaded into djmoney's exchange tables.
 
 The project ships the ECB's daily file (`ledger/data/eurofxref.csv`); a URL can be
-configured instead. Rates are cross-computed through EUR by djmoney and cached per
-process (djmoney's cache, 10 minutes), so a decision in a foreign currency costs no
-query once warm.
+configured instead (AGENTWALLET_FX_URL). Rates are cross-computed through EUR by djmoney
+and cached per process (djmoney's cache, 10 minutes), so a decision in a foreign
+currency costs no query once warm.
+
+Each load keeps the date its rates are for (FxSnapshot.rates_date); rates older than
+AGENTWALLET_FX_MAX_AGE_DAYS are stale (`fx_rates_age`), which the admin and /healthz
+report. Beat loads the rates daily (ledger.tasks.load_fx_rates_task).
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ import csv
 import io
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from djmoney.contrib.exchange.backends.base import BaseExchangeBackend
 from djmoney.contrib.exchange.exceptions import MissingRate
 from djmoney.contrib.exchange.models import get_rate
@@ -81,7 +87,7 @@ class EcbBackend(BaseExchangeBackend):
     name = "ecb"
 
     def __init__(self, source: str | None = None) -> None:
-        self.source = source or str(SHIPPED_RATES)
+        self.source = source or settings.AGENTWALLET_FX_URL or str(SHIPPED_RATES)
         self.loaded: EcbRates | None = None
 
     def read(self) -> EcbRates:
@@ -99,6 +105,8 @@ class EcbBackend(BaseExchangeBackend):
 
 @transaction.atomic
 def fx_rates_load(*, source: str | None = None) -> FxSnapshot:
+    """Load the rates from `source` (a path or URL; default AGENTWALLET_FX_URL, else the
+    file the project ships) into djmoney's tables, and record which day they are for."""
     backend = EcbBackend(source)
     backend.update_rates(base_currency="EUR")
     if backend.loaded is None:
@@ -131,9 +139,64 @@ def fx_quote(source: str, target: str) -> FxQuote | None:
         rate = Decimal(get_rate(source, target, backend=EcbBackend.name))
     except MissingRate:
         return None
-    rates_date = cache.get(_DATE_CACHE_KEY)
+    return FxQuote(
+        rate=rate.quantize(RATE_PLACES, rounding=ROUND_HALF_EVEN), rates_date=fx_rates_date()
+    )
+
+
+def fx_rates_date() -> date | None:
+    """The day the rates in use are for: the last load's (cached like the rates)."""
+    rates_date: date | None = cache.get(_DATE_CACHE_KEY)
     if rates_date is None:
         latest = FxSnapshot.objects.filter(backend=EcbBackend.name).order_by("-id").first()
         rates_date = latest.rates_date if latest else None
         cache.set(_DATE_CACHE_KEY, rates_date, 600)
-    return FxQuote(rate=rate.quantize(RATE_PLACES, rounding=ROUND_HALF_EVEN), rates_date=rates_date)
+    return rates_date
+
+
+# --- Staleness: one rule for the admin, /healthz and a decision's answer -------------
+
+NO_RATES_WARNING = "No exchange rates are loaded: run `manage.py load_fx_rates`."
+
+
+@dataclass(frozen=True)
+class FxStaleness:
+    rates_date: date
+    age_days: int  # whole days from rates_date to today (UTC)
+    max_age_days: int  # AGENTWALLET_FX_MAX_AGE_DAYS
+    stale: bool  # age_days > max_age_days
+
+    @property
+    def warning(self) -> str:
+        return (
+            f"Exchange rates are from {self.rates_date}, {self.age_days} days old (limit "
+            f"AGENTWALLET_FX_MAX_AGE_DAYS={self.max_age_days}), and conversions still use "
+            "them: run `manage.py load_fx_rates` (Celery beat loads them daily)."
+        )
+
+
+def fx_rates_age(rates_date: date, *, now: datetime | None = None) -> FxStaleness:
+    """How old rates of `rates_date` are at `now`, and whether that is too old."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    age_days = (today - rates_date).days
+    max_age_days = settings.AGENTWALLET_FX_MAX_AGE_DAYS
+    return FxStaleness(
+        rates_date=rates_date,
+        age_days=age_days,
+        max_age_days=max_age_days,
+        stale=age_days > max_age_days,
+    )
+
+
+def fx_staleness(*, now: datetime | None = None) -> FxStaleness | None:
+    """The age of the rates in use, or None when no rates are loaded."""
+    rates_date = fx_rates_date()
+    return None if rates_date is None else fx_rates_age(rates_date, now=now)
+
+
+def fx_warning(*, now: datetime | None = None) -> str | None:
+    """What to tell an operator about the rates in use: None while they are fresh."""
+    staleness = fx_staleness(now=now)
+    if staleness is None:
+        return NO_RATES_WARNING
+    return staleness.warning if staleness.stale else None

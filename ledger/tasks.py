@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.utils import timezone
 
+from ledger.fx import fx_rates_age, fx_rates_load
 from ledger.services import counters_prune, holds_expire, month_counters_recut_pending
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -25,3 +30,14 @@ def recut_month_counters_task() -> int:
     """Cut again the month counters of agents whose policy's time zone changed (queued
     by the change, and swept by beat in case the queueing failed)."""
     return month_counters_recut_pending()
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=8)
+def load_fx_rates_task() -> str:
+    """Load the day's exchange rates, as `manage.py load_fx_rates` does. A source that
+    cannot be reached is tried again for about an hour; a bad file is not."""
+    snapshot = fx_rates_load()
+    age = fx_rates_age(snapshot.rates_date)
+    if age.stale:
+        logger.warning("%s (source: %s)", age.warning, snapshot.source)
+    return f"{snapshot.currencies} rates for {snapshot.rates_date}"

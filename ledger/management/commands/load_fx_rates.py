@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ledger.fx import FxError, fx_rates_load
+from ledger.fx import FxError, fx_rates_age, fx_rates_load
 
 
 class Command(BaseCommand):
@@ -20,11 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("--source", default="", help="A file path or an http(s) URL.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        source = options["source"] or settings.AGENTWALLET_FX_URL or None
         try:
-            snapshot = fx_rates_load(source=source)
+            snapshot = fx_rates_load(source=options["source"] or None)
         except (OSError, FxError) as exc:
             raise CommandError(f"Could not load rates: {exc}") from exc
         self.stdout.write(
             f"loaded {snapshot.currencies} rates for {snapshot.rates_date} from {snapshot.source}"
         )
+        age = fx_rates_age(snapshot.rates_date)
+        if age.stale:
+            self.stderr.write(age.warning)

@@ -1,0 +1,37 @@
+"""Deployment checks (`manage.py check --deploy`) for settings that Django cannot know
+are wrong: registered from AgentWalletConfig.ready()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+
+@register(Tags.security, deploy=True)
+def check_network_secret(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.AGENTWALLET_NETWORK_SECRET:
+        return []
+    return [
+        Error(
+            "AGENTWALLET_NETWORK_SECRET is empty: every card-network request will be "
+            "refused, so no authorization can be approved.",
+            hint="Set AGENTWALLET_NETWORK_SECRET to the HMAC key your card network signs with.",
+            id="agentwallet.E001",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_card_key(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.AGENTWALLET_CARD_KEY != settings.SECRET_KEY:
+        return []
+    return [
+        Warning(
+            "AGENTWALLET_CARD_KEY is SECRET_KEY (its default): rotating SECRET_KEY would "
+            "make every stored card number unreadable.",
+            hint="Set AGENTWALLET_CARD_KEY to a separate secret and keep it.",
+            id="agentwallet.W001",
+        )
+    ]
