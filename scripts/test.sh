@@ -17,7 +17,7 @@ PY
 if [ -z "${DATABASE_URL:-}" ] && answers 127.0.0.1 5432; then
   export DATABASE_URL="postgres://postgres@127.0.0.1:5432/agentwallet"
 fi
-if [ -z "${REDIS_URL:-}" ] && answers 127.0.0.1 6379; then
+if [ -z "${REDIS_URL:-}${TEST_REDIS_URL:-}" ] && answers 127.0.0.1 6379; then
   export TEST_REDIS_URL="redis://127.0.0.1:6379/15"
 fi
 export TEST_REDIS_URL="${TEST_REDIS_URL:-${REDIS_URL:-}}"
