@@ -132,6 +132,26 @@ def test_a_request_warning_is_printed_once():
     assert "WARNING django.request" in result.stderr
 
 
+def test_log_level_quiets_djangos_own_records_too():
+    result = run(
+        [
+            "-c",
+            "import django, logging; django.setup(); "
+            "logging.getLogger('django.server').info('GET /probe 200'); "
+            "logging.getLogger('django.request').warning('Not Found: /probe-404')",
+        ],
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "agentwallet.settings",
+            "DEBUG": "1",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "GET /probe 200" not in result.stderr
+    assert result.stderr.count("Not Found: /probe-404") == 1
+
+
 class Records(logging.Handler):
     """Collects what the configured loggers let through, changing no level."""
 
