@@ -104,6 +104,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, connecting within the card network's deadline (agentwallet.db).
+        DATABASES["default"]["ENGINE"] = "agentwallet.db.postgresql"
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     # No per-request SELECT 1: a dead connection fails the request (a decision then
     # fails closed) and is replaced on the next one.
@@ -116,6 +119,8 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             server_side_binding=True, prepare_threshold=int(_prepare)
         )
+    # libpq's least (2 s); under a deadline connecting is bounded by what is left of it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -4,6 +4,7 @@ import logging
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError
 from djmoney.money import Money
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 
 from agentwallet.api.fields import validate_input
 from agentwallet.api.pagination import CreatedCursorPagination
+from agentwallet.db import deadline
 from agentwallet.lib.money import from_cents
 from ledger import selectors, services
 from ledger.filters import LedgerEntryFilter
@@ -110,6 +112,11 @@ class NetworkApi(APIView):
 
     authentication_classes = [NetworkSignatureAuthentication]
     permission_classes = [IsNetwork]
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The deadline runs from here: verifying, deciding and answering fit in it.
+        with deadline.deadline(settings.AGENTWALLET_DECISION_DEADLINE_MS):
+            return super().dispatch(request, *args, **kwargs)
 
 
 # Made once per process: DRF deep-copies a serializer's fields each time one is made,

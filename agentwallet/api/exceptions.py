@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -18,6 +20,16 @@ from rest_framework.views import exception_handler
 
 from agentwallet.api.parsers import PayloadTooLarge
 from agentwallet.lib.errors import Conflict
+
+logger = logging.getLogger("agentwallet.api")
+
+
+class SystemUnavailable(exceptions.APIException):
+    """The database is down, hangs or did not answer within the request's deadline."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The system cannot answer now; try again."
+    default_code = "system_unavailable"
 
 
 class ConflictError(exceptions.APIException):
@@ -61,6 +73,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = ConflictError(str(exc))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # Connection lost, timed out or cancelled: not the caller's fault, and not a bug.
+        logger.warning("answered 503: database unavailable (%s)", exc)
+        exc = SystemUnavailable()
 
     response = exception_handler(exc, context)
     if response is None:

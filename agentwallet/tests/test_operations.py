@@ -70,6 +70,7 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "agentwallet.settings",
         "DEBUG": "0",
+        "SECRET_KEY": "",  # wins over a local .env that `make run` wrote
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],

@@ -13,11 +13,11 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from agentwallet.db import deadline
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import convert_up, from_cents, to_cents
 from agentwallet.lib.timewindows import day_end, month_bounds
@@ -25,7 +25,7 @@ from approvals.selectors import bumps_by_scope
 from approvals.services import DeclineContext, approval_request_for_decline, warnings_queue
 from cards.services import card_close_after_use, card_merchant_learn
 from ledger import sql
-from ledger.fx import FxQuote, fx_quote
+from ledger.fx import FxQuote, fx_quote, fx_rates_age
 from ledger.models import SYSTEM_UNAVAILABLE, Authorization, Decision, HoldState
 from policies import rules
 from wallets.selectors import agent_get
@@ -77,10 +77,7 @@ class Decided:
     @property
     def fx_rate_stale(self) -> bool:
         """The charge was converted at a rate older than AGENTWALLET_FX_MAX_AGE_DAYS."""
-        if self.fx_rate_date is None:
-            return False
-        age = timezone.now().date() - self.fx_rate_date
-        return age > timedelta(days=settings.AGENTWALLET_FX_MAX_AGE_DAYS)
+        return self.fx_rate_date is not None and fx_rates_age(self.fx_rate_date).stale
 
     @classmethod
     def of(cls, auth: Authorization) -> Decided:
@@ -146,6 +143,7 @@ def authorization_decide(
     now = now or timezone.now()
     try:
         with transaction.atomic(durable=True), connection.cursor() as cursor:
+            deadline.transaction_timeouts(cursor)  # under a network request's deadline
             # 1. The card, its agent (locked), vendor and policy.
             facts = sql.card_facts_lock(
                 cursor, card_id=request.card_id, network_id=request.network_id

@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from agentwallet.db import deadline
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import convert_down, convert_up, from_cents, to_cents
 from cards.models import Card
@@ -109,6 +110,7 @@ def _capture(
     network_txn_id = event.event_id if event else None
     auth_id, agent_id = _find_authorization(network_id)
     with transaction.atomic(durable=True):
+        deadline.transaction_timeouts()  # under a network request's deadline
         agent = agent_lock(agent_id=agent_id)
         if (replay := _replayed(event)) is not None:
             return replay
@@ -237,6 +239,7 @@ def _capture_unseen(
 ) -> PostingOutcome:
     card = _card(card_id)
     with transaction.atomic(durable=True):
+        deadline.transaction_timeouts()  # under a network request's deadline
         agent = agent_lock(agent_id=card.agent_id)
         if (replay := _replayed(event)) is not None:
             return replay
@@ -290,6 +293,7 @@ def _reverse(
     network_txn_id = event.event_id if event else None
     auth_id, agent_id = _find_authorization(network_id)
     with transaction.atomic(durable=True):
+        deadline.transaction_timeouts()  # under a network request's deadline
         agent = agent_lock(agent_id=agent_id)
         if (replay := _replayed(event)) is not None:
             return replay
@@ -379,6 +383,7 @@ def _refund(
         if auth_id is None:
             raise NotFoundError(f"No authorization {authorization_network_id} on that card.")
     with transaction.atomic(durable=True):
+        deadline.transaction_timeouts()  # under a network request's deadline
         agent = agent_lock(agent_id=card.agent_id)
         if (replay := _replayed(event)) is not None:
             return replay

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.test import Client
 
 from cards.models import Card
