@@ -273,26 +273,31 @@ def merchant_id_to_learn(card: CardFacts, charge: ChargeFacts) -> str:
 _PROCESSOR_PREFIX = re.compile(
     r"^(?:SQ|SP|TST|PAYPAL|PP|FS|2CO|PADDLE(?:\.NET)?)\s*\*\s*", re.IGNORECASE
 )
-_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
+_DROPPED = re.compile(r"['\u2019.]")  # JOE'S -> JOES, CLAUDE.AI -> CLAUDEAI
+_SEPARATORS = re.compile(r"[^0-9A-Z]+")
 # A name shorter than this never matches by being a descriptor's prefix (networks cut
-# names at 22-25 characters, so "AMAZON WEB SERVI" is AWS; "AM" is not).
+# names at 22-25 characters, so "AMAZON WEB SERVI" is AWS; "AMAZON" is not).
 _MIN_TRUNCATED = 8
 
 
 def descriptor_normalise(text: str) -> str:
-    """Upper case, without a processor's prefix, punctuation or spaces:
-    "sq *Joe's  Pizza" and "JOES PIZZA" are both "JOESPIZZA"."""
-    return _NOT_ALNUM.sub("", _PROCESSOR_PREFIX.sub("", text.strip()).upper())
+    """Upper case, without a processor's prefix or punctuation, words single-spaced:
+    "sq *Joe's  Pizza" and "JOES PIZZA" are both "JOES PIZZA"."""
+    text = _DROPPED.sub("", _PROCESSOR_PREFIX.sub("", text.strip()).upper())
+    return _SEPARATORS.sub(" ", text).strip()
 
 
 def descriptor_matches(merchant_name: str, descriptors: tuple[str, ...]) -> bool:
-    """Whether the merchant name is one of the (normalised) descriptors: it starts with
-    one (names carry a city or a reference after it), or is one cut short."""
+    """Whether the merchant name is one of the (normalised) descriptors: the descriptor
+    whole, then maybe more words (a city, a reference), or the descriptor cut short.
+    "OPENAI SAN FRANCISCO" is OPENAI; "OPENAIX" is not."""
     name = descriptor_normalise(merchant_name)
     if not name:
         return False
     return any(
-        name.startswith(descriptor) or (len(name) >= _MIN_TRUNCATED and descriptor.startswith(name))
+        name == descriptor
+        or name.startswith(descriptor + " ")
+        or (len(name) >= _MIN_TRUNCATED and descriptor.startswith(name))
         for descriptor in descriptors
         if descriptor
     )

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.apps import apps
+from rest_framework.exceptions import ValidationError
 
 OUR_APPS = ("wallets", "cards", "policies", "ledger", "approvals")
 
@@ -249,3 +250,139 @@ def test_unknown_api_path_answers_json_404(staff_client):
     response = staff_client.get("/api/agents/not-a-uuid")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+HOSTILE_BODIES = {
+    # About 1,000 levels: validating it would exhaust Python's stack (RecursionError).
+    "nested": "[" * 1000 + "]" * 1000,
+    "nested-object": '{"name": ' + '{"a": ' * 1000 + "1" + "}" * 1001,
+    # PostgreSQL cannot store NUL in text; the lone surrogate cannot be encoded back.
+    "nul": json.dumps({"name": "a\x00b", "slug": "x\x00", "reason": "\x00", "vendor": "\x00"}),
+    "surrogate": '{"name": "\\ud800", "category": "\\ud800", "reason": "\\udfff"}',
+    "surrogate-key": '{"\\ud800": 1}',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_BODIES))
+@pytest.mark.parametrize(("method", "template"), WRITE_ENDPOINTS)
+def test_hostile_json_gets_a_json_400_and_writes_nothing(
+    alice, staff_client, method, template, kind
+):
+    before = row_counts()
+    response = getattr(staff_client, method)(
+        _path(template, alice), data=HOSTILE_BODIES[kind], content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "parse_error"
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "1_000",
+        "\uff11\uff12",
+        " 12.50 ",
+        "12.50\n",
+        "12.500",
+        "+12",
+        "1e3",
+        "0x10",
+        "١٢",
+        12,
+        "12.",
+    ],
+)
+def test_money_is_an_ascii_decimal_string_with_the_currencys_places(alice, staff_client, amount):
+    before = row_counts()
+    response = staff_client.post(
+        f"/api/agents/{alice.agent.pk}/cards",
+        {"vendor": "hetzner", "trace_id": "PR-1", "monthly_cap": money(amount)},
+        format="json",
+    )
+    assert response.status_code == 400, (amount, response.content)
+    assert "monthly_cap" in response.json()["error"]["fields"]
+    assert row_counts() == before
+
+
+def test_money_accepts_the_plain_forms(alice, staff_client):
+    for amount in ("12", "12.5", "12.50", "0012.50"):
+        response = staff_client.post(
+            f"/api/agents/{alice.agent.pk}/cards",
+            {"vendor": "hetzner", "expires_in_seconds": 600, "monthly_cap": money(amount)},
+            format="json",
+        )
+        assert response.status_code == 201, (amount, response.content)
+        assert (
+            response.json()["card"]["monthly_cap"]["amount"] == "12.50"
+            if "." in amount
+            else "12.00"
+        )
+
+
+@pytest.mark.parametrize(
+    "value", ["1_000", "\uff11\uff12", " 12 ", "12\n", 12.0, "12.0", True, "1e3"]
+)
+def test_integers_are_integers(alice, staff_client, value):
+    before = row_counts()
+    trace = staff_client.put(
+        f"/api/agents/{alice.agent.pk}/trace",
+        {"trace_id": "PR-1", "ttl_seconds": value},
+        format="json",
+    )
+    assert trace.status_code == 400, (value, trace.content)
+    policy = staff_client.patch(
+        "/api/policies/starter", {"velocity_per_hour": value}, format="json"
+    )
+    assert policy.status_code == 400, (value, policy.content)
+    assert row_counts() == before
+    ok = staff_client.put(
+        f"/api/agents/{alice.agent.pk}/trace",
+        {"trace_id": "PR-1", "ttl_seconds": 600},
+        format="json",
+    )
+    assert ok.status_code == 200
+
+
+def test_a_trailing_newline_is_not_part_of_an_id(alice, staff_client):
+    """Python's `$` matches before a final newline; what is stored never holds one."""
+    response = staff_client.put(
+        f"/api/agents/{alice.agent.pk}/trace", {"trace_id": "PR-1\n"}, format="json"
+    )
+    assert response.json()["trace"]["trace_id"] == "PR-1"
+    from agentwallet.api.fields import StrictRegexField
+
+    field = StrictRegexField(r"^[A-Z]+$", trim_whitespace=False)
+    with pytest.raises(ValidationError):
+        field.run_validation("PR\n")
+    assert field.run_validation("PR") == "PR"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/traces/%00", "/api/ledger?trace_id=%00", "/api/ledger?vendor=a%00b"]
+)
+def test_nul_in_the_url_gets_a_json_400(staff_client, path):
+    response = staff_client.get(path)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_api_paths_answer_json_also_in_debug(staff_client, settings, debug):
+    settings.DEBUG = debug
+    for path in ("/api/nope", "/api/agents/x/y/z", "/api/network/nothing"):
+        response = staff_client.get(path)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    "path", ["/api/agents", "/api/network/authorizations", "/slack/interactivity"]
+)
+def test_a_disallowed_host_answers_json(staff_client, settings, debug, path):
+    settings.DEBUG = debug
+    response = staff_client.post(path, {}, format="json", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "disallowed_host"
