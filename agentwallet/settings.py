@@ -1,7 +1,7 @@
 """AgentWallet settings.
 
 One env-driven file. With no environment set it runs in the embedded mode of
-DESIGN.md: SQLite (IMMEDIATE transactions), Celery tasks run eagerly, Slack
+the README: SQLite (IMMEDIATE transactions), Celery tasks run eagerly, Slack
 messages stay in the outbox. Production is this same file with the environment set.
 """
 

@@ -48,9 +48,9 @@ def main() -> int:
             actor=Actor.system(),
         )
         card = next(new.card for new in made.cards if new.card.vendor.slug == vendor)
-        return str(card.pk), card.allowed_mccs[0]
+        return str(card.pk), card.allowed_mccs[0], vendor
 
-    def decide(card: tuple[str, str], amount: str) -> tuple[float, str]:
+    def decide(card: tuple[str, str, str], amount: str) -> tuple[float, str]:
         started = time.perf_counter()
         decided = authorization_decide(
             request=AuthorizationRequest(
@@ -59,6 +59,7 @@ def main() -> int:
                 amount=Decimal(amount),
                 currency="USD",
                 merchant_mcc=card[1],
+                **harness.MERCHANTS[card[2]],
             )
         ).decided
         return time.perf_counter() - started, decided.reason or decided.decision

@@ -16,12 +16,15 @@ import http.client
 import itertools
 import os
 import random
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import harness
 import psutil
@@ -35,9 +38,10 @@ TARGETS = {
     "freeze_violations": 0,
     "history_p50_growth_at_most": 1.5,
     "postgres_cpu_vs_ceiling_goal_at_most": 2.0,  # a goal to report, not a gate
+    "hung_database_to_decline_p99_within_deadline_ms": 1500,
 }
 BIG = Decimal("900000000")  # caps no load reaches: every decision is a full approval
-PARTS = ("rate", "hot", "statements", "http", "freeze", "history")
+PARTS = ("rate", "hot", "statements", "http", "freeze", "history", "hung")
 
 
 # --- The world: agents, cards and the ceiling's tables ---------------------------------
@@ -81,6 +85,7 @@ def seed(spread_agents: int, hot_prior: int) -> dict[str, Any]:
                 amount=Decimal("0.01"),
                 currency="USD",
                 merchant_mcc=hot[2],
+                **harness.MERCHANTS["openai"],
             ),
             now=now - timedelta(hours=23) + timedelta(seconds=n * 80_000 / max(hot_prior, 1)),
         )
@@ -187,6 +192,7 @@ def decisions(cards: list[tuple[str, str, str]], tag: str) -> Callable[[int], ha
                         amount=Decimal("0.01"),
                         currency="USD",
                         merchant_mcc=mcc,
+                        **harness.MERCHANTS["openai"],
                     )
                 ).decided
             return time.perf_counter() - locked[0], decided.reason or decided.decision
@@ -345,6 +351,72 @@ def freeze_to_decline(world: dict[str, Any], port: int, rounds: int) -> dict[str
     }
 
 
+def hung_database(world: dict[str, Any], code: Path, url: str, sizes: dict[str, Any]) -> dict:
+    """Gunicorn's connections go through a proxy that stops forwarding (the database
+    hangs, as a stopped server or a dropped network does): how long each authorization
+    sent meanwhile takes to be declined `system_unavailable`, with as many clients as
+    workers, beside AGENTWALLET_DECISION_DEADLINE_MS; then whether the first after the
+    database is back is decided normally."""
+    sys.path.insert(0, str(harness.ROOT))  # the proxy of this checkout's tests
+    from ledger.tests.tcp_proxy import HangingProxy
+
+    parts = urlsplit(url)
+    proxy = HangingProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    deadline_ms = 1500
+    workers = 3
+    env = {"DATABASE_URL": proxied, "AGENTWALLET_DECISION_DEADLINE_MS": str(deadline_ms)}
+    cards = world["spread"][:workers]
+    took: list[float] = []
+    answers: Counter[str] = Counter()
+    serial = itertools.count()
+
+    def client(card: tuple[str, str, str], rounds: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(rounds):
+            body = harness.authorization_body(f"hung-{next(serial)}", card[1], card[2])
+            started = time.perf_counter()
+            status, answer = harness.post(
+                conn, harness.AUTH_PATH, body, {"AgentWallet-Signature": harness.signature(body)}
+            )
+            took.append(time.perf_counter() - started)
+            answers[f"{status} {answer.get('reason') or answer.get('decision')}"] += 1
+
+    try:
+        with harness.gunicorn(code, workers=workers, env=env) as port:
+            for card in cards * 4:  # every worker holds a connection through the proxy
+                client(card, 1)
+            took.clear()
+            answers.clear()
+            harness.log("hung database: the proxy stops forwarding")
+            proxy.hang()
+            threads = [
+                threading.Thread(target=client, args=(card, sizes["hung_rounds"])) for card in cards
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            hung = list(took)
+            hung_answers = dict(answers)
+            proxy.resume()
+            took.clear()
+            answers.clear()
+            for card in cards * 2:
+                client(card, 1)
+            after = dict(answers)
+    finally:
+        proxy.close()
+    return {
+        "deadline_ms": deadline_ms,
+        "workers": workers,
+        "clients": len(cards),
+        "to_decline": harness.summary(hung),
+        "answers_while_hung": hung_answers,
+        "answers_after": after,
+    }
+
+
 def statement_costs(world: dict[str, Any], url: str, repeats: int) -> dict[str, Any]:
     """PostgreSQL CPU of each statement of an approval (ledger/sql.py) and of the
     ceiling's, each run `repeats` times on one connection in a transaction that is rolled
@@ -373,7 +445,7 @@ def statement_costs(world: dict[str, Any], url: str, repeats: int) -> dict[str, 
             # The foreign keys are checked with each statement rather than at the commit
             # (Django makes them deferrable), so that the write's figure includes them.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            facts = sql.card_facts_lock(cursor, card_id=card_id)
+            facts = sql.card_facts_lock(cursor, card_id=card_id, network_id="stmt")
             now = timezone.now()
             posting = sql.Posting(
                 facts.agent_id,
@@ -390,8 +462,9 @@ def statement_costs(world: dict[str, Any], url: str, repeats: int) -> dict[str, 
                 "card_id": facts.card_id, "agent_id": facts.agent_id, "vendor_id": facts.vendor_id,
                 "requested_card_id": card_id, "amount": Decimal("0.01"), "amount_currency": "USD",
                 "cap_amount": Decimal("0.01"), "cap_amount_currency": "USD",
-                "fx_rate": Decimal(1), "fx_rate_date": None, "merchant_name": "bench",
-                "merchant_mcc": mcc, "merchant_network_id": "", "merchant_country": "US",
+                "fx_rate": Decimal(1), "fx_rate_date": None, "merchant_name": "OPENAI",
+                "merchant_mcc": mcc, "merchant_network_id": "SXONGQUGQWWJUTM",
+                "merchant_country": "US", "merchant_lock": "", "request_sha256": "",
                 "trace_id": "", "decision": "approved", "reason": "", "cap_scope": "",
                 "cap_limit": None, "cap_limit_currency": None, "cap_remaining": None,
                 "cap_remaining_currency": None, "approval_request_id": None,
@@ -400,7 +473,7 @@ def statement_costs(world: dict[str, Any], url: str, repeats: int) -> dict[str, 
             }  # fmt: skip
             out["product"] = {
                 "card facts, agent lock": backend_cpu_us(
-                    cursor, lambda n: sql.card_facts_lock(cursor, card_id=card_id)
+                    cursor, lambda n: sql.card_facts_lock(cursor, card_id=card_id, network_id="s")
                 ),
                 "spend read": backend_cpu_us(
                     cursor,
@@ -578,6 +651,23 @@ def report(result: dict[str, Any]) -> tuple[str, list[Verdict]]:
                 f"{to_decline['p99_ms']} ms, {freeze['violations']} violations",
             )
         )
+    if hung := result.get("hung"):
+        to_decline = hung["to_decline"]
+        lines.append(
+            f"\nHung database to decline ({hung['clients']} clients, {hung['workers']} workers): "
+            f"p50 {to_decline['p50_ms']} ms, p99 {to_decline['p99_ms']} ms, max "
+            f"{to_decline['max_ms']} ms (deadline {hung['deadline_ms']} ms); answers "
+            f"{hung['answers_while_hung']}; after the database is back {hung['answers_after']}"
+        )
+        only_declines = set(hung["answers_while_hung"]) == {"200 system_unavailable"}
+        back = set(hung["answers_after"]) == {"200 approved"}
+        verdicts.append(
+            (
+                "hung database to decline p99 within the deadline; decided again after",
+                to_decline["p99_ms"] < hung["deadline_ms"] and only_declines and back,
+                f"{to_decline['p99_ms']} ms of {hung['deadline_ms']}",
+            )
+        )
     if hist := result.get("history"):
         sizes = result["sizes"]
         lines.append(
@@ -616,6 +706,7 @@ def main() -> int:
         "freeze_rounds": 15 if args.quick else 40,
         "statement_repeats": 500 if args.quick else 2000,
         "repeats": 1 if args.quick else 3,
+        "hung_rounds": 4 if args.quick else 10,
     }
     started = time.monotonic()
     code = args.code.resolve()
@@ -642,6 +733,8 @@ def main() -> int:
                 result["freeze"] = freeze_to_decline(world, port, sizes["freeze_rounds"])
     if "history" in parts:
         result["history"] = history(world, args.postgres_url, sizes)
+    if "hung" in parts:
+        result["hung"] = hung_database(world, code, args.postgres_url, sizes)
     text, verdicts = report(result)
     print(text)
     harness.write_json(

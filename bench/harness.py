@@ -41,6 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/agentwallet_bench"
 NETWORK_SECRET = "bench-network-secret"
 AUTH_PATH = "/api/network/authorizations"
+# How the bench's vendors appear on the network (a descriptor and a verified merchant
+# id from the curated catalogue), so every charge passes the merchant lock and is
+# decided on its caps.
+MERCHANTS = {
+    "openai": {"merchant_name": "OPENAI", "merchant_network_id": "SXONGQUGQWWJUTM"},
+    "aws": {"merchant_name": "AMAZON WEB SERVICES", "merchant_network_id": "185119000762203"},
+}
 
 
 def common_arguments(description: str, output: str) -> argparse.ArgumentParser:
@@ -271,7 +278,12 @@ def authorization_body(network_id: str, card_id: str, mcc: str, amount: str = "0
             "id": network_id,
             "card_id": card_id,
             "amount": {"amount": amount, "currency": "USD"},
-            "merchant": {"name": "bench", "mcc": mcc, "country": "US"},
+            "merchant": {
+                "name": MERCHANTS["openai"]["merchant_name"],
+                "mcc": mcc,
+                "network_id": MERCHANTS["openai"]["merchant_network_id"],
+                "country": "US",
+            },
         },
         separators=(",", ":"),
     ).encode()
@@ -291,8 +303,9 @@ def post(conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict
 
 
 @contextmanager
-def gunicorn(code: Path, *, workers: int = 3) -> Iterator[int]:
-    """The project's WSGI application under gunicorn's sync workers; yields the port."""
+def gunicorn(code: Path, *, workers: int = 3, env: dict[str, str] | None = None) -> Iterator[int]:
+    """The project's WSGI application under gunicorn's sync workers; yields the port.
+    `env`: environment variables to change for it (say, DATABASE_URL)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -300,7 +313,7 @@ def gunicorn(code: Path, *, workers: int = 3) -> Iterator[int]:
     command = [sys.executable, "-m", "gunicorn", "agentwallet.wsgi", "--chdir", str(code)]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     command += ["--log-level", "warning", "--error-logfile", str(log)]
-    process = subprocess.Popen(command, cwd=code)
+    process = subprocess.Popen(command, cwd=code, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 60
         while True:

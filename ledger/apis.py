@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from djmoney.money import Money
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -156,8 +156,13 @@ class NetworkAuthorizationCreateApi(NetworkApi):
         )
         try:
             outcome = services.authorization_decide(request=auth_request)
-        except DatabaseError:
-            logger.exception("authorization %s declined: database unavailable", data["id"])
+        except DatabaseError as exc:
+            if isinstance(exc, OperationalError | InterfaceError):  # down, cut off, timed out
+                logger.warning(
+                    "authorization %s declined: database unavailable (%s)", data["id"], exc
+                )
+            else:  # anything else is a bug: its traceback is wanted
+                logger.exception("authorization %s declined: database error", data["id"])
             outcome = services.AuthorizationOutcome(
                 decided=services.Decided.unavailable(network_id=data["id"])
             )

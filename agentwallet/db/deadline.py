@@ -36,8 +36,8 @@ logger = logging.getLogger("agentwallet.deadline")
 
 # The server gives up this much before the deadline, so that its clean error (and the
 # decline) still leaves in time; the watchdog acts this much before it.
-SERVER_MARGIN_S = 0.15
-WATCHDOG_MARGIN_S = 0.05
+SERVER_MARGIN_S = 0.2
+WATCHDOG_MARGIN_S = 0.1
 
 
 @dataclass(eq=False)
