@@ -1,4 +1,4 @@
-"""Load the 22 curated vendors and the starter policy of DESIGN.md."""
+"""Load the 22 curated vendors and the starter policy."""
 
 import json
 from decimal import Decimal
