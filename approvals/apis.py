@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from agentwallet.api.fields import validate_input
 from agentwallet.api.pagination import CreatedCursorPagination
+from agentwallet.api.schema import error_response
 from approvals import selectors, services
 from approvals.models import ApprovalRequest, ApprovalScope, ApprovalStatus, DecisionChannel
 from approvals.serializers import (
@@ -34,6 +35,9 @@ class ApprovalFilter(django_filters.FilterSet):
     class Meta:
         model = ApprovalRequest
         fields = ["status", "scope", "agent", "trace_id"]
+
+
+DECIDED = error_response("The request is decided or expired already.")
 
 
 class ApprovalListApi(APIView):
@@ -75,7 +79,7 @@ class ApprovalApproveApi(APIView):
     @extend_schema(
         operation_id="approvals_approve",
         request=ApprovalApproveInputSerializer,
-        responses=ApprovalOutputSerializer,
+        responses={200: ApprovalOutputSerializer, 409: DECIDED},
     )
     def post(self, request: Request, approval_id: int) -> Response:
         actor = actor_from_request(request)
@@ -105,7 +109,7 @@ class ApprovalDenyApi(APIView):
     @extend_schema(
         operation_id="approvals_deny",
         request=ApprovalDenyInputSerializer,
-        responses=ApprovalOutputSerializer,
+        responses={200: ApprovalOutputSerializer, 409: DECIDED},
     )
     def post(self, request: Request, approval_id: int) -> Response:
         actor = actor_from_request(request)
@@ -128,7 +132,12 @@ class AgentApprovalAskApi(APIView):
     @extend_schema(
         operation_id="agents_approvals_create",
         request=ApprovalAskInputSerializer,
-        responses={201: ApprovalOutputSerializer},
+        responses={
+            201: ApprovalOutputSerializer,
+            409: error_response(
+                "The policy sets no such cap, or an open request for it exists already."
+            ),
+        },
     )
     def post(self, request: Request, agent_id: uuid.UUID) -> Response:
         agent = agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)

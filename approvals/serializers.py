@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agentwallet.api.fields import MoneyField, StrictInputSerializer, StrictRegexField
-from approvals.models import ApprovalRequest, ApprovalScope
+from approvals.models import ApprovalRequest, ApprovalScope, DecisionChannel
 from policies.models import Vendor
 
 
@@ -24,6 +24,11 @@ class ApprovalOutputSerializer(serializers.ModelSerializer[ApprovalRequest]):
     spent = MoneyField()
     requested_amount = MoneyField()
     approved_amount = MoneyField(allow_null=True)
+    # Declared so the schema says it: "" while the request is pending (a model field's
+    # blank=True does not reach the schema of a read-only field).
+    decided_via = serializers.ChoiceField(
+        choices=DecisionChannel.choices, allow_blank=True, read_only=True
+    )
     bump = serializers.SerializerMethodField()
 
     class Meta:

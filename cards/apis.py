@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentwallet.api.fields import validate_input
+from agentwallet.api.schema import error_response
 from cards import selectors, services
 from cards.serializers import (
     CardCreateInputSerializer,
@@ -20,6 +21,8 @@ from cards.serializers import (
 from wallets.actors import actor_from_request
 from wallets.permissions import require_staff
 from wallets.selectors import agent_get_for_actor
+
+CLOSED_CARD = error_response("The card is closed.")
 
 CardListOutputSerializer = inline_serializer(
     "CardListOutput", {"results": CardOutputSerializer(many=True)}
@@ -36,7 +39,10 @@ class CardListCreateApi(APIView):
     @extend_schema(
         operation_id="agent_cards_create",
         request=CardCreateInputSerializer,
-        responses={201: IssuedCardOutputSerializer},
+        responses={
+            201: IssuedCardOutputSerializer,
+            409: error_response("The agent has an open card for this vendor already."),
+        },
     )
     def post(self, request: Request, agent_id: uuid.UUID) -> Response:
         actor = actor_from_request(request)
@@ -63,7 +69,7 @@ class CardFreezeApi(APIView):
     @extend_schema(
         operation_id="agent_cards_freeze",
         request=CardFreezeInputSerializer,
-        responses=CardOutputSerializer,
+        responses={200: CardOutputSerializer, 409: CLOSED_CARD},
     )
     def post(self, request: Request, agent_id: uuid.UUID, card_id: uuid.UUID) -> Response:
         actor = actor_from_request(request)
@@ -81,7 +87,7 @@ class CardUnfreezeApi(APIView):
     @extend_schema(
         operation_id="agent_cards_unfreeze",
         request=CardUnfreezeInputSerializer,
-        responses=CardOutputSerializer,
+        responses={200: CardOutputSerializer, 409: CLOSED_CARD},
     )
     def post(self, request: Request, agent_id: uuid.UUID, card_id: uuid.UUID) -> Response:
         actor = actor_from_request(request)

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentwallet.api.fields import validate_input
+from agentwallet.api.schema import STAFF_ONLY
 from policies import selectors, services
 from policies.serializers import (
     PolicyCreateInputSerializer,
@@ -45,7 +46,10 @@ class VendorListCreateApi(APIView):
 class PolicyListCreateApi(APIView):
     permission_classes = [IsStaffActor]
 
-    @extend_schema(operation_id="policies_list", responses=PolicyOutputSerializer(many=True))
+    @extend_schema(
+        operation_id="policies_list",
+        responses={200: PolicyOutputSerializer(many=True), 403: STAFF_ONLY},
+    )
     def get(self, request: Request) -> Response:
         return Response(PolicyOutputSerializer(selectors.policy_list(), many=True).data)
 
@@ -64,7 +68,9 @@ class PolicyListCreateApi(APIView):
 class PolicyDetailApi(APIView):
     permission_classes = [IsStaffActor]
 
-    @extend_schema(operation_id="policies_retrieve", responses=PolicyOutputSerializer)
+    @extend_schema(
+        operation_id="policies_retrieve", responses={200: PolicyOutputSerializer, 403: STAFF_ONLY}
+    )
     def get(self, request: Request, slug: str) -> Response:
         return Response(PolicyOutputSerializer(selectors.policy_get_by_slug(slug=slug)).data)
 

@@ -80,7 +80,9 @@ class AgentTraceApi(APIView):
         agent = services.agent_trace_set(agent=agent, **data)
         return Response(AgentOutputSerializer(agent, context={"now": timezone.now()}).data)
 
-    @extend_schema(operation_id="agents_trace_clear", request=None, responses=AgentOutputSerializer)
+    @extend_schema(
+        operation_id="agents_trace_clear", request=None, responses={200: AgentOutputSerializer}
+    )
     def delete(self, request: Request, agent_id: uuid.UUID) -> Response:
         agent = selectors.agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
         agent = services.agent_trace_clear(agent=agent)
