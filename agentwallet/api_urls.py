@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentwallet.api.exceptions import error_body
 
 
+@csrf_exempt  # else an unsafe method gets CSRF's HTML 403 (every DRF view is exempt too)
 def api_not_found(request: HttpRequest) -> JsonResponse:
     """Unknown API paths answer in JSON, also with DEBUG on (whose 404 page is HTML)."""
     return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)

@@ -275,6 +275,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
+    # Every operation's error answers, in the one error shape (agentwallet/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "agentwallet.api.schema.error_responses",
+    ],
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from djmoney.money import Money
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from agentwallet.api.fields import validate_input
 from agentwallet.api.pagination import CreatedCursorPagination
+from agentwallet.api.schema import error_response
 from agentwallet.db import deadline
 from agentwallet.lib.money import from_cents
 from ledger import selectors, services
@@ -119,6 +120,19 @@ class NetworkApi(APIView):
             return super().dispatch(request, *args, **kwargs)
 
 
+EVENT_ID_TAKEN = error_response(
+    "The event id was used already by another event, or by this event with another payload."
+)
+POSTING_UNAVAILABLE = error_response(
+    "The database is down or did not answer within the deadline; send the event again."
+)
+POSTED = {
+    201: NetworkPostingOutputSerializer,
+    200: OpenApiResponse(NetworkPostingOutputSerializer, description="The same event again."),
+    503: POSTING_UNAVAILABLE,
+}
+
+
 # Made once per process: DRF deep-copies a serializer's fields each time one is made,
 # which cost this endpoint, which every card swipe waits on, more CPU than validating and
 # rendering (about 0.33 ms of 2.2 per request; bench/README.md). They are used only
@@ -137,7 +151,7 @@ class NetworkAuthorizationCreateApi(NetworkApi):
     @extend_schema(
         operation_id="network_authorizations_create",
         request=NetworkAuthorizationInputSerializer,
-        responses=NetworkDecisionOutputSerializer,
+        responses={200: NetworkDecisionOutputSerializer, 409: EVENT_ID_TAKEN},
     )
     def post(self, request: Request) -> Response:
         data = _AUTHORIZATION_INPUT.run_validation(request.data)
@@ -192,7 +206,10 @@ class NetworkAuthorizationCaptureApi(NetworkApi):
     @extend_schema(
         operation_id="network_authorizations_capture",
         request=NetworkCaptureInputSerializer,
-        responses={201: NetworkPostingOutputSerializer},
+        responses={
+            **POSTED,
+            409: error_response("The event id is taken, or the capture is in another currency."),
+        },
     )
     def post(self, request: Request, network_id: str) -> Response:
         data = validate_input(NetworkCaptureInputSerializer, request.data)
@@ -234,7 +251,13 @@ class NetworkAuthorizationReverseApi(NetworkApi):
     @extend_schema(
         operation_id="network_authorizations_reverse",
         request=NetworkReverseInputSerializer,
-        responses={201: NetworkPostingOutputSerializer},
+        responses={
+            **POSTED,
+            409: error_response(
+                "Nothing is held any more, the amount is in another currency, or the event "
+                "id is taken."
+            ),
+        },
     )
     def post(self, request: Request, network_id: str) -> Response:
         data = validate_input(NetworkReverseInputSerializer, request.data)
@@ -260,7 +283,11 @@ class NetworkRefundApi(NetworkApi):
     @extend_schema(
         operation_id="network_refunds_create",
         request=NetworkRefundInputSerializer,
-        responses={201: NetworkPostingOutputSerializer},
+        responses={
+            **POSTED,
+            404: error_response("No such card, or no such authorization on it."),
+            409: error_response("The event id is taken, or the refund is in another currency."),
+        },
     )
     def post(self, request: Request) -> Response:
         data = validate_input(NetworkRefundInputSerializer, request.data)

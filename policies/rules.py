@@ -1,7 +1,8 @@
 """The money-aware authorization rules: plain data in, a decision out. No database.
 
 The rules run in the documented order (docs/api.md); the first that fails names the
-decline. Amounts are integer cents of the policy's cap currency, already converted (rounded up) by the caller.
+decline. Amounts are integer cents of the policy's cap currency, already converted
+(rounded up) by the caller.
 """
 
 from __future__ import annotations
