@@ -38,6 +38,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 
 bench: install-dev
+	command -v wrk >/dev/null || apt-get install -y -q wrk    # the HTTP load (Debian's package)
 	$(BIN)/python bench/authorize.py
 	$(BIN)/python bench/approvals.py
 	$(BIN)/python bench/provision.py
