@@ -44,6 +44,9 @@ class HangingProxy:
 
     def _serve(self, client: socket.socket) -> None:
         self.forwarding.wait()  # a new connection is accepted, then left unanswered
+        if self._closed:
+            client.close()
+            return
         try:
             server = socket.create_connection(self.upstream)
         except OSError:

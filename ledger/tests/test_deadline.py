@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from agentwallet.db.postgresql.base import connector
 from conftest import card_for
 from ledger.models import Authorization
 from ledger.tests.tcp_proxy import HangingProxy
@@ -33,6 +34,10 @@ def through_proxy(transactional_db, django_db_serialized_rollback, requires_post
     params["HOST"], params["PORT"] = "127.0.0.1", str(proxy.port)
     yield proxy
     proxy.resume()
+    # Connects given up on finish now, through the proxy, and are closed: wait for them
+    # (the pool runs its tasks in order), so no session outlives the test.
+    for waited in [connector.submit(lambda: None) for _ in range(2)]:
+        waited.result(timeout=10)
     connection.close()
     params["HOST"], params["PORT"] = original
     proxy.close()

@@ -20,7 +20,7 @@ logger = logging.getLogger("agentwallet.deadline")
 
 # Two at a time: while the database hangs, further requests wait their turn here and
 # give up at their own deadline.
-_connector = concurrent.futures.ThreadPoolExecutor(
+connector = concurrent.futures.ThreadPoolExecutor(
     max_workers=2, thread_name_prefix="agentwallet-connect"
 )
 
@@ -32,7 +32,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return super().get_new_connection(conn_params)
         if budget <= 0:
             raise OperationalError("The request's deadline passed before connecting.")
-        pending = _connector.submit(super().get_new_connection, conn_params)
+        pending = connector.submit(super().get_new_connection, conn_params)
         try:
             return pending.result(timeout=budget)
         except concurrent.futures.TimeoutError:
