@@ -150,7 +150,10 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "admin:login"
+# The portal signs people in with Django's own authentication (agentwallet/portal).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Security (production defaults; DEBUG relaxes the ones that need HTTPS) -----
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -7,7 +7,7 @@ from agentwallet import views
 from approvals.slack.views import slack_interactivity
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("agentwallet.portal.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("agentwallet.api_urls")),

@@ -9,7 +9,6 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 from django.views.defaults import page_not_found, server_error
@@ -75,10 +74,6 @@ def _redis_status() -> str:
 def favicon(request: HttpRequest) -> HttpResponse:
     """Browsers ask every site for /favicon.ico; answer it instead of logging a 404."""
     return HttpResponse(FAVICON.read_bytes(), content_type="image/x-icon")
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("admin:index")
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

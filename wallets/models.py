@@ -34,6 +34,23 @@ class Principal(models.Model):
         return self.name or self.email
 
 
+class TeamLead(models.Model):
+    """A portal user who leads a principal's (a team's) agents: an engineering lead sees
+    and acts on those agents only."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="team_leads")
+    principal = models.ForeignKey(Principal, on_delete=models.CASCADE, related_name="leads")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "principal"], name="wallets_teamlead_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} leads {self.principal}"
+
+
 class AgentStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"

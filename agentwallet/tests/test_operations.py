@@ -94,6 +94,29 @@ def test_seed_demo_is_idempotent(db, capsys):
     assert (Agent.objects.count(), Card.objects.count(), ApiKey.objects.count()) == counts
 
 
+def test_seed_demo_makes_a_portal_user_per_role(db, capsys):
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    call_command("seed_demo", "--admin-password", "pw-for-tests")
+    roles = {
+        user.username: sorted(user.groups.values_list("name", flat=True))
+        for user in User.objects.all()
+    }
+    assert roles == {
+        "admin": [],
+        "finance": ["Finance"],
+        "lead": ["Engineering lead"],
+        "viewer": ["Viewer"],
+    }
+    assert User.objects.get(username="admin").is_superuser
+    lead = Client()
+    assert lead.login(username="lead", password="pw-for-tests")
+    page = lead.get("/").content.decode()
+    assert "claude-code-main" in page
+    assert "deploy-bot" not in page  # another team's agent
+
+
 def test_the_wsgi_entry_point_keeps_what_it_loaded_out_of_full_collections():
     import gc
 

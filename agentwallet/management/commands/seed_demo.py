@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
 from agentwallet.demo import (
@@ -22,6 +23,7 @@ from agentwallet.demo import (
     try_command,
     vendor_merchant,
 )
+from agentwallet.portal.selectors import ROLE_FINANCE, ROLE_LEAD, ROLE_VIEWER
 from cards.models import Card, CardStatus
 from ledger.fx import fx_rates_load
 from ledger.models import Authorization, FxSnapshot
@@ -29,7 +31,7 @@ from ledger.selectors import trace_detail_for_actor
 from policies.models import Policy, Vendor
 from policies.services import policy_create
 from wallets.actors import Actor
-from wallets.models import Agent, ApiKey, ApiKeyKind
+from wallets.models import Agent, ApiKey, ApiKeyKind, TeamLead
 from wallets.services import agent_provision, api_key_create
 
 DEMO_POLICIES: list[dict[str, Any]] = [
@@ -153,14 +155,36 @@ class Command(BaseCommand):
             self.stdout.write(f"staff API key (shown once): {raw_key}")
 
         if options["admin_password"]:
-            user, _ = get_user_model().objects.get_or_create(
-                username="admin", defaults={"email": "admin@acme.dev"}
-            )
-            user.is_staff = user.is_superuser = True
-            user.set_password(options["admin_password"])
-            user.save()
-            self.stdout.write("portal user: admin (password as given)")
+            self._portal_users(options["admin_password"])
         self.stdout.write(self.style.SUCCESS("demo data loaded"))
+
+    def _portal_users(self, password: str) -> None:
+        """One portal user per role, all with the demo password: `admin` (superuser),
+        `finance`, `viewer`, and `lead`, who leads claude-code-main's and
+        codex-refactor's team."""
+        users = get_user_model().objects
+        admin, _ = users.get_or_create(username="admin", defaults={"email": "admin@acme.dev"})
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(password)
+        admin.save()
+        for username, role in (
+            ("finance", ROLE_FINANCE),
+            ("lead", ROLE_LEAD),
+            ("viewer", ROLE_VIEWER),
+        ):
+            user, _ = users.get_or_create(
+                username=username, defaults={"email": f"{username}@acme.dev"}
+            )
+            user.set_password(password)
+            user.save()
+            user.groups.set([Group.objects.get(name=role)])
+        lead = users.get(username="lead")
+        for agent in Agent.objects.filter(name__in=["claude-code-main", "codex-refactor"]):
+            TeamLead.objects.get_or_create(user=lead, principal_id=agent.principal_id)
+        self.stdout.write(
+            "portal users: admin (superuser), finance, lead (claude-code-main's and "
+            "codex-refactor's team), viewer; the password as given"
+        )
 
     def _print_example(self) -> None:
         """README's example: a charge on claude-code-main's open PR, and the same trace on
