@@ -26,7 +26,8 @@ run: install
 	@$(BIN)/python scripts/write_local_env.py
 	DEBUG=1 $(BIN)/python manage.py migrate --no-input
 	DEBUG=1 DEMO_ADMIN_PASSWORD=$(DEMO_ADMIN_PASSWORD) $(BIN)/python manage.py seed_demo
-	@echo "Portal/admin: http://$(HOST)/admin/  (user admin, password $(DEMO_ADMIN_PASSWORD))"
+	@echo "Portal:       http://$(HOST)/  (users admin, finance, lead, viewer; password $(DEMO_ADMIN_PASSWORD))"
+	@echo "Admin:        http://$(HOST)/admin/  (user admin)"
 	@echo "API docs:     http://$(HOST)/api/docs/"
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
 

@@ -11,7 +11,7 @@ from cards.models import Card
 from cards.services import agent_cards_freeze
 from ledger.selectors import agents_with_spend
 from wallets.actors import Actor
-from wallets.models import Agent, ApiKey, Principal
+from wallets.models import Agent, ApiKey, Principal, TeamLead
 from wallets.services import api_key_revoke
 
 # We keep keys in our own model (wallets.ApiKey); hide the library's unused one.
@@ -34,6 +34,16 @@ class CardInline(admin.TabularInline[Card, Agent]):
 class PrincipalAdmin(admin.ModelAdmin[Principal]):
     list_display = ["email", "name", "slack_user_id", "created_at"]
     search_fields = ["email", "name", "slack_user_id"]
+
+
+@admin.register(TeamLead)
+class TeamLeadAdmin(admin.ModelAdmin[TeamLead]):
+    """Which teams (principals) an engineering lead sees and acts on in the portal."""
+
+    list_display = ["user", "principal", "created_at"]
+    list_select_related = ["user", "principal"]
+    raw_id_fields = ["user", "principal"]
+    search_fields = ["user__username", "principal__email"]
 
 
 @admin.register(Agent)
