@@ -1,0 +1,16 @@
+"""Full-page screenshots, kept as artefacts under artifacts/screenshots/ (git-ignored)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from playwright.sync_api import Page
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the whole page as artifacts/screenshots/<name>.png and return the path."""
+    path = Path(settings.BASE_DIR) / "artifacts" / "screenshots" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    return path
