@@ -1,0 +1,97 @@
+"""The approvals queue in the portal: the same services as Slack and the API, so a
+request is decided once whichever channel clicks first."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from agentwallet.lib.errors import Conflict
+from agentwallet.lib.money import MoneyError, parse_amount
+from agentwallet.portal.selectors import PortalScope, portal_scope
+from approvals.models import ApprovalRequest, ApprovalStatus, DecisionChannel
+from approvals.services import approval_deny, approval_grant
+
+DECIDED_SHOWN = 20
+
+
+def _scope_of(request) -> PortalScope:
+    scope = portal_scope(user=request.user)
+    if scope is None:
+        raise PermissionDenied("No portal role: ask an administrator for one.")
+    return scope
+
+
+def _visible(scope: PortalScope):
+    return ApprovalRequest.objects.filter(agent__in=scope.agents()).select_related(
+        "agent__principal", "vendor", "bump"
+    )
+
+
+def _queue_context(request, scope: PortalScope, **extra) -> dict:
+    visible = _visible(scope)
+    return {
+        "pending": list(visible.filter(status=ApprovalStatus.PENDING).order_by("-created_at")),
+        "decided": list(
+            visible.exclude(status=ApprovalStatus.PENDING).order_by("-decided_at", "-id")[
+                :DECIDED_SHOWN
+            ]
+        ),
+        "may_decide": request.user.has_perm("approvals.approve_requests"),
+        **extra,
+    }
+
+
+@login_required
+def approval_queue(request) -> HttpResponse:
+    scope = _scope_of(request)
+    context = _queue_context(request, scope)
+    if request.htmx:
+        return render(request, "approvals/_queue.html", context)
+    return render(request, "approvals/queue.html", context)
+
+
+@login_required
+@require_POST
+def approval_decide(request, approval_id: str, action: str) -> HttpResponse:
+    scope = _scope_of(request)
+    if not request.user.has_perm("approvals.approve_requests"):
+        raise PermissionDenied("Deciding needs the approve permission.")
+    approval = _visible(scope).filter(pk=approval_id).first()
+    if approval is None:
+        raise Http404("No such approval request.")
+    note = request.POST.get("note", "").strip()[:500]
+    raw_amount = request.POST.get("amount", "").strip()
+    message, error = "", ""
+    try:
+        if action == "approve":
+            amount = None
+            if raw_amount:
+                amount = parse_amount(raw_amount, str(approval.requested_amount.currency))
+            approval_grant(
+                request=approval,
+                actor_label=request.user.get_username(),
+                via=DecisionChannel.PORTAL,
+                amount=amount,
+                note=note,
+            )
+            message = f"Approved request {approval.pk}."
+        else:
+            approval_deny(
+                request=approval,
+                actor_label=request.user.get_username(),
+                via=DecisionChannel.PORTAL,
+                note=note,
+            )
+            message = f"Denied request {approval.pk}."
+    except MoneyError as exc:
+        error = f"Request {approval.pk}: {exc} Nothing changed."
+    except Conflict as exc:
+        error = f"{exc} Nothing changed."
+    if not request.htmx:
+        return redirect("approvals")
+    context = _queue_context(request, scope, message=message, error=error)
+    return render(request, "approvals/_queue.html", context, status=200)
