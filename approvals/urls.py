@@ -5,10 +5,10 @@ from django.urls import path, re_path
 from approvals import views
 
 urlpatterns = [
-    path("approvals/", views.approval_queue, name="approvals"),
+    path("approvals/", views.approval_queue, name="portal-approvals"),
     re_path(
         r"^approvals/(?P<approval_id>[0-9]+)/(?P<action>approve|deny)$",
         views.approval_decide,
-        name="approval-decide",
+        name="portal-approval-decide",
     ),
 ]

@@ -92,6 +92,6 @@ def approval_decide(request, approval_id: str, action: str) -> HttpResponse:
     except Conflict as exc:
         error = f"{exc} Nothing changed."
     if not request.htmx:
-        return redirect("approvals")
+        return redirect("portal-approvals")
     context = _queue_context(request, scope, message=message, error=error)
     return render(request, "approvals/_queue.html", context, status=200)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connections
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -30,14 +31,8 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 900}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "browser: drives chromium through Playwright (PostgreSQL and SQLite alike)"
-    )
-
-
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
+def browser(django_db_setup: None, django_db_blocker: Any) -> Iterator[Browser]:
     """One chromium for all the browser tests of the session.
 
     Playwright's sync API keeps an asyncio event loop running on this thread while it is
@@ -51,9 +46,19 @@ def browser() -> Iterator[Browser]:
         pytest.skip(
             f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
         )
+    # While the loop runs, Django's connections are looked up in another context: they
+    # are other wrapper objects, without the copy of the migrations' rows that the test
+    # database was made with (what serialized rollback puts back after a flush).
+    serialized = {
+        alias: getattr(connections[alias], "_test_serialized_contents", None)
+        for alias in connections
+    }
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
+            for alias, contents in serialized.items():
+                if contents is not None:
+                    connections[alias]._test_serialized_contents = contents
             launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             yield launched
             launched.close()
