@@ -9,6 +9,7 @@ from approvals.slack.views import slack_interactivity
 urlpatterns = [
     path("", include("agentwallet.portal.urls")),
     path("", include("approvals.urls")),
+    path("", include("wallets.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("agentwallet.api_urls")),

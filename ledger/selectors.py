@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,11 +14,11 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from agentwallet.lib.money import from_cents, to_cents
-from agentwallet.lib.timewindows import month_bounds
+from agentwallet.lib.timewindows import HOUR, floor_to, month_bounds
 from approvals.models import CapBump
 from cards.models import Card, CardStatus
 from ledger import sql
-from ledger.models import LedgerEntry, MonthCounterZone
+from ledger.models import CounterGrain, LedgerEntry, MonthCounterZone, SpendCounter
 from policies import rules
 from policies.models import Policy
 from policies.selectors import policy_vendor_caps
@@ -302,3 +304,20 @@ def top_traces(*, agent: Agent, since: datetime, limit: int = 3) -> list[tuple[s
         (row["trace_id"], Money(from_cents(int(row["cents"] or 0)), row["cap_amount_currency"]))
         for row in rows
     ]
+
+
+def agents_day_spend(*, agent_ids: Iterable[uuid.UUID], now: datetime) -> dict[uuid.UUID, int]:
+    """Cents each agent spent in the last 24 hours by the hour (the window starts at the
+    top of the hour 23 hours ago), from the hour counters in one grouped query: for
+    lists. An agent's budget gives its exact rolling window."""
+    by_scope = {sql.agent_scope(agent_id): agent_id for agent_id in agent_ids}
+    rows = (
+        SpendCounter.objects.filter(
+            grain=CounterGrain.HOUR,
+            bucket_start__gte=floor_to(now, HOUR) - timedelta(hours=23),
+            scope__in=by_scope,
+        )
+        .values_list("scope")
+        .annotate(total=Sum("cents"))
+    )
+    return {by_scope[scope]: max(total, 0) for scope, total in rows}

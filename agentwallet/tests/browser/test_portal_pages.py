@@ -91,3 +91,21 @@ def test_a_viewer_finds_no_approve_button(world: dict, page: Page) -> None:
     )
     assert status == 403
     assert ApprovalRequest.objects.get(pk=world["approval_id"]).status == "pending"
+
+
+def test_freezing_a_card_with_a_reason_declines_its_next_charge(
+    world: dict, page: Page, network: Any
+) -> None:
+    User.objects.create_superuser(username="root", password=PASSWORD)
+    sign_in(page, "root")
+    page.get_by_role("link", name="Agents", exact=True).click()
+    page.get_by_role("link", name="claude-code-main").click()
+    expect(page.get_by_test_id("budget-day")).to_have_text("499.00 USD")
+    screenshot(page, "agent")
+    page.get_by_label("Reason to freeze the Amazon Web Services (AWS) card").fill(
+        "prompt injection suspected"
+    )
+    page.get_by_role("row", name="Amazon Web Services").get_by_role("button", name="Freeze").click()
+    expect(page.get_by_role("status")).to_contain_text("Frozen")
+    screenshot(page, "agent-frozen")
+    assert network.authorize(world["card"], "1.00").json()["reason"] == "card_frozen"

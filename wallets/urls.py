@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path, re_path
+
+from wallets import views
+
+urlpatterns = [
+    path("agents/", views.agent_list, name="portal-agents"),
+    path("agents/<str:agent_id>/", views.agent_detail, name="portal-agent"),
+    re_path(
+        r"^agents/(?P<agent_id>[^/]+)/(?P<action>freeze-card|unfreeze-card|freeze-agent|"
+        r"unfreeze-agent|create-key|revoke-key)$",
+        views.agent_action,
+        name="portal-agent-action",
+    ),
+]
