@@ -6,6 +6,7 @@ from wallets import views
 
 urlpatterns = [
     path("agents/", views.agent_list, name="portal-agents"),
+    path("agents/new/", views.agent_new, name="portal-agent-new"),
     path("agents/<str:agent_id>/", views.agent_detail, name="portal-agent"),
     re_path(
         r"^agents/(?P<agent_id>[^/]+)/(?P<action>freeze-card|unfreeze-card|freeze-agent|"

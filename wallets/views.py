@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from agentwallet.lib.errors import Conflict
@@ -23,7 +24,7 @@ from ledger.selectors import agent_budget, agents_day_spend
 from policies.models import Policy
 from wallets.actors import Actor
 from wallets.models import Agent, AgentStatus, ApiKey
-from wallets.services import api_key_create, api_key_revoke
+from wallets.services import agent_provision, api_key_create, api_key_revoke
 
 PAGE_SIZE = 25
 
@@ -82,21 +83,66 @@ def agent_list(request) -> HttpResponse:
     return render(request, "wallets/agent_list.html", context)
 
 
+@never_cache  # the answer holds a key and card numbers
+@login_required
+def agent_new(request) -> HttpResponse:
+    """Provision an agent from a policy, with the same service as the API. Its key and
+    card numbers are in this one response and nowhere else."""
+    _scope_of(request)
+    _require(request, "wallets.add_agent")
+    policies = Policy.objects.order_by("name")
+    form = {"name": "", "principal_email": "", "policy": "starter"}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        form = {key: request.POST.get(key, "").strip() for key in form}
+        policy = policies.filter(slug=form["policy"]).first()
+        if policy is None:
+            errors["policy"] = ["Choose a policy."]
+        if not form["name"] or len(form["name"]) > 100:
+            errors["name"] = ["A name of 1-100 characters."]
+        if not errors:
+            try:
+                provisioned = agent_provision(
+                    name=form["name"],
+                    principal_email=form["principal_email"],
+                    policy=policy,
+                    actor=Actor.for_user(request.user),
+                )
+            except ValidationError as exc:
+                errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+            except Conflict as exc:
+                errors = {"name": [str(exc)]}
+            else:
+                return render(request, "wallets/agent_provisioned.html", {"new": provisioned})
+    return render(
+        request,
+        "wallets/agent_new.html",
+        {"form": form, "errors": errors, "policies": policies},
+        status=400 if errors else 200,
+    )
+
+
 @login_required
 def agent_detail(request, agent_id: str) -> HttpResponse:
     scope = _scope_of(request)
-    agent = _agent_in_scope(scope, agent_id)
+    return _agent_page(request, _agent_in_scope(scope, agent_id))
+
+
+def _agent_page(request, agent: Agent, **extra) -> HttpResponse:
+    """The agent's page as the answer to a write that has something to show once (a new
+    key): rendered, never stored, so the secret exists in this response only."""
     context = {
         "agent": agent,
         "budget": agent_budget(agent=agent),
         "keys": ApiKey.objects.filter(agent=agent).order_by("-created"),
         "may_freeze": request.user.has_perm("cards.change_card"),
         "may_manage_keys": request.user.has_perm("wallets.add_apikey"),
-        "new_key": request.session.pop("new_api_key", None),
+        **extra,
     }
     return render(request, "wallets/agent_detail.html", context)
 
 
+@never_cache
 @login_required
 @require_POST
 def agent_action(request, agent_id: str, action: str) -> HttpResponse:
@@ -115,7 +161,7 @@ def agent_action(request, agent_id: str, action: str) -> HttpResponse:
             _, raw_key = api_key_create(
                 name=request.POST.get("name", ""), agent=agent, created_by=actor
             )
-            request.session["new_api_key"] = raw_key
+            return _agent_page(request, agent, new_key=raw_key)
         elif action == "revoke-key":
             _require(request, "wallets.change_apikey")
             key = ApiKey.objects.filter(agent=agent, pk=request.POST.get("key", "")).first()

@@ -131,9 +131,9 @@ def test_keys_are_shown_once_and_can_be_revoked(spent):
     lead = user_with("Engineering lead", "lena")
     TeamLead.objects.create(user=lead, principal_id=alice.agent.principal_id)
     client = signed_in(lead)
-    page = client.post(
-        f"/agents/{alice.agent.pk}/create-key", {"name": "ci-runner"}, follow=True
-    ).content.decode()
+    created = client.post(f"/agents/{alice.agent.pk}/create-key", {"name": "ci-runner"})
+    assert "no-store" in created["Cache-Control"]
+    page = created.content.decode()
     assert 'data-testid="new-key">' in page
     again = client.get(f"/agents/{alice.agent.pk}/").content.decode()
     assert 'data-testid="new-key"' not in again  # shown once
@@ -141,3 +141,41 @@ def test_keys_are_shown_once_and_can_be_revoked(spent):
     client.post(f"/agents/{alice.agent.pk}/revoke-key", {"key": key.pk})
     key.refresh_from_db()
     assert key.revoked
+
+
+def test_provisioning_in_the_portal_shows_the_key_and_numbers_once(db):
+    from cards.models import Card
+    from wallets.models import Agent
+
+    lead = user_with("Engineering lead", "lena")
+    client = signed_in(lead)
+    assert client.get("/agents/new/").status_code == 200
+    bad = client.post("/agents/new/", {"name": "", "principal_email": "nope", "policy": "starter"})
+    assert bad.status_code == 400
+    assert not Agent.objects.exists()
+    done = client.post(
+        "/agents/new/",
+        {"name": "claude-pr-bot", "principal_email": "lena@acme.dev", "policy": "starter"},
+    )
+    assert done.status_code == 200
+    assert "no-store" in done["Cache-Control"]
+    agent = Agent.objects.get(name="claude-pr-bot")
+    page = done.content.decode()
+    assert 'data-testid="new-agent-key">' in page
+    card = Card.objects.filter(agent=agent).first()
+    assert card.last4 in page
+    assert card.number_ciphertext not in page
+    # Shown once: the agent's page has only the last four digits.
+    later = client.get(f"/agents/{agent.pk}/").content.decode()
+    assert 'data-testid="new-agent-key"' not in later
+
+
+def test_a_viewer_cannot_provision(db):
+    client = signed_in(user_with("Viewer"))
+    assert client.get("/agents/new/").status_code == 403
+    assert (
+        client.post(
+            "/agents/new/", {"name": "x", "principal_email": "x@acme.dev", "policy": "starter"}
+        ).status_code
+        == 403
+    )
