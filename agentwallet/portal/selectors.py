@@ -2,24 +2,28 @@
 
 A lead sees the agents of the teams (principals) they lead; Finance, viewers and
 superusers see the whole organisation. Spend comes from the spend counters (one grouped
-query per window), never from summing the ledger per request."""
+query per window), never from summing the ledger per request. One exception: the
+30-day chart by vendor reads the ledger in one grouped query (see `daily_spend_read`),
+because no counter keeps days by vendor."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet, Sum
+from django.db.models import F, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber, Substr, TruncDate
 
 from agentwallet.lib.money import from_cents
 from agentwallet.lib.timewindows import HOUR, floor_to
+from agentwallet.portal.charts import Series, stacked_bars_svg
 from approvals.models import ApprovalRequest, ApprovalStatus, OutboxMessage, OutboxStatus
 from cards.models import Card, CardStatus
 from ledger import sql
-from ledger.models import Authorization, CounterGrain, Decision, SpendCounter
+from ledger.models import Authorization, CounterGrain, Decision, LedgerEntry, SpendCounter
 from wallets.models import Agent, TeamLead
 
 ROLE_FINANCE = "Finance"
@@ -87,6 +91,77 @@ class AgentSpend:
         return _percent(self.day_spent, self.agent.policy.daily_cap.amount)
 
 
+CHART_DAYS = 30
+CHART_VENDORS = 6  # the rest stack as one "Other vendors" layer
+NO_VENDOR = "No vendor"
+OTHER_VENDORS = "Other vendors"
+TOP_TRACES = 10
+
+
+@dataclass
+class DayRow:
+    day: date
+    cents: list[int]  # one per vendor column, signed (refunds are negative)
+
+    @property
+    def figures(self) -> list[Decimal]:
+        return [from_cents(cents) for cents in self.cents]
+
+    @property
+    def total(self) -> Decimal:
+        return from_cents(sum(self.cents))
+
+
+@dataclass
+class DailySpend:
+    """Net spend per UTC day and vendor over the last 30 days, in one cap currency."""
+
+    currency: str
+    days: list[date]
+    vendors: list[str]  # by 30-day spend, largest first
+    rows: list[DayRow]  # one per day, oldest first
+
+    @property
+    def rows_with_spend(self) -> list[DayRow]:
+        return [row for row in self.rows if any(row.cents)]
+
+    @property
+    def vendor_totals(self) -> list[Decimal]:
+        return [
+            from_cents(sum(row.cents[i] for row in self.rows)) for i in range(len(self.vendors))
+        ]
+
+    @property
+    def total(self) -> Decimal:
+        return from_cents(sum(sum(row.cents) for row in self.rows))
+
+    @property
+    def svg(self) -> str:
+        """Escaped markup (charts.py): safe to render as is."""
+        return stacked_bars_svg(
+            title=f"Spend per day by vendor, last {len(self.days)} days ({self.currency})",
+            days=self.days,
+            series=[
+                Series(label=vendor, cents=[row.cents[i] for row in self.rows])
+                for i, vendor in enumerate(self.vendors)
+            ],
+            currency=self.currency,
+            chart_id=f"daily-{self.currency}",
+        )
+
+
+@dataclass
+class TraceSpend:
+    trace_id: str
+    spent: Decimal
+
+
+@dataclass
+class CurrencyTraces:
+    currency: str
+    traces: list[TraceSpend]
+
+
 @dataclass
 class Dashboard:
     as_of: datetime
@@ -97,10 +172,82 @@ class Dashboard:
     recent_declines: list[Authorization]
     frozen_cards: list[Card]
     undelivered: list[OutboxMessage] = field(default_factory=list)
+    daily_spend: list[DailySpend] = field(default_factory=list)
+    # None: not shown (a lead's scope; trace counters are not kept per agent).
+    top_traces: list[CurrencyTraces] | None = None
 
 
 def _percent(part: Decimal, whole: Decimal) -> int:
     return 0 if not whole else min(int(part * 100 / whole), 100)
+
+
+def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
+    """The last 30 UTC days (today included) by vendor, one chart per cap currency.
+
+    Read from the ledger, in ONE grouped query over the (agent, effective_at) index:
+    the counters cannot answer it, since vendor counters are by month only and the
+    agents' hour buckets are pruned after 26 hours (ledger.services.counters). The
+    cost grows with the entries of 30 days, not with agents, vendors or days; a
+    day-by-vendor counter would make it a counter read."""
+    days = [now.astimezone(UTC).date() - timedelta(days=back) for back in range(CHART_DAYS)][::-1]
+    start = datetime.combine(days[0], time.min, tzinfo=UTC)
+    end = datetime.combine(days[-1] + timedelta(days=1), time.min, tzinfo=UTC)
+    grouped = (
+        LedgerEntry.objects.filter(
+            agent__in=scope.agents(), effective_at__gte=start, effective_at__lt=end
+        )
+        .annotate(day=TruncDate("effective_at", tzinfo=UTC))
+        .values_list("cap_amount_currency", "day", "vendor__name")
+        .annotate(cents=Sum("cap_cents"))
+        .order_by()
+    )
+    cells: dict[str, dict[tuple[date, str], int]] = defaultdict(lambda: defaultdict(int))
+    for currency, day, vendor, cents in grouped:
+        cells[currency][(day, vendor or NO_VENDOR)] += int(cents)
+    charts = []
+    for currency in sorted(cells):
+        by_cell = cells[currency]
+        spent: dict[str, int] = defaultdict(int)
+        for (_, vendor), cents in by_cell.items():
+            spent[vendor] += cents
+        if not any(by_cell.values()):
+            continue
+        ranked = sorted(spent, key=lambda vendor: (-spent[vendor], vendor))
+        shown = ranked if len(ranked) <= CHART_VENDORS + 1 else ranked[:CHART_VENDORS]
+        column = {
+            vendor: shown.index(vendor) if vendor in shown else len(shown) for vendor in ranked
+        }
+        vendors = shown + ([OTHER_VENDORS] if len(shown) < len(ranked) else [])
+        rows = [DayRow(day=day, cents=[0] * len(vendors)) for day in days]
+        at = {row.day: row for row in rows}
+        for (day, vendor), cents in by_cell.items():
+            at[day].cents[column[vendor]] += cents
+        charts.append(DailySpend(currency=currency, days=days, vendors=vendors, rows=rows))
+    return charts
+
+
+def top_traces_read() -> list[CurrencyTraces]:
+    """The ten traces that spent most, per cap currency, from their lifetime counters
+    (one query: ranked per currency by a window function)."""
+    prefix = "trace:"
+    currency = Substr("scope", len(prefix) + 1, 3)  # trace:<ISO 4217 code>:<trace id>
+    ranked = (
+        SpendCounter.objects.filter(grain=CounterGrain.TOTAL, scope__startswith=prefix)
+        .annotate(
+            currency=currency,
+            rank=Window(
+                RowNumber(), partition_by=[currency], order_by=[F("cents").desc(), "scope"]
+            ),
+        )
+        .filter(rank__lte=TOP_TRACES, cents__gt=0)
+        .order_by("currency", "rank")
+        .values_list("currency", "scope", "cents")
+    )
+    by_currency: dict[str, list[TraceSpend]] = defaultdict(list)
+    for code, scope_key, cents in ranked:
+        trace_id = scope_key[len(prefix) + len(code) + 1 :]
+        by_currency[code].append(TraceSpend(trace_id=trace_id, spent=from_cents(cents)))
+    return [CurrencyTraces(currency=code, traces=by_currency[code]) for code in sorted(by_currency)]
 
 
 def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
@@ -170,4 +317,6 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
                 status__in=[OutboxStatus.FAILED, OutboxStatus.HELD], agent__in=visible
             ).order_by("-id")[:10]
         ),
+        daily_spend=daily_spend_read(scope=scope, now=now),
+        top_traces=top_traces_read() if scope.everything else None,
     )
