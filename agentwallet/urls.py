@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("agentwallet.portal.urls")),
     path("", include("approvals.urls")),
     path("", include("wallets.urls")),
+    path("", include("ledger.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("agentwallet.api_urls")),

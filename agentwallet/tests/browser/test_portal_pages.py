@@ -109,3 +109,22 @@ def test_freezing_a_card_with_a_reason_declines_its_next_charge(
     expect(page.get_by_role("status")).to_contain_text("Frozen")
     screenshot(page, "agent-frozen")
     assert network.authorize(world["card"], "1.00").json()["reason"] == "card_frozen"
+
+
+def test_filtering_the_ledger_and_downloading_the_csv(world: dict, page: Page) -> None:
+    sign_in(page, "finance")
+    page.get_by_role("link", name="Ledger", exact=True).click()
+    expect(page.get_by_test_id("ledger-totals")).to_contain_text("499.00 USD")
+    page.get_by_label("Vendor").fill("openai")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("ledger-totals")).to_have_text("No entries match.")
+    page.get_by_label("Vendor").fill("aws")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("ledger-totals")).to_contain_text("499.00 USD")
+    screenshot(page, "ledger")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    lines = open(download.value.path(), encoding="utf-8").read().splitlines()  # noqa: SIM115
+    assert lines[0].startswith("id,created_at,")
+    assert len(lines) == 2
+    assert ",aws," in lines[1]
