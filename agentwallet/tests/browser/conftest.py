@@ -62,6 +62,9 @@ def browser(django_db_setup: None, django_db_blocker: Any) -> Iterator[Browser]:
             launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             yield launched
             launched.close()
+            # Those other wrappers opened connections of their own: close them here, or
+            # they would still be open when the test database is dropped.
+            connections.close_all()
 
 
 @pytest.fixture
