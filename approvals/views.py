@@ -3,6 +3,7 @@ request is decided once whichever channel clicks first."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -11,18 +12,11 @@ from django.views.decorators.http import require_POST
 
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import MoneyError, parse_amount
-from agentwallet.portal.selectors import PortalScope, portal_scope
+from agentwallet.portal.selectors import PortalScope, portal_scope_required
 from approvals.models import ApprovalRequest, ApprovalStatus, DecisionChannel
 from approvals.services import approval_deny, approval_grant
 
 DECIDED_SHOWN = 20
-
-
-def _scope_of(request) -> PortalScope:
-    scope = portal_scope(user=request.user)
-    if scope is None:
-        raise PermissionDenied("No portal role: ask an administrator for one.")
-    return scope
 
 
 def _visible(scope: PortalScope):
@@ -47,7 +41,7 @@ def _queue_context(request, scope: PortalScope, **extra) -> dict:
 
 @login_required
 def approval_queue(request) -> HttpResponse:
-    scope = _scope_of(request)
+    scope = portal_scope_required(user=request.user)
     context = _queue_context(request, scope)
     if request.htmx:
         return render(request, "approvals/_queue.html", context)
@@ -57,7 +51,7 @@ def approval_queue(request) -> HttpResponse:
 @login_required
 @require_POST
 def approval_decide(request, approval_id: str, action: str) -> HttpResponse:
-    scope = _scope_of(request)
+    scope = portal_scope_required(user=request.user)
     if not request.user.has_perm("approvals.approve_requests"):
         raise PermissionDenied("Deciding needs the approve permission.")
     approval = _visible(scope).filter(pk=approval_id).first()
@@ -91,7 +85,11 @@ def approval_decide(request, approval_id: str, action: str) -> HttpResponse:
         error = f"Request {approval.pk}: {exc} Nothing changed."
     except Conflict as exc:
         error = f"{exc} Nothing changed."
-    if not request.htmx:
+    if not request.htmx:  # a plain form post: say it on the page it returns to
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, message)
         return redirect("portal-approvals")
     context = _queue_context(request, scope, message=message, error=error)
     return render(request, "approvals/_queue.html", context, status=200)

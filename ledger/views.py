@@ -7,13 +7,12 @@ import csv
 from collections.abc import Iterator
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from agentwallet.lib.money import from_cents
-from agentwallet.portal.selectors import portal_scope
+from agentwallet.portal.selectors import portal_scope_required
 from ledger.filters import LedgerEntryFilter
 from ledger.models import LedgerEntry
 
@@ -40,9 +39,7 @@ CSV_COLUMNS = (
 
 
 def _filtered(request) -> tuple[LedgerEntryFilter, QuerySet[LedgerEntry]]:
-    scope = portal_scope(user=request.user)
-    if scope is None:
-        raise PermissionDenied("No portal role: ask an administrator for one.")
+    scope = portal_scope_required(user=request.user)
     entries = LedgerEntry.objects.filter(agent__in=scope.agents())
     filterset = LedgerEntryFilter(request.GET, queryset=entries)
     return filterset, (filterset.qs if filterset.is_valid() else entries.none())

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import from_cents
-from agentwallet.portal.selectors import PortalScope, portal_scope
+from agentwallet.portal.selectors import PortalScope, portal_scope_required
 from cards.models import Card
 from cards.services import agent_cards_freeze, agent_cards_unfreeze, card_freeze, card_unfreeze
 from ledger.selectors import agent_budget, agents_day_spend
@@ -27,13 +27,6 @@ from wallets.models import Agent, AgentStatus, ApiKey
 from wallets.services import agent_provision, api_key_create, api_key_revoke
 
 PAGE_SIZE = 25
-
-
-def _scope_of(request) -> PortalScope:
-    scope = portal_scope(user=request.user)
-    if scope is None:
-        raise PermissionDenied("No portal role: ask an administrator for one.")
-    return scope
 
 
 def _agent_in_scope(scope: PortalScope, agent_id: str) -> Agent:
@@ -51,7 +44,7 @@ def _require(request, permission: str) -> None:
 
 @login_required
 def agent_list(request) -> HttpResponse:
-    scope = _scope_of(request)
+    scope = portal_scope_required(user=request.user)
     agents = scope.agents().select_related("policy", "principal").order_by("name")
     query = request.GET.get("q", "").strip()[:100]
     status = request.GET.get("status", "")
@@ -88,7 +81,7 @@ def agent_list(request) -> HttpResponse:
 def agent_new(request) -> HttpResponse:
     """Provision an agent from a policy, with the same service as the API. Its key and
     card numbers are in this one response and nowhere else."""
-    _scope_of(request)
+    portal_scope_required(user=request.user)
     _require(request, "wallets.add_agent")
     policies = Policy.objects.order_by("name")
     form = {"name": "", "principal_email": "", "policy": "starter"}
@@ -124,7 +117,7 @@ def agent_new(request) -> HttpResponse:
 
 @login_required
 def agent_detail(request, agent_id: str) -> HttpResponse:
-    scope = _scope_of(request)
+    scope = portal_scope_required(user=request.user)
     return _agent_page(request, _agent_in_scope(scope, agent_id))
 
 
@@ -147,7 +140,7 @@ def _agent_page(request, agent: Agent, **extra) -> HttpResponse:
 @require_POST
 def agent_action(request, agent_id: str, action: str) -> HttpResponse:
     """Freeze or unfreeze one card or the whole agent; create or revoke a key."""
-    scope = _scope_of(request)
+    scope = portal_scope_required(user=request.user)
     agent = _agent_in_scope(scope, agent_id)
     actor = Actor.for_user(request.user)
     reason = request.POST.get("reason", "").strip()[:500]

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber, Substr, TruncDate
 
@@ -58,6 +59,14 @@ def portal_scope(*, user: AbstractBaseUser | AnonymousUser) -> PortalScope | Non
         return PortalScope(everything=True, roles=roles)
     led = TeamLead.objects.filter(user=user).values_list("principal_id", flat=True)
     return PortalScope(everything=False, principal_ids=frozenset(led), roles=roles)
+
+
+def portal_scope_required(*, user: AbstractBaseUser | AnonymousUser) -> PortalScope:
+    """The user's scope for a portal page or action; PermissionDenied (403) without a role."""
+    scope = portal_scope(user=user)
+    if scope is None:
+        raise PermissionDenied("No portal role: ask an administrator for one.")
+    return scope
 
 
 @dataclass
