@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 from djmoney.money import Money
 
 from agentwallet.lib.money import from_cents, to_cents
 from agentwallet.lib.timewindows import HOUR, floor_to, month_bounds
+from agentwallet.portal.charts import Series, stacked_bars_svg
 from approvals.models import CapBump
 from cards.models import Card, CardStatus
 from ledger import sql
@@ -321,3 +326,443 @@ def agents_day_spend(*, agent_ids: Iterable[uuid.UUID], now: datetime) -> dict[u
         .annotate(total=Sum("cents"))
     )
     return {by_scope[scope]: max(total, 0) for scope, total in rows}
+
+
+# --- The portal's trace pages ----------------------------------------------------------
+#
+# A trace's budget is shared: every agent that spends on it draws on the trace's lifetime
+# counter in its policy's currency (`trace:<currency>:<trace>`), against the per-trace cap
+# of its own policy, plus any approved bump on `trace:<id>` (ledger.services.authorization
+# decides trace_cap_exceeded so). The counter holds every agent's spend, whoever reads it.
+
+TRACE_PAGE_SIZE = 25
+TRACE_ENTRIES_PAGE_SIZE = 50
+TRACE_CHART_MIN_DAYS = 14
+TRACE_CHART_MAX_DAYS = 60
+TRACE_CHART_VENDORS = 6  # the rest stack as one "Other vendors" layer
+TRACE_NO_VENDOR = "No vendor"
+TRACE_OTHER_VENDORS = "Other vendors"
+
+
+@dataclass(frozen=True)
+class TraceAgentCap:
+    """The per-trace cap one agent's policy puts on a trace, as that agent's next decision
+    reads it: the cap, approved extra room valid now, and the trace's lifetime spend by
+    every agent in the policy's currency. The same figure as the trace's entry in
+    `GET /api/agents/{id}/budget` (`agent_budget`)."""
+
+    agent_id: uuid.UUID
+    agent_name: str
+    policy_name: str
+    currency: str
+    figure: CapFigure
+
+    @property
+    def share(self) -> int:
+        """Percent of the cap (with its bump) spent, 0 to 100; 0 without a cap."""
+        figure = self.figure
+        if figure.cap is None:
+            return 0
+        room = to_cents(figure.cap.amount) + (to_cents(figure.bump.amount) if figure.bump else 0)
+        return _share(to_cents(figure.spent.amount), room)
+
+
+def _figure_key(cap: TraceAgentCap) -> tuple[object, ...]:
+    figure = cap.figure
+    remaining = figure.remaining
+    return (
+        cap.currency,
+        figure.cap.amount if figure.cap else None,
+        figure.spent.amount,
+        remaining.amount if remaining else None,
+    )
+
+
+def _shared_cap(caps: list[TraceAgentCap]) -> CapFigure | None:
+    """The figure when every agent's cap on the trace reads the same, else None."""
+    if caps and len({_figure_key(cap) for cap in caps}) == 1 and caps[0].figure.cap:
+        return caps[0].figure
+    return None
+
+
+def trace_caps_read(
+    *, agents: Iterable[Agent], trace_ids: Iterable[str], now: datetime
+) -> dict[tuple[str, uuid.UUID], TraceAgentCap]:
+    """Each (trace, agent)'s cap figure, for every agent and trace given (the agents with
+    their policies loaded): the traces' lifetime counters in one query and the bumps
+    valid now in another, whatever the number of traces and agents."""
+    agents = list(agents)
+    traces = sorted(set(trace_ids))
+    if not agents or not traces:
+        return {}
+    scopes = {sql.trace_scope(agent.policy.currency, trace) for agent in agents for trace in traces}
+    counted = dict(
+        SpendCounter.objects.filter(grain=CounterGrain.TOTAL, scope__in=scopes).values_list(
+            "scope", "cents"
+        )
+    )
+    keys = {rules.cap_key(rules.SCOPE_TRACE, trace_id=trace): trace for trace in traces}
+    bumped: dict[tuple[uuid.UUID, str], int] = {}
+    for agent_id, key, amount in CapBump.objects.filter(
+        agent_id__in=[agent.pk for agent in agents],
+        scope_key__in=keys,
+        valid_from__lte=now,
+        valid_until__gt=now,
+    ).values_list("agent_id", "scope_key", "amount"):
+        bumped[(agent_id, keys[key])] = bumped.get((agent_id, keys[key]), 0) + to_cents(amount)
+    caps = {}
+    for agent in agents:
+        policy = agent.policy
+        currency = policy.currency
+        for trace in traces:
+            bump = bumped.get((agent.pk, trace))
+            caps[(trace, agent.pk)] = TraceAgentCap(
+                agent_id=agent.pk,
+                agent_name=agent.name,
+                policy_name=policy.name,
+                currency=currency,
+                figure=CapFigure(
+                    policy.per_trace_cap,
+                    Money(from_cents(counted.get(sql.trace_scope(currency, trace), 0)), currency),
+                    Money(from_cents(bump), currency) if bump is not None else None,
+                ),
+            )
+    return caps
+
+
+@dataclass
+class TraceMonthRow:
+    """One trace's spend this month in one cap currency, by the agents in scope."""
+
+    trace_id: str
+    currency: str
+    spent: Decimal
+    last_at: datetime
+    agents: list[str]
+    vendors: list[str]
+    caps: list[TraceAgentCap]  # one per agent of the row whose policy is in its currency
+
+    @property
+    def cap(self) -> CapFigure | None:
+        return _shared_cap(self.caps)
+
+    @property
+    def caps_vary(self) -> bool:
+        return len({_figure_key(cap) for cap in self.caps}) > 1
+
+
+@dataclass
+class TraceMonthPage:
+    month_start: datetime
+    month_end: datetime
+    page: Page  # of the grouped rows (dicts); `rows` has them read out
+    rows: list[TraceMonthRow]
+
+
+def trace_month_page(
+    *,
+    agents: QuerySet[Agent],
+    now: datetime,
+    prefix: str = "",
+    page: object = 1,
+    per_page: int = TRACE_PAGE_SIZE,
+) -> TraceMonthPage:
+    """Traces by their spend this calendar month (UTC), by the given agents only.
+
+    No counter holds it: trace counters are lifetime, and month counters are per agent,
+    card and vendor. So the month is read from the ledger, in ONE grouped query over
+    the (agent, effective_at) index, paginated (plus its count). The page's traces then
+    take three more queries whatever their number: their agents and vendors this month,
+    those agents with their policies, and their caps (`trace_caps_read`: the lifetime
+    counters and the bumps). The month is UTC's because a trace spans agents whose
+    policies may count months in different zones."""
+    month_start, month_end = month_bounds(now, "UTC")
+    entries = LedgerEntry.objects.filter(
+        agent__in=agents, effective_at__gte=month_start, effective_at__lt=month_end
+    ).exclude(trace_id="")
+    if prefix:
+        entries = entries.filter(trace_id__startswith=prefix)
+    grouped = (
+        entries.values("trace_id", "cap_amount_currency")
+        .annotate(cents=Sum("cap_cents"), last_at=Max("created_at"))
+        .order_by("-cents", "trace_id", "cap_amount_currency")
+    )
+    paged = Paginator(grouped, per_page).get_page(page)
+    found = list(paged.object_list)
+    result = TraceMonthPage(month_start=month_start, month_end=month_end, page=paged, rows=[])
+    if not found:
+        return result
+    traces = sorted({row["trace_id"] for row in found})
+    who = (
+        entries.filter(trace_id__in=traces)
+        .values_list("trace_id", "cap_amount_currency", "agent_id", "vendor__name")
+        .distinct()
+        .order_by()
+    )
+    agent_ids: dict[tuple[str, str], set[uuid.UUID]] = defaultdict(set)
+    vendors: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for trace, currency, agent_id, vendor in who:
+        agent_ids[(trace, currency)].add(agent_id)
+        vendors[(trace, currency)].add(vendor or TRACE_NO_VENDOR)
+    spenders = {
+        agent.pk: agent
+        for agent in Agent.objects.filter(
+            pk__in={agent_id for ids in agent_ids.values() for agent_id in ids}
+        ).select_related("policy")
+    }
+    caps = trace_caps_read(agents=spenders.values(), trace_ids=traces, now=now)
+    for row in found:
+        key = (row["trace_id"], row["cap_amount_currency"])
+        row_agents = sorted((spenders[pk] for pk in agent_ids[key]), key=lambda a: a.name)
+        result.rows.append(
+            TraceMonthRow(
+                trace_id=row["trace_id"],
+                currency=row["cap_amount_currency"],
+                spent=from_cents(int(row["cents"] or 0)),
+                last_at=row["last_at"],
+                agents=[agent.name for agent in row_agents],
+                vendors=sorted(vendors[key]),
+                caps=[
+                    caps[(row["trace_id"], agent.pk)]
+                    for agent in row_agents
+                    if agent.policy.currency == row["cap_amount_currency"]
+                ],
+            )
+        )
+    return result
+
+
+@dataclass
+class TraceShare:
+    """A vendor's or an agent's part of a trace's spend in one currency."""
+
+    label: str
+    cents: int
+    entries: int
+    share: int  # percent of the currency's spend on the trace (0 for net refunds)
+    agent_id: uuid.UUID | None = None
+
+    @property
+    def spent(self) -> Decimal:
+        return from_cents(self.cents)
+
+
+@dataclass
+class TraceDay:
+    day: date
+    cents: list[int]  # one per vendor column of the chart, signed
+
+    @property
+    def figures(self) -> list[Decimal]:
+        return [from_cents(cents) for cents in self.cents]
+
+    @property
+    def total(self) -> Decimal:
+        return from_cents(sum(self.cents))
+
+
+@dataclass
+class TraceCurrency:
+    """A trace's spend in one cap currency, by the agents in scope, over its life."""
+
+    trace_id: str
+    currency: str
+    cents: int
+    entries: int
+    first_at: datetime
+    last_at: datetime
+    by_vendor: list[TraceShare]
+    by_agent: list[TraceShare]
+    days: list[date]  # the chart's days, oldest first
+    vendors: list[str]  # the chart's layers
+    rows: list[TraceDay]  # one per day of `days`
+
+    @property
+    def spent(self) -> Decimal:
+        return from_cents(self.cents)
+
+    @property
+    def rows_with_spend(self) -> list[TraceDay]:
+        return [row for row in self.rows if any(row.cents)]
+
+    @property
+    def chart_total(self) -> Decimal:
+        return from_cents(sum(sum(row.cents) for row in self.rows))
+
+    @property
+    def vendor_totals(self) -> list[Decimal]:
+        return [
+            from_cents(sum(row.cents[i] for row in self.rows)) for i in range(len(self.vendors))
+        ]
+
+    @property
+    def svg(self) -> str:
+        """Escaped markup (agentwallet/portal/charts.py): safe to render as is."""
+        return stacked_bars_svg(
+            title=f"Spend on {self.trace_id} per day by vendor ({self.currency})",
+            days=self.days,
+            series=[
+                Series(label=vendor, cents=[row.cents[i] for row in self.rows])
+                for i, vendor in enumerate(self.vendors)
+            ],
+            currency=self.currency,
+            chart_id=f"trace-{self.currency}",
+        )
+
+
+@dataclass
+class TraceDetail:
+    trace_id: str
+    currencies: list[TraceCurrency]  # most spend first
+    caps: list[TraceAgentCap]  # one per agent in scope that spent on it, by name
+
+    @property
+    def first_at(self) -> datetime:
+        return min(currency.first_at for currency in self.currencies)
+
+    @property
+    def last_at(self) -> datetime:
+        return max(currency.last_at for currency in self.currencies)
+
+    @property
+    def cap(self) -> CapFigure | None:
+        return _shared_cap(self.caps)
+
+
+def _share(cents: int, total: int) -> int:
+    return 0 if total <= 0 or cents <= 0 else min(round(cents * 100 / total), 100)
+
+
+def trace_detail_read(*, agents: QuerySet[Agent], trace_id: str, now: datetime) -> TraceDetail:
+    """One trace's spend by the given agents: by vendor, by agent and per UTC day (the
+    chart: the days of its activity, the last 60 at most), and each agent's cap on it.
+    Http404 when none of those agents spent on it, whoever else did.
+
+    The spend comes from the ledger in ONE grouped query over the trace_id index (no
+    counter holds a trace by vendor, agent or day, nor one team's share of it); the caps
+    from the trace's lifetime counters (`trace_caps_read`); four queries in all, however
+    many entries, agents or vendors the trace has."""
+    grouped = (
+        LedgerEntry.objects.filter(agent__in=agents, trace_id=trace_id)
+        .annotate(day=TruncDate("effective_at", tzinfo=UTC))
+        .values_list("cap_amount_currency", "day", "vendor__name", "agent_id", "agent__name")
+        .annotate(
+            cents=Sum("cap_cents"),
+            entries=Count("id"),
+            first_at=Min("created_at"),
+            last_at=Max("created_at"),
+        )
+        .order_by()
+    )
+    cells: dict[str, list[tuple[date, str, uuid.UUID, str, int, int, datetime, datetime]]]
+    cells = defaultdict(list)
+    for currency, day, vendor, agent_id, agent_name, cents, count, first, last in grouped:
+        cells[currency].append(
+            (day, vendor or TRACE_NO_VENDOR, agent_id, agent_name, int(cents), count, first, last)
+        )
+    if not cells:
+        raise Http404("No such trace.")
+    currencies = [_trace_currency(trace_id, code, rows) for code, rows in cells.items()]
+    currencies.sort(key=lambda figures: (-figures.cents, figures.currency))
+    spenders = list(
+        Agent.objects.filter(
+            pk__in={row[2] for rows in cells.values() for row in rows}
+        ).select_related("policy")
+    )
+    spenders.sort(key=lambda agent: (agent.name, str(agent.pk)))
+    caps = trace_caps_read(agents=spenders, trace_ids=[trace_id], now=now)
+    return TraceDetail(
+        trace_id=trace_id,
+        currencies=currencies,
+        caps=[caps[(trace_id, agent.pk)] for agent in spenders],
+    )
+
+
+def _trace_currency(
+    trace_id: str,
+    currency: str,
+    cells: list[tuple[date, str, uuid.UUID, str, int, int, datetime, datetime]],
+) -> TraceCurrency:
+    total = sum(cell[4] for cell in cells)
+    vendor_cents: dict[str, int] = defaultdict(int)
+    vendor_entries: dict[str, int] = defaultdict(int)
+    agent_cents: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
+    agent_entries: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
+    for _, vendor, agent_id, agent_name, cents, count, _, _ in cells:
+        vendor_cents[vendor] += cents
+        vendor_entries[vendor] += count
+        agent_cents[(agent_id, agent_name)] += cents
+        agent_entries[(agent_id, agent_name)] += count
+    ranked = sorted(vendor_cents, key=lambda vendor: (-vendor_cents[vendor], vendor))
+    # The chart: every day from the first to the last of its activity, the last 60 at
+    # most, and two weeks at least so that one day's bar is not the whole width.
+    last_day = max(cell[0] for cell in cells)
+    first_day = max(min(cell[0] for cell in cells), last_day - timedelta(TRACE_CHART_MAX_DAYS - 1))
+    span = max((last_day - first_day).days + 1, TRACE_CHART_MIN_DAYS)
+    days = [last_day - timedelta(days=back) for back in range(span)][::-1]
+    shown = ranked if len(ranked) <= TRACE_CHART_VENDORS + 1 else ranked[:TRACE_CHART_VENDORS]
+    layers = shown + ([TRACE_OTHER_VENDORS] if len(shown) < len(ranked) else [])
+    rows = [TraceDay(day=day, cents=[0] * len(layers)) for day in days]
+    at = {row.day: row for row in rows}
+    for day, vendor, _, _, cents, _, _, _ in cells:
+        if day in at:
+            at[day].cents[shown.index(vendor) if vendor in shown else len(shown)] += cents
+    return TraceCurrency(
+        trace_id=trace_id,
+        currency=currency,
+        cents=total,
+        entries=sum(cell[5] for cell in cells),
+        first_at=min(cell[6] for cell in cells),
+        last_at=max(cell[7] for cell in cells),
+        by_vendor=[
+            TraceShare(
+                label=vendor,
+                cents=vendor_cents[vendor],
+                entries=vendor_entries[vendor],
+                share=_share(vendor_cents[vendor], total),
+            )
+            for vendor in ranked
+        ],
+        by_agent=[
+            TraceShare(
+                label=name,
+                cents=agent_cents[(agent_id, name)],
+                entries=agent_entries[(agent_id, name)],
+                share=_share(agent_cents[(agent_id, name)], total),
+                agent_id=agent_id,
+            )
+            for agent_id, name in sorted(
+                agent_cents, key=lambda key: (-agent_cents[key], key[1], str(key[0]))
+            )
+        ],
+        days=days,
+        vendors=layers,
+        rows=rows,
+    )
+
+
+@dataclass
+class TraceEntriesPage:
+    entries: list[LedgerEntry]
+    next_before: int | None  # the id to go on before, when older entries exist
+
+
+def trace_entries_page(
+    *,
+    agents: QuerySet[Agent],
+    trace_id: str,
+    before: int | None = None,
+    size: int = TRACE_ENTRIES_PAGE_SIZE,
+) -> TraceEntriesPage:
+    """The trace's entries by the given agents, newest first, a keyset page (id < before)
+    at a time; Http404 when none of those agents spent on it."""
+    entries = LedgerEntry.objects.filter(agent__in=agents, trace_id=trace_id)
+    page = entries.select_related("agent", "card", "vendor").order_by("-id")
+    if before is not None:
+        page = page.filter(id__lt=before)
+    rows = list(page[: size + 1])
+    if not rows and not entries.exists():
+        raise Http404("No such trace.")
+    more = len(rows) > size
+    rows = rows[:size]
+    return TraceEntriesPage(entries=rows, next_before=rows[-1].pk if more else None)

@@ -1,5 +1,6 @@
 """The portal's ledger: the entries the user may see, filtered as the API filters them,
-with totals for the filter, keyset pages, and the same rows as a streamed CSV."""
+with totals for the filter, keyset pages, and the same rows as a streamed CSV; and its
+trace pages: traces by spend this month, and one trace's spend, caps and entries."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 
 from agentwallet.lib.money import from_cents
 from agentwallet.portal.selectors import portal_scope_required
 from ledger.filters import LedgerEntryFilter
 from ledger.models import LedgerEntry
+from ledger.selectors import trace_detail_read, trace_entries_page, trace_month_page
 
 PAGE_SIZE = 50
 CSV_COLUMNS = (
@@ -130,3 +134,50 @@ def _csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
                 for value in row
             ]
         )
+
+
+def _fragment(request) -> bool:
+    """An HTMX swap wants the fragment; htmx restoring a page it has no copy of (back or
+    forward after a pushed URL) wants the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _entry_id(value: str) -> int | None:
+    """An entry id from the query string, or None for anything else (a bigint at most)."""
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def _render(request, fragment: str, page: str, context: dict) -> HttpResponse:
+    response = render(request, fragment if _fragment(request) else page, context)
+    # The same URL answers a fragment or a page: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request", "HX-History-Restore-Request"))
+    return response
+
+
+@login_required
+def trace_list(request) -> HttpResponse:
+    """Traces by spend this month (UTC), searched by trace id prefix, page by page."""
+    scope = portal_scope_required(user=request.user)
+    query = request.GET.get("q", "").strip()[:128]
+    traces = trace_month_page(
+        agents=scope.agents(), now=timezone.now(), prefix=query, page=request.GET.get("page")
+    )
+    context = {"traces": traces, "query": query, "scope": scope}
+    return _render(request, "ledger/_trace_rows.html", "ledger/trace_list.html", context)
+
+
+@login_required
+def trace_detail(request, trace_id: str) -> HttpResponse:
+    """One trace: spend by vendor, by agent and per day, its caps, its entries. An HTMX
+    request (the entries' pager) gets the entries page only."""
+    scope = portal_scope_required(user=request.user)
+    before = _entry_id(request.GET.get("before", ""))
+    entries = trace_entries_page(agents=scope.agents(), trace_id=trace_id, before=before)
+    context = {"trace_id": trace_id, "page": entries, "paged": before is not None, "scope": scope}
+    if not _fragment(request):
+        context["trace"] = trace_detail_read(
+            agents=scope.agents(), trace_id=trace_id, now=timezone.now()
+        )
+    return _render(request, "ledger/_trace_entries.html", "ledger/trace_detail.html", context)
