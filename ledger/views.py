@@ -64,9 +64,9 @@ def ledger_list(request) -> HttpResponse:
         .order_by("cap_amount_currency")
     ]
     page = entries.select_related("agent", "card", "vendor", "authorization").order_by("-id")
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        page = page.filter(id__lt=int(before))
+    before = _entry_id(request.GET.get("before", ""))
+    if before is not None:
+        page = page.filter(id__lt=before)
     rows = list(page[: PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]

@@ -279,3 +279,11 @@ def test_the_trace_page_queries_stay_flat(alice, bob, network):
                 card = card_for(provisioned, vendor)
                 approved(network.authorize(card, "0.10", trace_id="PR-BIG"))
     assert queries("PR-BIG") == few
+
+
+def test_the_ledger_ignores_a_before_that_is_not_an_entry_id(traced):
+    client = signed_in(user_with("Finance"))
+    for junk in ("%C2%B2", "9" * 30, "-1"):  # "²" is a digit to str.isdigit
+        page = client.get(f"/ledger/?before={junk}")
+        assert page.status_code == 200
+        assert "21.50 USD</strong> net over 4 entries" in page.content.decode()
