@@ -12,9 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from agentwallet.audit import audit_record
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import from_cents, money_json
 from agentwallet.lib.timewindows import day_end
+from agentwallet.models import AuditAction
 from approvals.models import (
     ApprovalOrigin,
     ApprovalRequest,
@@ -285,6 +287,23 @@ def approval_grant(
         valid_until=bump_valid_until(request.agent.policy, now),
     )
     agent_bumps_valid_until_extend(agent=request.agent, valid_until=bump.valid_until)
+    _audit_decision(request, AuditAction.APPROVAL_GRANTED)
+    audit_record(
+        actor=actor_label,
+        action=AuditAction.CAP_BUMPED,
+        subject=f"{request.get_scope_display()} cap of {request.agent.name}",
+        agent=request.agent,
+        object_id=bump.pk,
+        reason=note,
+        detail={
+            "scope": request.scope,
+            "scope_key": request.scope_key,
+            "amount": str(granted.amount),
+            "currency": currency,
+            "valid_until": bump.valid_until.isoformat(),
+            "approval_id": str(request.pk),
+        },
+    )
     _queue_outcome(request, now)
     return request
 
@@ -306,8 +325,27 @@ def approval_deny(
     request.save(
         update_fields=["status", "decided_by", "decided_via", "decided_at", "note", "updated_at"]
     )
+    _audit_decision(request, AuditAction.APPROVAL_DENIED)
     _queue_outcome(request, now)
     return request
+
+
+def _audit_decision(request: ApprovalRequest, action: AuditAction) -> None:
+    requested = request.requested_amount
+    audit_record(
+        actor=request.decided_by,
+        action=action,
+        subject=f"approval for {request.agent.name}: {request.get_scope_display()} cap",
+        agent=request.agent,
+        object_id=request.pk,
+        reason=request.note,
+        detail={
+            "via": request.decided_via,
+            "requested": str(requested.amount),
+            "approved": str(request.approved_amount.amount) if request.approved_amount else None,
+            "currency": str(requested.currency),
+        },
+    )
 
 
 def _queue_outcome(request: ApprovalRequest, now: datetime) -> None:
@@ -364,6 +402,7 @@ def approvals_expire(*, now: datetime | None = None) -> int:
                     "updated_at",
                 ]
             )
+            _audit_decision(locked, AuditAction.APPROVAL_EXPIRED)
             _queue_outcome(locked, now)
             expired += 1
     return expired

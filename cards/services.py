@@ -1,4 +1,5 @@
-"""Writes for cards: issuance, freeze, unfreeze, close. Each records a CardEvent."""
+"""Writes for cards: issuance, freeze, unfreeze, close. Each records a CardEvent, and
+what a person did also an audit row."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from agentwallet.audit import audit_record, card_subject
 from agentwallet.lib.errors import Conflict
+from agentwallet.models import AuditAction
 from cards.crypto import encrypt_number, number_fingerprint
 from cards.issuers import IssuedCard, get_issuer
 from cards.models import Card, CardEvent, CardEventKind, CardStatus
@@ -161,6 +164,23 @@ def card_create_for_agent(
             # A concurrent request took the slot between our check and the insert.
             raise Conflict("The card conflicts with an existing open card.") from exc
         _issued_event(new_card, actor).save(force_insert=True)
+        card = new_card.card
+        audit_record(
+            actor=actor.label,
+            action=AuditAction.CARD_ISSUED,
+            subject=card_subject(card),
+            agent=agent,
+            object_id=card.pk,
+            detail={
+                "vendor": vendor.slug,
+                "monthly_cap": str(card.monthly_cap.amount) if card.monthly_cap else None,
+                "currency": str(card.monthly_cap.currency) if card.monthly_cap else None,
+                "ephemeral": card.is_ephemeral,
+                "single_use": card.single_use,
+                "trace_id": card.trace_id,
+                "expires_at": card.expires_at.isoformat() if card.expires_at else None,
+            },
+        )
         return new_card
 
 
@@ -171,7 +191,17 @@ def _require_reason(reason: str) -> str:
     return reason
 
 
-def _set_status(card: Card, status: str, kind: str, actor: Actor, reason: str) -> Card:
+_AUDIT_ACTIONS = {
+    CardEventKind.FROZEN: AuditAction.CARD_FROZEN,
+    CardEventKind.UNFROZEN: AuditAction.CARD_UNFROZEN,
+    CardEventKind.CLOSED: AuditAction.CARD_CLOSED,
+}
+
+
+def _set_status(
+    card: Card, status: str, kind: str, actor: Actor, reason: str, *, audit: bool = True
+) -> Card:
+    """`audit=False` when the caller records one row for many cards (the kill switch)."""
     issuer = get_issuer(card.issuer)
     if kind == CardEventKind.FROZEN:
         issuer.freeze_card(issuer_card_id=card.issuer_card_id)
@@ -182,6 +212,15 @@ def _set_status(card: Card, status: str, kind: str, actor: Actor, reason: str) -
     card.status = status
     card.save(update_fields=["status", "updated_at"])
     CardEvent.objects.create(card=card, kind=kind, actor=actor.label, reason=reason)
+    if audit:
+        audit_record(
+            actor=actor.label,
+            action=_AUDIT_ACTIONS[kind],
+            subject=card_subject(card),
+            agent_id=card.agent_id,
+            object_id=card.pk,
+            reason=reason,
+        )
     return card
 
 
@@ -225,9 +264,20 @@ def agent_cards_freeze(*, agent: Agent, actor: Actor, reason: str) -> list[Card]
         .filter(agent=agent, status=CardStatus.ACTIVE)
         .order_by("pk")
     )
-    return [
-        _set_status(card, CardStatus.FROZEN, CardEventKind.FROZEN, actor, reason) for card in cards
+    frozen = [
+        _set_status(card, CardStatus.FROZEN, CardEventKind.FROZEN, actor, reason, audit=False)
+        for card in cards
     ]
+    audit_record(
+        actor=actor.label,
+        action=AuditAction.AGENT_FROZEN,
+        subject=f"agent {agent.name}",
+        agent_id=agent.pk,
+        object_id=agent.pk,
+        reason=reason,
+        detail={"cards": [card_subject(card) for card in frozen]},
+    )
+    return frozen
 
 
 @transaction.atomic
@@ -238,10 +288,22 @@ def agent_cards_unfreeze(*, agent: Agent, actor: Actor, reason: str = "") -> lis
         .filter(agent=agent, status=CardStatus.FROZEN)
         .order_by("pk")
     )
-    return [
-        _set_status(card, CardStatus.ACTIVE, CardEventKind.UNFROZEN, actor, reason.strip())
+    unfrozen = [
+        _set_status(
+            card, CardStatus.ACTIVE, CardEventKind.UNFROZEN, actor, reason.strip(), audit=False
+        )
         for card in cards
     ]
+    audit_record(
+        actor=actor.label,
+        action=AuditAction.AGENT_UNFROZEN,
+        subject=f"agent {agent.name}",
+        agent_id=agent.pk,
+        object_id=agent.pk,
+        reason=reason.strip(),
+        detail={"cards": [card_subject(card) for card in unfrozen]},
+    )
+    return unfrozen
 
 
 def card_close_after_use(*, card_id: uuid.UUID, used_by: str) -> None:
@@ -249,11 +311,19 @@ def card_close_after_use(*, card_id: uuid.UUID, used_by: str) -> None:
     caller's transaction (the decision's), so no second authorization can pass, and at
     the issuer once that transaction has committed, so no network call waits under the
     agent's lock."""
-    card = Card.objects.get(pk=card_id)
+    card = Card.objects.select_related("vendor").get(pk=card_id)
     card.status = CardStatus.CLOSED
     card.save(update_fields=["status", "updated_at"])
     CardEvent.objects.create(
         card=card, kind=CardEventKind.CLOSED, actor="system:single-use", reason=f"used by {used_by}"
+    )
+    audit_record(
+        actor="system:single-use",
+        action=AuditAction.CARD_CLOSED,
+        subject=card_subject(card),
+        agent_id=card.agent_id,
+        object_id=card.pk,
+        reason=f"used by {used_by}",
     )
     issuer = get_issuer(card.issuer)
     transaction.on_commit(
@@ -280,9 +350,18 @@ def card_merchant_lock_reset(*, card: Card, actor: Actor, reason: str) -> Card:
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "Say why (it is recorded with the reset)."})
-    card = Card.objects.select_for_update(of=("self",)).get(pk=card.pk)
+    card = Card.objects.select_for_update(of=("self",)).select_related("vendor").get(pk=card.pk)
     if not card.learned_merchant_id:
         return card  # nothing learned: nothing changes, nothing recorded
+    audit_record(
+        actor=actor.label,
+        action=AuditAction.CARD_LOCK_RESET,
+        subject=card_subject(card),
+        agent_id=card.agent_id,
+        object_id=card.pk,
+        reason=reason,
+        detail={"learned_merchant_id": card.learned_merchant_id},
+    )
     CardEvent.objects.create(
         card=card,
         kind=CardEventKind.MERCHANT_LOCK_RESET,

@@ -39,7 +39,7 @@ class VendorListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validate_input(VendorCreateInputSerializer, request.data)
-        vendor = services.vendor_create(**data)
+        vendor = services.vendor_create(**data, actor=actor_from_request(request))
         return Response(VendorOutputSerializer(vendor).data, status=status.HTTP_201_CREATED)
 
 
@@ -60,7 +60,7 @@ class PolicyListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validate_input(PolicyCreateInputSerializer, request.data)
-        policy = services.policy_create(**data)
+        policy = services.policy_create(**data, actor=actor_from_request(request))
         policy = selectors.policy_get_by_slug(slug=policy.slug)
         return Response(PolicyOutputSerializer(policy).data, status=status.HTTP_201_CREATED)
 

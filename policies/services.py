@@ -12,8 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from agentwallet.audit import audit_record
 from agentwallet.lib.money import money_json
 from agentwallet.lib.timewindows import is_valid_time_zone
+from agentwallet.models import AuditAction
 from policies.models import Policy, PolicyChange, PolicyVendorCap, Vendor, VendorCategory
 from policies.signals import policy_time_zone_changed
 from wallets.actors import Actor
@@ -61,7 +63,10 @@ def vendor_create(
     merchant_id_lock: bool = True,
     currencies: Iterable[str] = ("USD",),
     is_curated: bool = False,
+    actor: Actor | None = None,
 ) -> Vendor:
+    """Add a vendor. With an `actor` (a person, through the API or portal) it is audited;
+    the catalogue loader passes none."""
     mcc_list = _clean_mccs(mccs)
     if not mcc_list:
         raise ValidationError({"mccs": "A vendor needs at least one merchant category code."})
@@ -81,6 +86,18 @@ def vendor_create(
     )
     vendor.full_clean()
     vendor.save()
+    if actor is not None:
+        audit_record(
+            actor=actor.label,
+            action=AuditAction.VENDOR_CREATED,
+            subject=f"vendor {vendor.name} ({vendor.slug})",
+            object_id=vendor.pk,
+            detail={
+                "mccs": mcc_list,
+                "descriptors": vendor.descriptors,
+                "network_ids": vendor.network_ids,
+            },
+        )
     return vendor
 
 
@@ -126,8 +143,10 @@ def policy_create(
     warning_thresholds: Iterable[int] = (80, 95),
     approvals_channel: str = "",
     bump_valid_hours: int | None = None,
+    actor: Actor | None = None,
 ) -> Policy:
-    """Create a policy; every amount is in `currency`, the policy's cap currency."""
+    """Create a policy; every amount is in `currency`, the policy's cap currency. Audited
+    when a person (`actor`) creates it."""
     if Policy.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": f"A policy with slug {slug!r} already exists."})
     policy = Policy(
@@ -151,6 +170,18 @@ def policy_create(
     policy.save()
     policy.default_vendors.set(list(default_vendors))
     _set_vendor_caps(policy, vendor_caps or {})
+    if actor is not None:
+        audit_record(
+            actor=actor.label,
+            action=AuditAction.POLICY_CREATED,
+            subject=f"policy {policy.name} ({policy.slug})",
+            object_id=policy.slug,
+            detail={
+                "currency": currency,
+                "daily_cap": str(daily_cap),
+                "monthly_cap": str(monthly_cap),
+            },
+        )
     return policy
 
 
@@ -187,6 +218,7 @@ def policy_update(
     if "vendor_caps" in changes:
         _set_vendor_caps(policy, changes["vendor_caps"])
     after = {field: _audit_value(policy, field) for field in audited}
+    changed = [field for field in audited if before[field] != after[field]]
     PolicyChange.objects.bulk_create(
         PolicyChange(
             policy=policy,
@@ -196,9 +228,16 @@ def policy_update(
             new_value=after[field],
             changed_at=now,
         )
-        for field in audited
-        if before[field] != after[field]
+        for field in changed
     )
+    if changed:
+        audit_record(
+            actor=actor.label,
+            action=AuditAction.POLICY_CHANGED,
+            subject=f"policy {policy.name} ({policy.slug})",
+            object_id=policy.slug,
+            detail={field: {"from": before[field], "to": after[field]} for field in changed},
+        )
     if before.get("time_zone", policy.time_zone) != policy.time_zone:
         policy_time_zone_changed.send(
             sender=Policy, policy=policy, old_time_zone=before["time_zone"]

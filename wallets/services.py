@@ -13,6 +13,8 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agentwallet.audit import audit_record, card_subject
+from agentwallet.models import AuditAction
 from cards.services import NewCard, cards_issue_for_new_agent, issuer_compensation
 from policies.models import Policy, Vendor
 from wallets.actors import Actor
@@ -62,8 +64,11 @@ def principal_get_or_create(*, email: str, slack_user_id: str = "", name: str = 
     return principal
 
 
-def api_key_create(*, name: str, agent: Agent | None, created_by: Actor) -> tuple[ApiKey, str]:
-    """Create a key; the raw key is returned once and only its hash is stored."""
+def api_key_create(
+    *, name: str, agent: Agent | None, created_by: Actor, audit: bool = True
+) -> tuple[ApiKey, str]:
+    """Create a key; the raw key is returned once and only its hash is stored.
+    `audit=False` when the caller's own audit row covers it (provisioning)."""
     name = name.strip()
     if not name or len(name) > 50:
         raise ValidationError({"name": "A key needs a name of 1-50 characters."})
@@ -71,7 +76,21 @@ def api_key_create(*, name: str, agent: Agent | None, created_by: Actor) -> tupl
     api_key = ApiKey(name=name, kind=kind, agent=agent, created_by=created_by.label)
     raw_key = ApiKey.objects.assign_key(api_key)
     api_key.save(force_insert=True)  # the library's create_key tries an UPDATE first
+    if audit:
+        audit_record(
+            actor=created_by.label,
+            action=AuditAction.KEY_CREATED,
+            subject=_key_subject(api_key, agent),
+            agent=agent,
+            object_id=api_key.pk,
+            detail={"kind": kind, "prefix": api_key.prefix},
+        )
     return api_key, raw_key
+
+
+def _key_subject(api_key: ApiKey, agent: Agent | None) -> str:
+    owner = f"agent {agent.name}" if agent is not None else "staff"
+    return f"key {api_key.name} ({api_key.prefix}…) of {owner}"
 
 
 @transaction.atomic
@@ -82,6 +101,15 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
     api_key.revoked = True
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked", "revoked_at"])
+    agent = api_key.agent if api_key.agent_id else None
+    audit_record(
+        actor=actor.label,
+        action=AuditAction.KEY_REVOKED,
+        subject=_key_subject(api_key, agent),
+        agent=agent,
+        object_id=api_key.pk,
+        detail={"prefix": api_key.prefix},
+    )
     return api_key
 
 
@@ -110,11 +138,24 @@ def agent_provision(
             raise ValidationError({"name": "This principal already has an agent of that name."})
         agent.save(force_insert=True)
         api_key, raw_key = api_key_create(
-            name=f"{agent.name[:45]} key", agent=agent, created_by=actor
+            name=f"{agent.name[:45]} key", agent=agent, created_by=actor, audit=False
         )
         card_vendors = list(policy.default_vendors.all()) if vendors is None else list(vendors)
         cards = cards_issue_for_new_agent(
             agent=agent, vendors=card_vendors, actor=actor, issued=issued
+        )
+        audit_record(
+            actor=actor.label,
+            action=AuditAction.AGENT_PROVISIONED,
+            subject=f"agent {agent.name}",
+            agent=agent,
+            object_id=agent.pk,
+            detail={
+                "principal": principal.email,
+                "policy": policy.slug,
+                "key_prefix": api_key.prefix,
+                "cards": [card_subject(new_card.card) for new_card in cards],
+            },
         )
         return ProvisionedAgent(agent=agent, api_key=api_key, raw_key=raw_key, cards=cards)
 

@@ -126,8 +126,9 @@ def test_the_kill_switch_takes_a_fixed_number_of_queries(
     alice, staff_client, django_assert_max_num_queries
 ):
     # Key lookup and last-used, agent, savepoint pair, the locked cards with their vendors,
-    # then per card an UPDATE and an event: no per-card vendor lookups for the response.
-    with django_assert_max_num_queries(6 + 2 * 6):
+    # then per card an UPDATE and an event, and one audit row for the whole switch: no
+    # per-card vendor lookups for the response.
+    with django_assert_max_num_queries(6 + 2 * 6 + 1):
         response = staff_client.post(
             f"/api/agents/{alice.agent.pk}/freeze", {"reason": "x"}, format="json"
         )
