@@ -5,6 +5,8 @@ change and its audit row land together or not at all. Read by the portal's `/aud
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -80,3 +82,23 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.subject} by {self.actor}"
+
+    def detail_items(self) -> list[tuple[str, str]]:
+        """The details as readable (name, text) pairs: "500.00 USD", "a → b"."""
+        return [(key.replace("_", " "), _readable(value)) for key, value in self.detail.items()]
+
+
+def _readable(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict):
+        if set(value) == {"amount", "currency"}:
+            return f"{value['amount']} {value['currency']}"
+        if set(value) == {"from", "to"}:
+            return f"{_readable(value['from'])} → {_readable(value['to'])}"
+        return ", ".join(f"{key} {_readable(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return ", ".join(_readable(item) for item in value) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -298,7 +298,7 @@ def approval_grant(
         detail={
             "scope": request.scope,
             "scope_key": request.scope_key,
-            "amount": str(granted.amount),
+            "amount": money_json(granted)["amount"],
             "currency": currency,
             "valid_until": bump.valid_until.isoformat(),
             "approval_id": str(request.pk),
@@ -341,8 +341,10 @@ def _audit_decision(request: ApprovalRequest, action: AuditAction) -> None:
         reason=request.note,
         detail={
             "via": request.decided_via,
-            "requested": str(requested.amount),
-            "approved": str(request.approved_amount.amount) if request.approved_amount else None,
+            "requested": money_json(requested)["amount"],
+            "approved": money_json(request.approved_amount)["amount"]
+            if request.approved_amount
+            else None,
             "currency": str(requested.currency),
         },
     )

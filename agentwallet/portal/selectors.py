@@ -15,11 +15,12 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, QuerySet, Sum, Window
+from django.db.models import F, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber, Substr, TruncDate
 
 from agentwallet.lib.money import from_cents
 from agentwallet.lib.timewindows import HOUR, floor_to
+from agentwallet.models import AuditEvent
 from agentwallet.portal.charts import Series, stacked_bars_svg
 from approvals.models import ApprovalRequest, ApprovalStatus, OutboxMessage, OutboxStatus
 from cards.models import Card, CardStatus
@@ -329,3 +330,27 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
         daily_spend=daily_spend_read(scope=scope, now=now),
         top_traces=top_traces_read() if scope.everything else None,
     )
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+def audit_events(*, scope: PortalScope) -> QuerySet[AuditEvent]:
+    """The audit rows a user may read: everything for organisation-wide roles; for a
+    lead, the rows about their teams' agents and the organisation-wide ones (policies,
+    vendors), which bind their agents too."""
+    events = AuditEvent.objects.select_related("agent")
+    if scope.everything:
+        return events
+    return events.filter(Q(agent__principal_id__in=scope.principal_ids) | Q(agent__isnull=True))
+
+
+def keyset_page(rows: QuerySet, *, before: str, size: int) -> tuple[list, int | None]:
+    """Newest first by id: one page below `before` and the id to ask for next (or None).
+    The query is the same on every page, whatever the depth."""
+    if before.isascii() and before.isdigit() and len(before) <= 18:  # a bigint at most
+        rows = rows.filter(id__lt=int(before))
+    page = list(rows.order_by("-id")[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return page, (page[-1].pk if more and page else None)

@@ -7,6 +7,8 @@ from agentwallet.portal import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("audit/", views.audit, name="portal-audit"),
+    path("reports/", views.reports, name="portal-reports"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

@@ -8,7 +8,15 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from agentwallet.portal.selectors import dashboard_read, portal_scope_required
+from agentwallet.portal.filters import AuditEventFilter
+from agentwallet.portal.htmx import render_page
+from agentwallet.portal.selectors import (
+    AUDIT_PAGE_SIZE,
+    audit_events,
+    dashboard_read,
+    keyset_page,
+    portal_scope_required,
+)
 
 
 @login_required
@@ -18,3 +26,32 @@ def dashboard(request) -> HttpResponse:
     if request.htmx:
         return render(request, "portal/_dashboard_panels.html", context)
     return render(request, "portal/dashboard.html", context)
+
+
+@login_required
+def audit(request) -> HttpResponse:
+    scope = portal_scope_required(user=request.user)
+    events = audit_events(scope=scope)
+    filterset = AuditEventFilter(request.GET, queryset=events)
+    events = filterset.qs if filterset.is_valid() else events.none()
+    rows, next_before = keyset_page(
+        events, before=request.GET.get("before", ""), size=AUDIT_PAGE_SIZE
+    )
+    query = request.GET.copy()
+    query.pop("before", None)
+    context = {
+        "filter": filterset,
+        "errors": filterset.errors,
+        "rows": rows,
+        "next_before": next_before,
+        "query": query.urlencode(),
+    }
+    return render_page(request, "portal/_audit_rows.html", "portal/audit.html", context)
+
+
+@login_required
+def reports(request) -> HttpResponse:
+    """The sprint reports' place in the navigation; the reports themselves come with
+    the reconcile work (exports, sprint reports), which this page will list."""
+    portal_scope_required(user=request.user)
+    return render(request, "portal/reports.html")
