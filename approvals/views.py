@@ -8,11 +8,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import MoneyError, parse_amount
-from agentwallet.portal.selectors import PortalScope, portal_scope_required
+from agentwallet.portal.selectors import PortalScope, dashboard_read, portal_scope_required
 from approvals.models import ApprovalRequest, ApprovalStatus, DecisionChannel
 from approvals.services import approval_deny, approval_grant
 
@@ -85,11 +86,16 @@ def approval_decide(request, approval_id: str, action: str) -> HttpResponse:
         error = f"Request {approval.pk}: {exc} Nothing changed."
     except Conflict as exc:
         error = f"{exc} Nothing changed."
+    from_dashboard = request.POST.get("from") == "dashboard"  # its one-click decide
     if not request.htmx:  # a plain form post: say it on the page it returns to
         if error:
             messages.error(request, error)
         else:
             messages.success(request, message)
-        return redirect("portal-approvals")
+        return redirect("dashboard" if from_dashboard else "portal-approvals")
+    if from_dashboard:
+        board = dashboard_read(scope=scope, now=timezone.now())
+        context = {"board": board, "scope": scope, "message": message, "error": error}
+        return render(request, "portal/_dashboard_panels.html", context)
     context = _queue_context(request, scope, message=message, error=error)
     return render(request, "approvals/_queue.html", context, status=200)

@@ -118,3 +118,38 @@ def test_the_queue_costs_the_same_queries_whatever_its_length(provision, network
     for n in range(1, 5):
         over_the_daily_cap(network, provision(name=f"q{n}", email=f"q{n}@example.com"))
     assert queries() == few
+
+
+def test_the_dashboard_decides_in_one_click_and_refreshes_its_panels(pending, alice, network):
+    client = signed_in(user_with("Finance", "fin"))
+    board = client.get("/").content.decode()
+    assert f'hx-post="/approvals/{pending}/approve"' in board
+    assert 'aria-label="Approve 5.00 USD for alice-agent"' in board
+    panels = client.post(
+        f"/approvals/{pending}/approve", {"from": "dashboard"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "<html" not in panels
+    assert f"Approved request {pending}." in panels
+    assert "Nothing waits for a decision." in panels
+    assert 'data-testid="day-spent-USD"' in panels
+    bump = CapBump.objects.get(approval_id=pending)
+    assert (bump.amount.amount, bump.approval.decided_via) == (Decimal("5.00"), "portal")
+    assert network.authorize(card_for(alice, "aws"), "5.00").json()["decision"] == "approved"
+
+
+def test_a_plain_post_from_the_dashboard_returns_to_it(pending):
+    client = signed_in(user_with("Finance"))
+    response = client.post(f"/approvals/{pending}/deny", {"from": "dashboard"})
+    assert response["Location"] == "/"
+    assert f"Denied request {pending}." in client.get("/").content.decode()
+    assert ApprovalRequest.objects.get(pk=pending).status == "denied"
+
+
+def test_a_viewer_gets_no_decide_buttons_on_the_dashboard(pending):
+    client = signed_in(user_with("Viewer"))
+    board = client.get("/").content.decode()
+    assert "alice-agent" in board
+    assert f"/approvals/{pending}/approve" not in board
+    forged = client.post(f"/approvals/{pending}/approve", {"from": "dashboard"})
+    assert forged.status_code == 403
+    assert ApprovalRequest.objects.get(pk=pending).status == "pending"
