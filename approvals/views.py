@@ -3,6 +3,8 @@ request is decided once whichever channel clicks first."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -16,8 +18,10 @@ from agentwallet.lib.money import MoneyError, parse_amount
 from agentwallet.portal.selectors import PortalScope, dashboard_read, portal_scope_required
 from approvals.models import ApprovalRequest, ApprovalStatus, DecisionChannel
 from approvals.services import approval_deny, approval_grant
+from ledger.selectors import agents_top_traces, approvals_declined_charges
 
 DECIDED_SHOWN = 20
+TOP_TRACES_OVER = timedelta(days=1)
 
 
 def _visible(scope: PortalScope):
@@ -28,8 +32,18 @@ def _visible(scope: PortalScope):
 
 def _queue_context(request, scope: PortalScope, **extra) -> dict:
     visible = _visible(scope)
+    pending = list(visible.filter(status=ApprovalStatus.PENDING).order_by("-created_at"))
+    # The context an approver needs: each agent's biggest traces of the last 24 hours.
+    tops = agents_top_traces(
+        agent_ids={request.agent_id for request in pending},
+        since=timezone.now() - TOP_TRACES_OVER,
+    )
+    charges = approvals_declined_charges(approval_ids=[request.pk for request in pending])
+    for approval in pending:
+        approval.top_traces = tops.get(approval.agent_id, [])
+        approval.declined_charge = charges.get(approval.pk)
     return {
-        "pending": list(visible.filter(status=ApprovalStatus.PENDING).order_by("-created_at")),
+        "pending": pending,
         "decided": list(
             visible.exclude(status=ApprovalStatus.PENDING).order_by("-decided_at", "-id")[
                 :DECIDED_SHOWN

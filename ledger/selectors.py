@@ -23,7 +23,13 @@ from agentwallet.portal.charts import Series, stacked_bars_svg
 from approvals.models import CapBump
 from cards.models import Card, CardStatus
 from ledger import sql
-from ledger.models import CounterGrain, LedgerEntry, MonthCounterZone, SpendCounter
+from ledger.models import (
+    Authorization,
+    CounterGrain,
+    LedgerEntry,
+    MonthCounterZone,
+    SpendCounter,
+)
 from policies import rules
 from policies.models import Policy
 from policies.selectors import policy_vendor_caps
@@ -766,3 +772,38 @@ def trace_entries_page(
     more = len(rows) > size
     rows = rows[:size]
     return TraceEntriesPage(entries=rows, next_before=rows[-1].pk if more else None)
+
+
+def agents_top_traces(
+    *, agent_ids: Iterable[uuid.UUID], since: datetime, limit: int = 3
+) -> dict[uuid.UUID, list[tuple[str, Money]]]:
+    """Each agent's biggest traces since a time, for many agents in one grouped query
+    (the approvals queue: the context of every pending request at once)."""
+    rows = (
+        LedgerEntry.objects.filter(agent_id__in=list(agent_ids), effective_at__gte=since)
+        .exclude(trace_id="")
+        .values_list("agent_id", "trace_id", "cap_amount_currency")
+        .annotate(cents=Sum("cap_cents"))
+        .order_by("agent_id", "-cents", "trace_id")
+    )
+    tops: dict[uuid.UUID, list[tuple[str, Money]]] = {}
+    for agent_id, trace_id, currency, cents in rows:
+        top = tops.setdefault(agent_id, [])
+        if len(top) < limit and cents > 0:
+            top.append((trace_id, Money(from_cents(int(cents)), currency)))
+    return tops
+
+
+def approvals_declined_charges(*, approval_ids: Iterable[int]) -> dict[int, Authorization]:
+    """The declined authorization that raised each approval request (its first, when
+    several declines were attached to one request): two queries, whatever the count."""
+    first_ids = (
+        Authorization.objects.filter(approval_request_id__in=list(approval_ids))
+        .values("approval_request_id")
+        .annotate(first=Min("id"))
+        .values_list("first", flat=True)
+    )
+    return {
+        authorization.approval_request_id: authorization
+        for authorization in Authorization.objects.filter(id__in=list(first_ids))
+    }

@@ -153,3 +153,17 @@ def test_a_viewer_gets_no_decide_buttons_on_the_dashboard(pending):
     forged = client.post(f"/approvals/{pending}/approve", {"from": "dashboard"})
     assert forged.status_code == 403
     assert ApprovalRequest.objects.get(pk=pending).status == "pending"
+
+
+def test_the_queue_shows_the_declined_charge_and_the_agents_top_traces(alice, network):
+    card = card_for(alice, "aws")
+    for amount, trace in (("15.00", "owner/repo#12"), ("12.00", "PR-7"), ("470.00", None)):
+        extra = {"trace_id": trace} if trace else {}
+        assert network.authorize(card, amount, **extra).json()["decision"] == "approved"
+    declined = network.authorize(card, "20.00", merchant_name="AWS EMEA")
+    assert declined.json()["reason"] == "daily_cap_exceeded"
+    page = signed_in(user_with("Finance")).get("/approvals/").content.decode()
+    assert "AWS EMEA" in page
+    assert '<span class="money">20.00 USD</span>' in page
+    assert page.index("owner/repo#12</a>") < page.index('PR-7</a> <span class="money">12.00 USD')
+    assert 'href="/traces/owner%2Frepo%2312/"' in page
