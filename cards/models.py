@@ -100,13 +100,14 @@ class CardEventKind(models.TextChoices):
     UNFROZEN = "unfrozen", "Unfrozen"
     CLOSED = "closed", "Closed"
     MERCHANT_LOCK_RESET = "lock_reset", "Merchant lock reset"
+    CAP_CHANGED = "cap_changed", "Monthly cap changed"
 
 
 class CardEvent(models.Model):
     """Append-only history of a card: who did what, when and why."""
 
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="events")
-    kind = models.CharField(max_length=10, choices=CardEventKind.choices)
+    kind = models.CharField(max_length=16, choices=CardEventKind.choices)
     actor = models.CharField(max_length=200)
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

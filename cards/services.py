@@ -1,5 +1,5 @@
-"""Writes for cards: issuance, freeze, unfreeze, close. Each records a CardEvent, and
-what a person did also an audit row."""
+"""Writes for cards: issuance, freeze, unfreeze, close, the monthly cap. Each records a
+CardEvent, and what a person did also an audit row."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from djmoney.money import Money
 
 from agentwallet.audit import audit_record, card_subject
 from agentwallet.lib.errors import Conflict
+from agentwallet.lib.money import CENT, MAX_AMOUNT
 from agentwallet.models import AuditAction
 from cards.crypto import encrypt_number, number_fingerprint
 from cards.issuers import IssuedCard, get_issuer
@@ -370,4 +371,57 @@ def card_merchant_lock_reset(*, card: Card, actor: Actor, reason: str) -> Card:
     )
     card.learned_merchant_id = ""
     card.save(update_fields=["learned_merchant_id", "updated_at"])
+    return card
+
+
+@transaction.atomic
+def card_cap_update(*, card: Card, monthly_cap: Decimal, actor: Actor, reason: str = "") -> Card:
+    """Set the card's own monthly cap, in its policy's currency. Its next authorization
+    is decided against it: the decision reads the cap from the card's row (ledger.sql
+    CARD_FACTS). The policy's vendor cap still applies beside it; the lower one stops a
+    charge. Raises ValidationError (nothing changed) for an amount that is not positive
+    or not in whole cents, Conflict for a closed card."""
+    if not isinstance(monthly_cap, Decimal) or not monthly_cap.is_finite():
+        raise ValidationError({"monthly_cap": "The cap must be an amount such as 250.00."})
+    if monthly_cap <= 0:
+        raise ValidationError({"monthly_cap": "The cap must be greater than zero."})
+    if monthly_cap != monthly_cap.quantize(CENT):
+        raise ValidationError({"monthly_cap": "The cap has at most 2 decimal places."})
+    if monthly_cap > MAX_AMOUNT:
+        raise ValidationError({"monthly_cap": f"The cap must be at most {MAX_AMOUNT}."})
+    card = (
+        Card.objects.select_for_update(of=("self",))
+        .select_related("vendor", "agent__policy")
+        .get(pk=card.pk)
+    )
+    if card.status == CardStatus.CLOSED:
+        raise Conflict("A closed card's cap cannot change.")
+    currency = card.agent.policy.currency
+    new_cap = Money(monthly_cap.quantize(CENT), currency)
+    old_cap = card.monthly_cap
+    if old_cap is not None and old_cap == new_cap:
+        return card  # the same cap: nothing changes, nothing recorded
+    was = f"{old_cap.amount} {old_cap.currency}" if old_cap is not None else "none"
+    reason = reason.strip()
+    card.monthly_cap = new_cap
+    card.save(update_fields=["monthly_cap", "updated_at"])
+    CardEvent.objects.create(
+        card=card,
+        kind=CardEventKind.CAP_CHANGED,
+        actor=actor.label,
+        reason=f"{was} → {new_cap.amount} {currency}" + (f": {reason}" if reason else ""),
+    )
+    audit_record(
+        actor=actor.label,
+        action=AuditAction.CARD_CAP_CHANGED,
+        subject=card_subject(card),
+        agent_id=card.agent_id,
+        object_id=card.pk,
+        reason=reason,
+        detail={
+            "from": str(old_cap.amount) if old_cap is not None else None,
+            "to": str(new_cap.amount),
+            "currency": currency,
+        },
+    )
     return card
