@@ -88,3 +88,17 @@ def test_the_date_inputs_filter(entries):
     none = client.get("/ledger/?since=2999-01-01").content.decode()
     assert "No entries match." in none
     assert 'role="alert"' not in none
+
+
+def test_the_card_and_rail_filters(entries):
+    alice, _ = entries
+    client = signed_in(user_with("Finance"))
+    page = client.get("/ledger/").content.decode()
+    assert '<label for="f-card">Card id</label>' in page
+    assert '<option value="usdc" ' in page
+    by_card = client.get(f"/ledger/?card={card_for(alice, 'anthropic').pk}").content.decode()
+    assert "2.00 USD</strong> net over 1 entry" in by_card
+    assert (
+        "17.50 USD</strong> net over 3 entries" in client.get("/ledger/?rail=card").content.decode()
+    )
+    assert "No entries match." in client.get("/ledger/?rail=usdc").content.decode()
