@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from django.urls import path
 
-from ledger import apis
+from ledger import apis, converters
 
 urlpatterns = [
     path("agents/<uuid:agent_id>/budget", apis.AgentBudgetApi.as_view(), name="agent-budget"),
     path("ledger", apis.LedgerListApi.as_view(), name="ledger"),
     path("traces", apis.TraceListApi.as_view(), name="traces"),
-    path("traces/<str:trace_id>", apis.TraceDetailApi.as_view(), name="trace-detail"),
+    path(
+        f"traces/<{converters.TRACE_ID}:trace_id>",
+        apis.TraceDetailApi.as_view(),
+        name="trace-detail",
+    ),
     path(
         "network/authorizations",
         apis.NetworkAuthorizationCreateApi.as_view(),

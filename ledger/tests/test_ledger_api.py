@@ -105,3 +105,13 @@ def test_agents_see_their_share_of_a_trace_and_404_for_others(alice, bob, networ
     response = alice_client.get("/api/traces/PR-BOB")
     assert response.status_code == 404
     assert [t["trace_id"] for t in alice_client.get("/api/traces").json()] == ["PR-SHARED"]
+
+
+def test_a_qualified_trace_id_with_a_slash_and_a_hash_is_found(alice, network, staff_client):
+    _spend(network, alice, "openai", "2.00", "owner/repo#4823")
+    body = staff_client.get("/api/traces/owner%2Frepo%234823").json()
+    assert body["spent"] == {"amount": "2.00", "currency": "USD"}
+    assert staff_client.get("/api/traces/owner/repo%234823").json()["trace_id"] == (
+        "owner/repo#4823"
+    )
+    assert staff_client.get("/api/traces/owner%2Fother%231").status_code == 404
