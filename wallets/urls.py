@@ -8,6 +8,9 @@ urlpatterns = [
     path("agents/", views.agent_list, name="portal-agents"),
     path("agents/new/", views.agent_new, name="portal-agent-new"),
     path("agents/<str:agent_id>/", views.agent_detail, name="portal-agent"),
+    path(
+        "agents/<str:agent_id>/issue-card", views.agent_card_issue, name="portal-agent-issue-card"
+    ),
     re_path(
         r"^agents/(?P<agent_id>[^/]+)/(?P<action>freeze-card|unfreeze-card|freeze-agent|"
         r"unfreeze-agent|create-key|revoke-key)$",

@@ -1,5 +1,6 @@
-"""The portal's agent pages: the list and one agent, with its kill switch and keys. Each
-view parses, calls one selector or service, and renders."""
+"""The portal's agent pages: the list and one agent, with its cards (each with its last
+use), the kill switch, issuing a card, and keys. Each view parses, calls one selector or
+service, and renders."""
 
 from __future__ import annotations
 
@@ -19,9 +20,18 @@ from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import from_cents
 from agentwallet.portal.selectors import PortalScope, portal_scope_required
 from cards.models import Card
-from cards.services import agent_cards_freeze, agent_cards_unfreeze, card_freeze, card_unfreeze
+from cards.selectors import cards_last_used
+from cards.serializers import CardCreateInputSerializer
+from cards.services import (
+    DEFAULT_EPHEMERAL_LIFETIME,
+    agent_cards_freeze,
+    agent_cards_unfreeze,
+    card_create_for_agent,
+    card_freeze,
+    card_unfreeze,
+)
 from ledger.selectors import agent_budget, agents_day_spend
-from policies.models import Policy
+from policies.models import Policy, Vendor
 from wallets.actors import Actor
 from wallets.models import Agent, AgentStatus, ApiKey
 from wallets.services import agent_provision, api_key_create, api_key_revoke
@@ -121,18 +131,102 @@ def agent_detail(request, agent_id: str) -> HttpResponse:
     return _agent_page(request, _agent_in_scope(scope, agent_id))
 
 
-def _agent_page(request, agent: Agent, **extra) -> HttpResponse:
+def _agent_page(request, agent: Agent, *, status: int = 200, **extra) -> HttpResponse:
     """The agent's page as the answer to a write that has something to show once (a new
-    key): rendered, never stored, so the secret exists in this response only."""
+    key, a new card's number): rendered, never stored, so the secret exists in this
+    response only."""
+    budget = agent_budget(agent=agent)
+    last_used = cards_last_used(cards=[row.card for row in budget.cards])
+    may_issue = request.user.has_perm("cards.add_card")
     context = {
         "agent": agent,
-        "budget": agent_budget(agent=agent),
+        "budget": budget,
+        "card_rows": [
+            {"budget": row, "last_used": last_used.get(row.card.pk)} for row in budget.cards
+        ],
         "keys": ApiKey.objects.filter(agent=agent).order_by("-created"),
         "may_freeze": request.user.has_perm("cards.change_card"),
         "may_manage_keys": request.user.has_perm("wallets.add_apikey"),
+        "may_issue": may_issue,
+        "vendors": list(Vendor.objects.order_by("name")) if may_issue else [],
+        "issue": {"lifetime_unit": "hours", **extra.pop("issue", {})},
+        "issue_errors": {},
+        "lifetime_units": LIFETIME_UNITS,
         **extra,
     }
-    return render(request, "wallets/agent_detail.html", context)
+    return render(request, "wallets/agent_detail.html", context, status=status)
+
+
+# The lifetimes the issue form offers, in seconds per unit.
+LIFETIME_UNITS = {"minutes": 60, "hours": 3600}
+ISSUE_FIELDS = ("vendor", "monthly_cap", "trace_id", "lifetime", "lifetime_unit")
+
+
+@never_cache  # the answer holds the new card's number and CVC
+@login_required
+@require_POST
+def agent_card_issue(request, agent_id: str) -> HttpResponse:
+    """Issue a card to the agent as POST /api/agents/{id}/cards does: the same input
+    validation (CardCreateInputSerializer) and service. The number and CVC are in this
+    one response and nowhere else; on bad input nothing is issued and the form says
+    why at its fields (status 400)."""
+    scope = portal_scope_required(user=request.user)
+    agent = _agent_in_scope(scope, agent_id)
+    _require(request, "cards.add_card")
+    form = {key: request.POST.get(key, "").strip() for key in ISSUE_FIELDS}
+    form["ephemeral"] = bool(request.POST.get("ephemeral"))
+    form["single_use"] = bool(request.POST.get("single_use"))
+    data, errors = _card_input(form, currency=agent.policy.currency)
+    if not errors:
+        try:
+            new_card = card_create_for_agent(
+                agent=agent, actor=Actor.for_user(request.user), **data
+            )
+        except Conflict as exc:
+            errors = {"vendor": [str(exc)]}
+        except ValidationError as exc:
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+        else:
+            return _agent_page(request, agent, new_card=new_card)
+    return _agent_page(request, agent, status=400, issue=form, issue_errors=errors)
+
+
+def _card_input(form: dict, *, currency: str) -> tuple[dict, dict[str, list[str]]]:
+    """The form as the API's request body, validated by the API's serializer; errors are
+    keyed by the form's fields."""
+    body: dict = {"vendor": form["vendor"], "single_use": form["single_use"]}
+    errors: dict[str, list[str]] = {}
+    if form["monthly_cap"]:
+        body["monthly_cap"] = {"amount": form["monthly_cap"], "currency": currency}
+    if form["trace_id"]:
+        body["trace_id"] = form["trace_id"]
+    if form["lifetime"]:
+        unit = LIFETIME_UNITS.get(form["lifetime_unit"] or "hours")
+        digits = form["lifetime"]
+        if unit is None or not (digits.isascii() and digits.isdigit() and len(digits) <= 6):
+            errors["lifetime"] = ["A whole number of minutes or hours."]
+        else:
+            body["expires_in_seconds"] = int(digits) * unit
+    elif form["ephemeral"] and not form["trace_id"]:
+        # Ephemeral with no lifetime and no trace: the lifetime ephemeral cards get.
+        body["expires_in_seconds"] = int(DEFAULT_EPHEMERAL_LIFETIME.total_seconds())
+    serializer = CardCreateInputSerializer(data=body, context={"currency": currency})
+    if not serializer.is_valid():
+        for field, messages_ in serializer.errors.items():
+            if field == "vendor":
+                errors["vendor"] = ["Choose a vendor from the list."]
+            elif field == "expires_in_seconds":
+                errors["lifetime"] = ["A lifetime from 1 minute to 90 days."]
+            elif field == "trace_id":
+                errors["trace_id"] = [
+                    "Up to 128 letters, digits and . _ : / # @ + -, starting with a letter "
+                    "or digit."
+                ]
+            else:
+                errors["" if field == "non_field_errors" else field] = [
+                    str(message) for message in messages_
+                ]
+    return (serializer.validated_data if not errors else {}), errors
 
 
 @never_cache

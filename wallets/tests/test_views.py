@@ -1,15 +1,24 @@
-"""The portal's agent pages: the list with its filters, one agent with its budget, the
-kill switch and keys; permissions checked on the server, another team's agent a 404."""
+"""The portal's agent pages: the list with its filters, one agent with its budget, its
+cards (linked, with their last use), the kill switch, issuing a card, and keys;
+permissions checked on the server, another team's agent a 404."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from djmoney.money import Money
 
+from agentwallet.models import AuditAction, AuditEvent
 from agentwallet.tests.test_portal import signed_in, user_with
-from cards.models import CardEvent
+from cards.crypto import decrypt_number
+from cards.models import Card, CardEvent
 from conftest import card_for
+from ledger.models import Authorization
 from wallets.models import ApiKey, TeamLead
 
 
@@ -179,3 +188,156 @@ def test_a_viewer_cannot_provision(db):
         ).status_code
         == 403
     )
+
+
+# --- Cards on the agent page: their page, their last use, issuing one -----------------
+
+
+@pytest.fixture
+def lena(alice):
+    lead = user_with("Engineering lead", "lena")
+    TeamLead.objects.create(user=lead, principal_id=alice.agent.principal_id)
+    return signed_in(lead)
+
+
+def card_row(page: str, card) -> str:
+    return page.split(f'data-testid="card-row-{card.pk}"')[1].split("</tr>")[0]
+
+
+def test_each_card_links_to_its_page_and_shows_its_last_use(spent, network):
+    alice, _ = spent
+    used = card_for(alice, "openai")
+    client = signed_in(user_with("Viewer"))
+    page = client.get(f"/agents/{alice.agent.pk}/").content.decode()
+    latest = Authorization.objects.filter(card=used).latest("decided_at").decided_at
+    assert f'href="/cards/{used.pk}/"' in card_row(page, used)
+    assert f"{latest:%Y-%m-%d %H:%M}" in card_row(page, used)
+    unused = card_for(alice, "github")
+    assert ">never<" in card_row(page, unused)
+    # A decline is a use too (the latest attempt, whatever its decision).
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)):
+        assert network.authorize(unused, "1.00", mcc="0000").json()["decision"] == "declined"
+    page = client.get(f"/agents/{alice.agent.pk}/").content.decode()
+    declined_at = Authorization.objects.get(card=unused).decided_at
+    assert f"{declined_at:%Y-%m-%d %H:%M}" in card_row(page, unused)
+
+
+def test_the_agent_page_costs_the_same_queries_however_many_cards_were_used(alice, lena, network):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert lena.get(f"/agents/{alice.agent.pk}/").status_code == 200
+        return len(captured)
+
+    assert network.authorize(card_for(alice, "openai"), "1.00").json()["decision"] == "approved"
+    few = queries()
+    for new in alice.cards:
+        for _ in range(3):
+            network.authorize(new.card, "1.00")
+    for n in range(4):
+        lena.post(
+            f"/agents/{alice.agent.pk}/issue-card",
+            {"vendor": "openai", "trace_id": f"PR-{n}", "lifetime": "1", "lifetime_unit": "hours"},
+        )
+    assert Card.objects.filter(agent=alice.agent).count() == 10
+    assert queries() == few
+
+
+def test_issuing_an_ephemeral_card_shows_its_number_once(alice, lena):
+    response = lena.post(
+        f"/agents/{alice.agent.pk}/issue-card",
+        {
+            "vendor": "openai",
+            "monthly_cap": "25.50",
+            "trace_id": "PR-77",
+            "lifetime": "2",
+            "lifetime_unit": "hours",
+            "single_use": "1",
+        },
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    card = Card.objects.get(agent=alice.agent, trace_id="PR-77")
+    assert (card.is_ephemeral, card.single_use) == (True, True)
+    assert card.monthly_cap == Money("25.50", "USD")
+    assert abs(card.expires_at - (card.created_at + timedelta(hours=2))) < timedelta(seconds=5)
+    page = response.content.decode()
+    number = decrypt_number(card.number_ciphertext)
+    assert f'data-testid="new-card-number">{number}<' in page
+    assert 'data-testid="new-card-cvc">' in page
+    assert f"{card.exp_month:02d}/{card.exp_year}" in page
+    assert card.number_ciphertext not in page
+    assert f'href="/cards/{card.pk}/"' in page
+    event = CardEvent.objects.get(card=card, kind="issued")
+    assert (event.actor, event.reason) == ("user:lena", "trace PR-77")
+    audit = AuditEvent.objects.get(action=AuditAction.CARD_ISSUED, object_id=str(card.pk))
+    assert audit.actor == "user:lena"
+    assert audit.detail["monthly_cap"] == "25.50"
+    # Shown once: the next load of the page has only the last four digits.
+    again = lena.get(f"/agents/{alice.agent.pk}/").content.decode()
+    assert number not in again
+    assert 'data-testid="new-card' not in again
+    assert f"•••• {card.last4}" in again
+    assert number not in str(dict(lena.session.items()))  # nor kept in the session
+
+
+def test_ephemeral_without_a_lifetime_gets_the_ephemeral_default(alice, lena):
+    lena.post(f"/agents/{alice.agent.pk}/issue-card", {"vendor": "openai", "ephemeral": "1"})
+    card = Card.objects.get(agent=alice.agent, vendor__slug="openai", is_ephemeral=True)
+    assert card.trace_id == ""
+    assert abs(card.expires_at - (card.created_at + timedelta(days=7))) < timedelta(seconds=5)
+
+
+def test_a_standing_card_for_a_vendor_without_one_is_issued(alice, lena):
+    response = lena.post(f"/agents/{alice.agent.pk}/issue-card", {"vendor": "gitlab"})
+    assert response.status_code == 200
+    card = Card.objects.get(agent=alice.agent, vendor__slug="gitlab")
+    assert (card.is_ephemeral, card.expires_at, card.monthly_cap) == (False, None, None)
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"vendor": "openai"}, "vendor", "Agent already has an open OpenAI card"),
+        ({"vendor": "no-such-vendor"}, "vendor", "Choose a vendor from the list."),
+        ({"vendor": ""}, "vendor", "Choose a vendor from the list."),
+        ({"vendor": "gitlab", "trace_id": "-bad id"}, "trace_id", "Up to 128 letters"),
+        ({"vendor": "gitlab", "trace_id": "x" * 129}, "trace_id", "Up to 128 letters"),
+        ({"vendor": "gitlab", "monthly_cap": "0"}, "monthly_cap", "greater than zero"),
+        ({"vendor": "gitlab", "monthly_cap": "1.234"}, "monthly_cap", "at most 2 decimal"),
+        ({"vendor": "gitlab", "monthly_cap": "-3"}, "monthly_cap", "decimal string"),
+        ({"vendor": "gitlab", "lifetime": "soon"}, "lifetime", "A whole number of minutes"),
+        ({"vendor": "gitlab", "lifetime": "0"}, "lifetime", "from 1 minute to 90 days"),
+        (
+            {"vendor": "gitlab", "lifetime": "2161", "lifetime_unit": "hours"},
+            "lifetime",
+            "from 1 minute to 90 days",
+        ),
+        ({"vendor": "gitlab", "lifetime": "5", "lifetime_unit": "weeks"}, "lifetime", "minutes"),
+    ],
+)
+def test_bad_input_is_shown_at_its_field_and_nothing_is_issued(alice, lena, form, field, message):
+    before = (Card.objects.count(), CardEvent.objects.count(), AuditEvent.objects.count())
+    response = lena.post(f"/agents/{alice.agent.pk}/issue-card", form)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "no card was issued" in page
+    errors = page.split(f'data-testid="issue-error-{field}">')[1].split("</p>")[0]
+    assert message in errors.replace("&#x27;", "'")
+    assert 'data-testid="new-card' not in page
+    assert (Card.objects.count(), CardEvent.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_issuing_a_card_needs_the_permission_and_the_team(alice, bob, lena, client):
+    path = f"/agents/{alice.agent.pk}/issue-card"
+    form = {"vendor": "gitlab"}
+    assert client.post(path, form)["Location"].startswith("/accounts/login/")
+    for role in ("Viewer", "Finance"):
+        other = signed_in(user_with(role, role.lower()))
+        assert (
+            ">Issue card</button>" not in other.get(f"/agents/{alice.agent.pk}/").content.decode()
+        )
+        assert other.post(path, form).status_code == 403
+    assert lena.post(f"/agents/{bob.agent.pk}/issue-card", form).status_code == 404
+    assert lena.get(f"/agents/{alice.agent.pk}/issue-card").status_code == 405
+    assert not Card.objects.filter(vendor__slug="gitlab").exists()
+    assert ">Issue card</button>" in lena.get(f"/agents/{alice.agent.pk}/").content.decode()
