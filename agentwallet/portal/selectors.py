@@ -9,23 +9,25 @@ because no counter keeps days by vendor."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber, Substr, TruncDate
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from agentwallet.lib.money import from_cents
-from agentwallet.lib.timewindows import HOUR, floor_to
+from agentwallet.lib.timewindows import HOUR, floor_to, month_bounds
 from agentwallet.models import AuditEvent
 from agentwallet.portal.charts import Series, stacked_bars_svg
 from approvals.models import ApprovalRequest, ApprovalStatus, OutboxMessage, OutboxStatus
 from cards.models import Card, CardStatus
 from ledger import sql
 from ledger.models import Authorization, CounterGrain, Decision, LedgerEntry, SpendCounter
+from policies.models import PolicyVendorCap, Vendor
 from wallets.models import Agent, TeamLead
 
 ROLE_FINANCE = "Finance"
@@ -183,8 +185,8 @@ class Dashboard:
     frozen_cards: list[Card]
     undelivered: list[OutboxMessage] = field(default_factory=list)
     daily_spend: list[DailySpend] = field(default_factory=list)
-    # None: not shown (a lead's scope; trace counters are not kept per agent).
-    top_traces: list[CurrencyTraces] | None = None
+    vendors: list[VendorSpend] = field(default_factory=list)
+    top_traces: list[CurrencyTraces] = field(default_factory=list)
 
 
 def _percent(part: Decimal, whole: Decimal) -> int:
@@ -236,28 +238,95 @@ def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
     return charts
 
 
-def top_traces_read() -> list[CurrencyTraces]:
-    """The ten traces that spent most, per cap currency, from their lifetime counters
-    (one query: ranked per currency by a window function)."""
-    prefix = "trace:"
-    currency = Substr("scope", len(prefix) + 1, 3)  # trace:<ISO 4217 code>:<trace id>
-    ranked = (
-        SpendCounter.objects.filter(grain=CounterGrain.TOTAL, scope__startswith=prefix)
-        .annotate(
-            currency=currency,
-            rank=Window(
-                RowNumber(), partition_by=[currency], order_by=[F("cents").desc(), "scope"]
-            ),
+def top_traces_month_read(*, scope: PortalScope, now: datetime) -> list[CurrencyTraces]:
+    """The ten traces that spent most this calendar month (UTC, as on /traces/), per cap
+    currency, by the agents in scope: one grouped query over the ledger's (agent,
+    effective_at) index, since trace counters are lifetime only."""
+    month_start, month_end = month_bounds(now, "UTC")
+    grouped = (
+        LedgerEntry.objects.filter(
+            agent__in=scope.agents(), effective_at__gte=month_start, effective_at__lt=month_end
         )
-        .filter(rank__lte=TOP_TRACES, cents__gt=0)
-        .order_by("currency", "rank")
-        .values_list("currency", "scope", "cents")
+        .exclude(trace_id="")
+        .values_list("cap_amount_currency", "trace_id")
+        .annotate(cents=Sum("cap_cents"))
+        .filter(cents__gt=0)
+        .order_by("-cents", "trace_id")
     )
     by_currency: dict[str, list[TraceSpend]] = defaultdict(list)
-    for code, scope_key, cents in ranked:
-        trace_id = scope_key[len(prefix) + len(code) + 1 :]
-        by_currency[code].append(TraceSpend(trace_id=trace_id, spent=from_cents(cents)))
+    for code, trace_id, cents in grouped[: TOP_TRACES * 3]:
+        if len(by_currency[code]) < TOP_TRACES:
+            by_currency[code].append(TraceSpend(trace_id=trace_id, spent=from_cents(cents)))
     return [CurrencyTraces(currency=code, traces=by_currency[code]) for code in sorted(by_currency)]
+
+
+class _MonthStarts:
+    """The start (UTC) of the current calendar month in each policy's time zone."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._by_zone: dict[str, datetime] = {}
+
+    def of(self, agent: Agent) -> datetime:
+        zone = agent.policy.time_zone
+        if zone not in self._by_zone:
+            self._by_zone[zone] = sql.month_start_utc(self.now, zone)
+        return self._by_zone[zone]
+
+
+@dataclass
+class VendorSpend:
+    vendor: str
+    currency: str
+    spent: Decimal
+    cap: Decimal | None  # the sum of the policies' vendor caps over the agents in scope
+
+    @property
+    def share(self) -> int:
+        return _percent(self.spent, self.cap) if self.cap else 0
+
+
+def vendor_month_read(*, agents: Iterable[Agent], month_starts: _MonthStarts) -> list[VendorSpend]:
+    """Spend per vendor this month against the vendor caps, from the vendor month
+    counters (one query) and the policies' vendor caps (one query): a vendor's cap is the
+    sum of the monthly vendor caps of every agent in scope whose policy caps it."""
+    by_id = {str(agent.pk): agent for agent in agents}
+    caps_by_policy: dict[int, dict[int, Decimal]] = defaultdict(dict)
+    for policy_id, vendor_id, amount in PolicyVendorCap.objects.filter(
+        policy_id__in={agent.policy_id for agent in by_id.values()}
+    ).values_list("policy_id", "vendor_id", "monthly_cap"):
+        caps_by_policy[policy_id][vendor_id] = amount
+    spent: dict[tuple[int, str], int] = defaultdict(int)
+    prefix = "vendor:"
+    for scope_key, start, cents in SpendCounter.objects.filter(
+        grain=CounterGrain.MONTH,
+        scope__startswith=prefix,
+        bucket_start__lte=month_starts.now,
+        bucket_start__gt=month_starts.now - timedelta(days=32),
+    ).values_list("scope", "bucket_start", "cents"):
+        agent_id, _, vendor_id = scope_key[len(prefix) :].partition(":")
+        agent = by_id.get(agent_id)
+        if agent is not None and start == month_starts.of(agent):
+            spent[(int(vendor_id), agent.policy.currency)] += cents
+    capped: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for agent in by_id.values():
+        for vendor_id, amount in caps_by_policy.get(agent.policy_id, {}).items():
+            capped[(vendor_id, agent.policy.currency)] += amount
+    names = dict(
+        Vendor.objects.filter(pk__in={key[0] for key in (*spent, *capped)}).values_list(
+            "pk", "name"
+        )
+    )
+    rows = [
+        VendorSpend(
+            vendor=names.get(vendor_id, NO_VENDOR),
+            currency=currency,
+            spent=from_cents(max(spent.get((vendor_id, currency), 0), 0)),
+            cap=capped.get((vendor_id, currency)),
+        )
+        for vendor_id, currency in {*spent, *capped}
+    ]
+    return sorted((row for row in rows if row.spent), key=lambda row: (-row.spent, row.vendor))
 
 
 def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
@@ -273,19 +342,18 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
         .values_list("scope")
         .annotate(total=Sum("cents"))
     )
-    # Each agent's current calendar-month bucket (cut in its own time zone).
+    # Each agent's current calendar-month bucket (cut in its own time zone): the bucket
+    # must start at this month's start, or last month's spend shows until the first charge.
+    month_starts = _MonthStarts(now)
     month: dict[str, int] = {}
-    for scope_key, cents in (
-        SpendCounter.objects.filter(
-            grain=CounterGrain.MONTH,
-            bucket_start__lte=now,
-            bucket_start__gt=now - timedelta(days=32),
-            scope__in=by_scope,
-        )
-        .order_by("scope", "bucket_start")
-        .values_list("scope", "cents")
-    ):
-        month[scope_key] = cents  # ordered by start: the last one is the current month
+    for scope_key, start, cents in SpendCounter.objects.filter(
+        grain=CounterGrain.MONTH,
+        bucket_start__lte=now,
+        bucket_start__gt=now - timedelta(days=32),
+        scope__in=by_scope,
+    ).values_list("scope", "bucket_start", "cents"):
+        if start == month_starts.of(by_scope[scope_key]):
+            month[scope_key] = cents
     totals: dict[str, CurrencySpend] = defaultdict(lambda: CurrencySpend(currency=""))
     rows = []
     for scope_key, agent in by_scope.items():
@@ -302,6 +370,7 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
         rows.append(AgentSpend(agent=agent, day_spent=spent_day, month_spent=spent_month))
     rows.sort(key=lambda row: row.day_spent, reverse=True)
     visible = scope.agents()
+    vendors = vendor_month_read(agents=by_scope.values(), month_starts=month_starts)
     return Dashboard(
         as_of=now,
         day_from=day_from,
@@ -328,7 +397,8 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
             ).order_by("-id")[:10]
         ),
         daily_spend=daily_spend_read(scope=scope, now=now),
-        top_traces=top_traces_read() if scope.everything else None,
+        vendors=vendors,
+        top_traces=top_traces_month_read(scope=scope, now=now),
     )
 
 

@@ -161,7 +161,7 @@ def test_the_table_under_the_chart_lists_the_figures(alice, bob, network):
     )
 
 
-def test_a_lead_charts_only_the_teams_they_lead_and_sees_no_traces(alice, bob, network):
+def test_a_lead_charts_only_the_teams_they_lead_and_their_traces(alice, bob, network):
     spend_on_two_vendors_and_two_days(alice, bob, network)
     client, lead = signed_in("Engineering lead", "lena")
     TeamLead.objects.create(user=lead, principal_id=bob.agent.principal_id)
@@ -169,18 +169,45 @@ def test_a_lead_charts_only_the_teams_they_lead_and_sees_no_traces(alice, bob, n
     assert "<title>2025-03-02 · OpenAI: 1.25 USD</title>" in page
     assert "AWS" not in page
     assert "12.50" not in page
-    assert 'data-testid="top-traces"' not in page
+    traces = page[page.index('data-testid="top-traces"') :]
+    assert '<code>PR-1</code></a></td><td class="num money">1.25 USD</td>' in traces
+    assert "PR-2" not in traces
 
 
-def test_top_traces_rank_the_trace_counters(alice, bob, network):
+def test_top_traces_rank_this_months_spend(alice, bob, network):
     spend_on_two_vendors_and_two_days(alice, bob, network)
     client, _ = signed_in("Finance")
-    page = dashboard(client)
+    page = dashboard(client, "2025-03-03 08:00+00:00")
     panel = page[page.index('data-testid="top-traces"') :]
     first, second = panel.index("<code>PR-1</code>"), panel.index("<code>PR-2</code>")
     assert first < second
-    assert '<code>PR-1</code></td><td class="num money">15.75 USD</td>' in panel  # lifetime
-    assert '<code>PR-2</code></td><td class="num money">4.00 USD</td>' in panel
+    # January's 2.00 on PR-1 is another month's.
+    assert '<code>PR-1</code></a></td><td class="num money">13.75 USD</td>' in panel
+    assert '<code>PR-2</code></a></td><td class="num money">4.00 USD</td>' in panel
+    assert 'href="/traces/PR-1/"' in panel
+
+
+def test_spend_by_vendor_this_month_against_the_policies_vendor_caps(alice, bob, network):
+    spend_on_two_vendors_and_two_days(alice, bob, network)
+    client, _ = signed_in("Finance")
+    page = dashboard(client, "2025-03-03 08:00+00:00")
+    panel = page[page.index('data-testid="vendor-spend"') :]
+    # OpenAI: 12.50 + 1.25 against two agents' $2,000 starter vendor caps.
+    assert '<td>OpenAI</td>\n          <td class="num money">13.75 USD</td>' in panel
+    assert 'aria-label="0% of 4000.00 USD"' in panel
+    assert '<td class="num money">4000.00 USD</td>' in panel
+    assert "<td>Amazon Web Services (AWS)</td>" in panel
+    assert panel.index("OpenAI") < panel.index("Amazon Web Services")
+
+
+def test_a_new_month_starts_at_zero_before_its_first_charge(alice, bob, network):
+    charge(network, card_for(alice, "openai"), "30.00", "2025-02-27 10:00+00:00")
+    client, _ = signed_in("Finance")
+    february = dashboard(client, "2025-02-28 10:00+00:00")
+    assert 'data-testid="month-spent-USD">30.00' in february
+    march = dashboard(client, "2025-03-01 10:00+00:00")
+    assert 'data-testid="month-spent-USD">0.00' in march
+    assert "No vendor spend this month." in march
 
 
 def test_with_no_spend_the_chart_and_traces_say_so(alice):
@@ -188,7 +215,7 @@ def test_with_no_spend_the_chart_and_traces_say_so(alice):
     page = client.get("/").content.decode()
     assert 'data-testid="daily-empty">No spend in the last 30 days.' in page
     assert "<svg" not in page
-    assert "No spend on a trace yet." in page
+    assert "No spend on a trace this month." in page
 
 
 def test_the_chart_costs_the_same_queries_whatever_the_vendors_days_and_traces(alice, bob, network):
