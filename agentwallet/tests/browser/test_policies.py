@@ -82,6 +82,14 @@ def test_finance_edits_a_policy_and_a_refused_value_changes_nothing(demo: None, 
     page.reload()
     expect(page.get_by_label("Daily cap (rolling 24 hours)")).to_have_value("450.00")
 
+    # A viewer sees the same values, read-only.
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, "viewer")
+    page.goto("/policies/starter/")
+    expect(page.get_by_test_id("value-daily_cap")).to_have_text("450.00 USD")
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    screenshot(page, "policy-read-only")
+
 
 def test_finance_searches_the_vendors_and_adds_one(demo: None, page: Page) -> None:
     sign_in(page)
