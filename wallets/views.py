@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import from_cents
+from agentwallet.portal.htmx import render_page
 from agentwallet.portal.selectors import PortalScope, portal_scope_required
 from cards.models import Card
 from cards.selectors import cards_last_used
@@ -33,7 +34,7 @@ from cards.services import (
 from ledger.selectors import agent_budget, agents_day_spend
 from policies.models import Policy, Vendor
 from wallets.actors import Actor
-from wallets.models import Agent, AgentStatus, ApiKey
+from wallets.models import Agent, AgentStatus, ApiKey, Principal
 from wallets.services import agent_provision, api_key_create, api_key_revoke
 
 PAGE_SIZE = 25
@@ -59,12 +60,15 @@ def agent_list(request) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     status = request.GET.get("status", "")
     policy = request.GET.get("policy", "")
+    team = request.GET.get("team", "")
     if query:
         agents = agents.filter(name__icontains=query)
     if status in AgentStatus.values:
         agents = agents.filter(status=status)
     if policy:
         agents = agents.filter(policy__slug=policy)
+    if team.isascii() and team.isdigit() and len(team) <= 18:
+        agents = agents.filter(principal_id=int(team))
     page = Paginator(agents, PAGE_SIZE).get_page(request.GET.get("page"))
     spent = agents_day_spend(agent_ids=[agent.pk for agent in page], now=timezone.now())
     rows = []
@@ -78,12 +82,16 @@ def agent_list(request) -> HttpResponse:
         "query": query,
         "status": status,
         "policy": policy,
+        "team": team,
         "statuses": AgentStatus.choices,
         "policies": Policy.objects.order_by("name").values_list("slug", "name"),
+        # The teams (principals) whose agents the user sees.
+        "teams": Principal.objects.filter(agents__in=scope.agents())
+        .distinct()
+        .order_by("email")
+        .values_list("pk", "email"),
     }
-    if request.htmx:
-        return render(request, "wallets/_agent_rows.html", context)
-    return render(request, "wallets/agent_list.html", context)
+    return render_page(request, "wallets/_agent_rows.html", "wallets/agent_list.html", context)
 
 
 @never_cache  # the answer holds a key and card numbers

@@ -43,6 +43,22 @@ def test_the_list_shows_agents_with_their_spend_and_filters(spent):
     assert "bob-agent" in fragment
 
 
+def test_the_list_filters_by_team(spent):
+    alice, bob = spent
+    client = signed_in(user_with("Finance"))
+    page = client.get("/agents/").content.decode()
+    assert f'<option value="{bob.agent.principal_id}" >bob@example.com</option>' in page
+    found = client.get(f"/agents/?team={bob.agent.principal_id}", headers={"HX-Request": "true"})
+    assert "bob-agent" in found.content.decode()
+    assert "alice-agent" not in found.content.decode()
+    assert client.get("/agents/?team=x%00").status_code == 200  # ignored, not a 500
+    lead = user_with("Engineering lead", "lena")
+    TeamLead.objects.create(user=lead, principal_id=alice.agent.principal_id)
+    led = signed_in(lead)
+    assert "bob@example.com" not in led.get("/agents/").content.decode()
+    assert "alice-agent" not in led.get(f"/agents/?team={bob.agent.principal_id}").content.decode()
+
+
 def test_the_list_is_paginated_with_flat_queries(provision):
     client = signed_in(user_with("Viewer"))
     provision(name="p0", email="p0@example.com")
