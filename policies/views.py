@@ -135,8 +135,8 @@ def _messages(detail: Any, items: list[str] | None = None) -> list[str]:
 def _service_errors(exc: DjangoValidationError) -> Errors:
     if hasattr(exc, "error_dict"):
         return {
-            ("" if key == "__all__" else key): list(messages)
-            for key, messages in exc.message_dict.items()
+            ("" if key == "__all__" else key): list(found)
+            for key, found in exc.message_dict.items()
         }
     return {"": list(exc.messages)}
 
@@ -483,6 +483,7 @@ def policy_detail(request, slug: str) -> HttpResponse:
             "may_edit": request.user.has_perm("policies.change_policy"),
             "saved": saved,
             "history": _history(policy),
+            "history_shown": HISTORY_SHOWN,
             "vendors": selectors.vendor_list(),
             "time_zones": _time_zones(),
         }
