@@ -41,7 +41,13 @@ class VendorCreateInputSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
     category = serializers.ChoiceField(choices=VendorCategory.choices, default=VendorCategory.OTHER)
     mccs = serializers.ListField(
-        child=StrictRegexField(r"^[0-9]{4}$", max_length=4), min_length=1, max_length=20
+        child=MCC_FIELD,
+        min_length=1,
+        max_length=20,
+        error_messages={
+            "min_length": "A vendor needs at least one merchant category code.",
+            "max_length": "At most {max_length} merchant category codes.",
+        },
     )
     descriptors = serializers.ListField(
         child=serializers.CharField(max_length=64), max_length=20, default=list

@@ -569,9 +569,9 @@ VENDOR = {"slug": "neon", "name": "Neon", "category": "data", "mccs": "5734"}
     [
         ({"slug": "aws"}, "slug", "already exists"),
         ({"slug": "not a slug"}, "slug", "valid"),
-        ({"mccs": "12a4"}, "mccs", "“12a4”: This value does not match"),
+        ({"mccs": "12a4"}, "mccs", "“12a4”: An MCC is 4 digits."),
         ({"mccs": "57345"}, "mccs", "“57345”"),
-        ({"mccs": ""}, "mccs", "at least 1"),
+        ({"mccs": ""}, "mccs", "at least one merchant category code"),
         ({"name": ""}, "name", "may not be blank"),
         ({"currencies": "dollars"}, "currencies", "“DOLLARS”"),
     ],
