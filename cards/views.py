@@ -11,11 +11,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import MoneyError, parse_amount
+from agentwallet.portal.htmx import keyset_id, vary_on_htmx, wants_fragment
 from agentwallet.portal.selectors import portal_scope_required
 from cards.models import Card
 from cards.selectors import (
@@ -36,36 +36,21 @@ def _require(request, permission: str) -> None:
         raise PermissionDenied(f"This needs the {permission} permission.")
 
 
-def _authorization_id(value: str) -> int | None:
-    """An authorization id from the query string, or None for anything else."""
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
-
-
-def _fragment(request) -> bool:
-    """An HTMX swap wants the fragment; htmx restoring a page it has no copy of (back or
-    forward after a pushed URL) wants the whole page."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
 @login_required
 def card_detail(request, card_id: str) -> HttpResponse:
     """The card page; an HTMX request (the authorizations' filter and pager) gets the
     authorizations only."""
     scope = portal_scope_required(user=request.user)
     card = card_get_in_scope(agents=scope.agents(), card_id=card_id)
-    if _fragment(request):
+    if wants_fragment(request):
         response = render(request, "cards/_authorizations.html", _authorizations(request, card))
     else:
         response = _card_page(request, card)
-    # The same URL answers a fragment or a page: caches must keep them apart.
-    patch_vary_headers(response, ("HX-Request", "HX-History-Restore-Request"))
-    return response
+    return vary_on_htmx(response)
 
 
 def _authorizations(request, card: Card) -> dict[str, Any]:
-    before = _authorization_id(request.GET.get("before", ""))
+    before = keyset_id(request.GET.get("before", ""))
     return {
         "card": card,
         "auths": card_authorizations_page(

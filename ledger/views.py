@@ -12,9 +12,9 @@ from django.db.models import Count, QuerySet, Sum
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 
 from agentwallet.lib.money import from_cents
+from agentwallet.portal.htmx import keyset_id, render_page, wants_fragment
 from agentwallet.portal.selectors import portal_scope_required
 from ledger.filters import LedgerEntryFilter
 from ledger.models import LedgerEntry
@@ -64,7 +64,7 @@ def ledger_list(request) -> HttpResponse:
         .order_by("cap_amount_currency")
     ]
     page = entries.select_related("agent", "card", "vendor", "authorization").order_by("-id")
-    before = _entry_id(request.GET.get("before", ""))
+    before = keyset_id(request.GET.get("before", ""))
     if before is not None:
         page = page.filter(id__lt=before)
     rows = list(page[: PAGE_SIZE + 1])
@@ -136,26 +136,6 @@ def _csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
         )
 
 
-def _fragment(request) -> bool:
-    """An HTMX swap wants the fragment; htmx restoring a page it has no copy of (back or
-    forward after a pushed URL) wants the whole page."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _entry_id(value: str) -> int | None:
-    """An entry id from the query string, or None for anything else (a bigint at most)."""
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
-
-
-def _render(request, fragment: str, page: str, context: dict) -> HttpResponse:
-    response = render(request, fragment if _fragment(request) else page, context)
-    # The same URL answers a fragment or a page: caches must keep them apart.
-    patch_vary_headers(response, ("HX-Request", "HX-History-Restore-Request"))
-    return response
-
-
 @login_required
 def trace_list(request) -> HttpResponse:
     """Traces by spend this month (UTC), searched by trace id prefix, page by page."""
@@ -165,7 +145,7 @@ def trace_list(request) -> HttpResponse:
         agents=scope.agents(), now=timezone.now(), prefix=query, page=request.GET.get("page")
     )
     context = {"traces": traces, "query": query, "scope": scope}
-    return _render(request, "ledger/_trace_rows.html", "ledger/trace_list.html", context)
+    return render_page(request, "ledger/_trace_rows.html", "ledger/trace_list.html", context)
 
 
 @login_required
@@ -173,11 +153,11 @@ def trace_detail(request, trace_id: str) -> HttpResponse:
     """One trace: spend by vendor, by agent and per day, its caps, its entries. An HTMX
     request (the entries' pager) gets the entries page only."""
     scope = portal_scope_required(user=request.user)
-    before = _entry_id(request.GET.get("before", ""))
+    before = keyset_id(request.GET.get("before", ""))
     entries = trace_entries_page(agents=scope.agents(), trace_id=trace_id, before=before)
     context = {"trace_id": trace_id, "page": entries, "paged": before is not None, "scope": scope}
-    if not _fragment(request):
+    if not wants_fragment(request):
         context["trace"] = trace_detail_read(
             agents=scope.agents(), trace_id=trace_id, now=timezone.now()
         )
-    return _render(request, "ledger/_trace_entries.html", "ledger/trace_detail.html", context)
+    return render_page(request, "ledger/_trace_entries.html", "ledger/trace_detail.html", context)

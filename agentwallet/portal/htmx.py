@@ -16,12 +16,22 @@ def wants_fragment(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+def vary_on_htmx(response: HttpResponse) -> HttpResponse:
+    """The same URL answers a fragment or a page: caches must keep them apart."""
+    patch_vary_headers(response, ("HX-Request", "HX-History-Restore-Request"))
+    return response
+
+
 def render_page(
     request: HttpRequest, fragment: str, page: str, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
-    response = render(
-        request, fragment if wants_fragment(request) else page, context, status=status
-    )
-    # The same URL answers a fragment or a page: caches must keep them apart.
-    patch_vary_headers(response, ("HX-Request", "HX-History-Restore-Request"))
-    return response
+    template = fragment if wants_fragment(request) else page
+    return vary_on_htmx(render(request, template, context, status=status))
+
+
+def keyset_id(value: str) -> int | None:
+    """A row id from the query string (`before=`), or None for anything else: digits
+    only (str.isdigit takes "²"), a bigint at most."""
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None

@@ -23,6 +23,7 @@ from agentwallet.lib.money import from_cents
 from agentwallet.lib.timewindows import HOUR, floor_to, month_bounds
 from agentwallet.models import AuditEvent
 from agentwallet.portal.charts import Series, stacked_bars_svg
+from agentwallet.portal.htmx import keyset_id
 from approvals.models import ApprovalRequest, ApprovalStatus, OutboxMessage, OutboxStatus
 from cards.models import Card, CardStatus
 from ledger import sql
@@ -418,8 +419,9 @@ def audit_events(*, scope: PortalScope) -> QuerySet[AuditEvent]:
 def keyset_page(rows: QuerySet, *, before: str, size: int) -> tuple[list, int | None]:
     """Newest first by id: one page below `before` and the id to ask for next (or None).
     The query is the same on every page, whatever the depth."""
-    if before.isascii() and before.isdigit() and len(before) <= 18:  # a bigint at most
-        rows = rows.filter(id__lt=int(before))
+    before_id = keyset_id(before)
+    if before_id is not None:
+        rows = rows.filter(id__lt=before_id)
     page = list(rows.order_by("-id")[: size + 1])
     more = len(page) > size
     page = page[:size]
