@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 DEMO_ADMIN_PASSWORD ?= agentwallet-demo
 
-.PHONY: run test install install-dev lint bench clean
+.PHONY: run test install install-dev lint bench bench-portal clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: install-dev
 	$(BIN)/python bench/authorize.py
 	$(BIN)/python bench/approvals.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/portal.py
+
+bench-portal: install-dev    # the portal's pages on 1,000,000 entries (the data set is kept)
+	$(BIN)/python bench/portal.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles
