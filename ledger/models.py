@@ -148,6 +148,16 @@ class Authorization(models.Model):
                 condition=Q(hold_state="open"),
             ),
             models.Index(fields=["agent", "decided_at"], name="ledger_auth_agent_time"),
+            # Partial, so approvals cost no write: the charge behind each approval request
+            # (the approvals queue) and the latest declines (the dashboard).
+            models.Index(
+                fields=["approval_request"],
+                name="ledger_auth_approval",
+                condition=Q(approval_request__isnull=False),
+            ),
+            models.Index(
+                fields=["decided_at"], name="ledger_auth_declines", condition=Q(decision="declined")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -220,7 +230,7 @@ class LedgerEntry(models.Model):
     )
     # The network's id for this capture/refund/reversal, when it sends one (idempotency).
     network_txn_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
-    trace_id = models.CharField(max_length=128, blank=True, db_index=True)
+    trace_id = models.CharField(max_length=128, blank=True)
     # What the merchant charged, in its currency (always positive).
     amount = MoneyField(max_digits=14, decimal_places=2, default_currency="USD")
     # The same movement in the policy's cap currency, signed (see above).
@@ -264,6 +274,8 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["agent", "effective_at"], name="ledger_entry_agent_time"),
             models.Index(fields=["card", "created_at"], name="ledger_entry_card_time"),
+            # A trace's entries newest first by id (the ledger and trace pages' keyset).
+            models.Index(fields=["trace_id", "id"], name="ledger_entry_trace_id"),
         ]
 
     def __str__(self) -> str:

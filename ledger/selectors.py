@@ -97,6 +97,7 @@ def agent_spend_now(*, agent: Agent, now: datetime) -> sql.Spend:
     traces = (
         LedgerEntry.objects.filter(agent=agent)
         .exclude(trace_id="")
+        .order_by()  # the default ordering would make every row distinct
         .values_list("trace_id", flat=True)
         .distinct()
     )
@@ -134,6 +135,7 @@ def agent_budget(*, agent: Agent, now: datetime | None = None) -> AgentBudget:
     traces |= set(
         LedgerEntry.objects.filter(agent=agent, effective_at__gte=month_start)
         .exclude(trace_id="")
+        .order_by()  # the default ordering would make every row distinct
         .values_list("trace_id", flat=True)
         .distinct()
     )

@@ -4,9 +4,6 @@ trace pages: traces by spend this month, and one trace's spend, caps and entries
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
-
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpResponse, StreamingHttpResponse
@@ -16,30 +13,12 @@ from django.utils import timezone
 from agentwallet.lib.money import from_cents
 from agentwallet.portal.htmx import keyset_id, render_page, wants_fragment
 from agentwallet.portal.selectors import portal_scope_required
+from ledger.exports import ledger_csv
 from ledger.filters import LedgerEntryFilter
 from ledger.models import LedgerEntry
 from ledger.selectors import trace_detail_read, trace_entries_page, trace_month_page
 
 PAGE_SIZE = 50
-CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "effective_at",
-    "kind",
-    "rail",
-    "flag",
-    "agent",
-    "card_last4",
-    "vendor",
-    "trace_id",
-    "amount",
-    "currency",
-    "cap_amount",
-    "cap_currency",
-    "fx_rate",
-    "authorization_id",
-    "network_event_id",
-)
 
 
 def _filtered(request) -> tuple[LedgerEntryFilter, QuerySet[LedgerEntry]]:
@@ -87,53 +66,11 @@ def ledger_list(request) -> HttpResponse:
 
 @login_required
 def ledger_export_csv(request) -> StreamingHttpResponse:
-    """Every entry of the filter, streamed row by row (constant memory)."""
+    """Every entry of the filter, streamed (constant memory; ledger/exports.py)."""
     _, entries = _filtered(request)
-    rows = (
-        entries.order_by("id")
-        .values_list(
-            "id",
-            "created_at",
-            "effective_at",
-            "kind",
-            "rail",
-            "flag",
-            "agent__name",
-            "card__last4",
-            "vendor__slug",
-            "trace_id",
-            "amount",
-            "amount_currency",
-            "cap_amount",
-            "cap_amount_currency",
-            "fx_rate",
-            "authorization__network_id",
-            "network_txn_id",
-        )
-        .iterator(chunk_size=2000)
-    )
-    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(ledger_csv(entries), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
     return response
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        yield writer.writerow(
-            [
-                ""
-                if value is None
-                else (value.isoformat() if hasattr(value, "isoformat") else value)
-                for value in row
-            ]
-        )
 
 
 @login_required
