@@ -29,7 +29,7 @@ from ledger.fx import fx_rates_load
 from ledger.models import Authorization, FxSnapshot
 from ledger.selectors import trace_detail_for_actor
 from policies.models import Policy, Vendor
-from policies.services import policy_create
+from policies.services import policy_create, policy_update
 from wallets.actors import Actor
 from wallets.models import Agent, ApiKey, ApiKeyKind, TeamLead
 from wallets.services import agent_provision, api_key_create
@@ -111,7 +111,15 @@ class Command(BaseCommand):
             spec = dict(spec)
             spec["default_vendors"] = [vendors[slug] for slug in spec["default_vendors"]]
             spec["vendor_caps"] = {vendors[s]: amount for s, amount in spec["vendor_caps"].items()}
-            policy_create(**spec)
+            final_velocity = spec.pop("velocity_per_hour", None)
+            policy = policy_create(**spec, actor=actor)
+            if final_velocity is not None:
+                # A change by finance, so the policy page and the audit have history.
+                policy_update(
+                    policy=policy,
+                    changes={"velocity_per_hour": final_velocity},
+                    actor=Actor(label="user:finance", is_staff=False),
+                )
             self.stdout.write(f"policy {spec['slug']}")
 
         for spec in DEMO_AGENTS:
