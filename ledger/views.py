@@ -23,7 +23,7 @@ PAGE_SIZE = 50
 
 def _filtered(request) -> tuple[LedgerEntryFilter, QuerySet[LedgerEntry]]:
     scope = portal_scope_required(user=request.user)
-    entries = LedgerEntry.objects.filter(agent__in=scope.agents())
+    entries = scope.limit(LedgerEntry.objects.all())
     filterset = LedgerEntryFilter(request.GET, queryset=entries)
     return filterset, (filterset.qs if filterset.is_valid() else entries.none())
 

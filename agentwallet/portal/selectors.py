@@ -49,6 +49,14 @@ class PortalScope:
         agents = Agent.objects.all()
         return agents if self.everything else agents.filter(principal_id__in=self.principal_ids)
 
+    def limit(self, rows: QuerySet, agent: str = "agent") -> QuerySet:
+        """`rows` (of a model with an agent) of the agents in scope. Unfiltered for the
+        whole organisation: an IN over every agent changes no row and only slows the
+        plan (measured on a million entries: bench/portal.py)."""
+        if self.everything:
+            return rows
+        return rows.filter(**{f"{agent}__principal_id__in": self.principal_ids})
+
 
 def portal_scope(*, user: AbstractBaseUser | AnonymousUser) -> PortalScope | None:
     """The user's scope, or None when they hold no portal role (answered 403)."""
@@ -206,9 +214,7 @@ def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
     start = datetime.combine(days[0], time.min, tzinfo=UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), time.min, tzinfo=UTC)
     grouped = (
-        LedgerEntry.objects.filter(
-            agent__in=scope.agents(), effective_at__gte=start, effective_at__lt=end
-        )
+        scope.limit(LedgerEntry.objects.filter(effective_at__gte=start, effective_at__lt=end))
         .annotate(day=TruncDate("effective_at", tzinfo=UTC))
         .values_list("cap_amount_currency", "day", "vendor__name")
         .annotate(cents=Sum("cap_cents"))
@@ -245,8 +251,8 @@ def top_traces_month_read(*, scope: PortalScope, now: datetime) -> list[Currency
     effective_at) index, since trace counters are lifetime only."""
     month_start, month_end = month_bounds(now, "UTC")
     grouped = (
-        LedgerEntry.objects.filter(
-            agent__in=scope.agents(), effective_at__gte=month_start, effective_at__lt=month_end
+        scope.limit(
+            LedgerEntry.objects.filter(effective_at__gte=month_start, effective_at__lt=month_end)
         )
         .exclude(trace_id="")
         .values_list("cap_amount_currency", "trace_id")
@@ -378,17 +384,17 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
         spend=sorted(totals.values(), key=lambda total: total.currency),
         agents=rows[:10],
         pending_approvals=list(
-            ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, agent__in=visible)
+            scope.limit(ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING))
             .select_related("agent")
             .order_by("-created_at")[:10]
         ),
         recent_declines=list(
-            Authorization.objects.filter(decision=Decision.DECLINED, agent__in=visible)
+            scope.limit(Authorization.objects.filter(decision=Decision.DECLINED))
             .select_related("agent", "vendor")
             .order_by("-decided_at")[:10]
         ),
         frozen_cards=list(
-            Card.objects.filter(status=CardStatus.FROZEN, agent__in=visible)
+            scope.limit(Card.objects.filter(status=CardStatus.FROZEN))
             .select_related("agent", "vendor")
             .order_by("agent__name")[:20]
         ),
