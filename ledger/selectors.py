@@ -469,7 +469,7 @@ class TraceMonthPage:
 
 def trace_month_page(
     *,
-    agents: QuerySet[Agent],
+    agents: QuerySet[Agent] | None,
     now: datetime,
     prefix: str = "",
     page: object = 1,
@@ -486,8 +486,10 @@ def trace_month_page(
     policies may count months in different zones."""
     month_start, month_end = month_bounds(now, "UTC")
     entries = LedgerEntry.objects.filter(
-        agent__in=agents, effective_at__gte=month_start, effective_at__lt=month_end
+        effective_at__gte=month_start, effective_at__lt=month_end
     ).exclude(trace_id="")
+    if agents is not None:  # None: every agent (an IN over all of them only slows the plan)
+        entries = entries.filter(agent__in=agents)
     if prefix:
         entries = entries.filter(trace_id__startswith=prefix)
     grouped = (

@@ -31,19 +31,23 @@ def _filtered(request) -> tuple[LedgerEntryFilter, QuerySet[LedgerEntry]]:
 @login_required
 def ledger_list(request) -> HttpResponse:
     filterset, entries = _filtered(request)
-    totals = [
-        {
-            "currency": row["cap_amount_currency"],
-            "net": from_cents(row["net"] or 0),
-            "entries": row["entries"],
-        }
-        for row in entries.order_by()
-        .values("cap_amount_currency")
-        .annotate(net=Sum("cap_cents"), entries=Count("id"))
-        .order_by("cap_amount_currency")
-    ]
-    page = entries.select_related("agent", "card", "vendor", "authorization").order_by("-id")
     before = keyset_id(request.GET.get("before", ""))
+    # The totals are the filter's, the same on every page: counted on the first page only
+    # (they read every entry of the filter; bench/portal.py).
+    totals = None
+    if before is None:
+        totals = [
+            {
+                "currency": row["cap_amount_currency"],
+                "net": from_cents(row["net"] or 0),
+                "entries": row["entries"],
+            }
+            for row in entries.order_by()
+            .values("cap_amount_currency")
+            .annotate(net=Sum("cap_cents"), entries=Count("id"))
+            .order_by("cap_amount_currency")
+        ]
+    page = entries.select_related("agent", "card", "vendor", "authorization").order_by("-id")
     if before is not None:
         page = page.filter(id__lt=before)
     rows = list(page[: PAGE_SIZE + 1])
@@ -79,7 +83,10 @@ def trace_list(request) -> HttpResponse:
     scope = portal_scope_required(user=request.user)
     query = request.GET.get("q", "").strip()[:128]
     traces = trace_month_page(
-        agents=scope.agents(), now=timezone.now(), prefix=query, page=request.GET.get("page")
+        agents=None if scope.everything else scope.agents(),
+        now=timezone.now(),
+        prefix=query,
+        page=request.GET.get("page"),
     )
     context = {"traces": traces, "query": query, "scope": scope}
     return render_page(request, "ledger/_trace_rows.html", "ledger/trace_list.html", context)
