@@ -19,7 +19,7 @@ from djmoney.money import Money
 
 from agentwallet.lib.money import from_cents, to_cents
 from agentwallet.lib.timewindows import HOUR, floor_to, month_bounds
-from agentwallet.portal.charts import Series, stacked_bars_svg
+from agentwallet.portal.charts import DayRow, day_rows_svg, layer_totals
 from approvals.models import CapBump
 from cards.models import Card, CardStatus
 from ledger import sql
@@ -558,20 +558,6 @@ class TraceShare:
 
 
 @dataclass
-class TraceDay:
-    day: date
-    cents: list[int]  # one per vendor column of the chart, signed
-
-    @property
-    def figures(self) -> list[Decimal]:
-        return [from_cents(cents) for cents in self.cents]
-
-    @property
-    def total(self) -> Decimal:
-        return from_cents(sum(self.cents))
-
-
-@dataclass
 class TraceCurrency:
     """A trace's spend in one cap currency, by the agents in scope, over its life."""
 
@@ -585,14 +571,14 @@ class TraceCurrency:
     by_agent: list[TraceShare]
     days: list[date]  # the chart's days, oldest first
     vendors: list[str]  # the chart's layers
-    rows: list[TraceDay]  # one per day of `days`
+    rows: list[DayRow]  # one per day of `days`
 
     @property
     def spent(self) -> Decimal:
         return from_cents(self.cents)
 
     @property
-    def rows_with_spend(self) -> list[TraceDay]:
+    def rows_with_spend(self) -> list[DayRow]:
         return [row for row in self.rows if any(row.cents)]
 
     @property
@@ -601,20 +587,16 @@ class TraceCurrency:
 
     @property
     def vendor_totals(self) -> list[Decimal]:
-        return [
-            from_cents(sum(row.cents[i] for row in self.rows)) for i in range(len(self.vendors))
-        ]
+        return layer_totals(self.rows, self.vendors)
 
     @property
     def svg(self) -> str:
         """Escaped markup (agentwallet/portal/charts.py): safe to render as is."""
-        return stacked_bars_svg(
+        return day_rows_svg(
             title=f"Spend on {self.trace_id} per day by vendor ({self.currency})",
             days=self.days,
-            series=[
-                Series(label=vendor, cents=[row.cents[i] for row in self.rows])
-                for i, vendor in enumerate(self.vendors)
-            ],
+            layers=self.vendors,
+            rows=self.rows,
             currency=self.currency,
             chart_id=f"trace-{self.currency}",
         )
@@ -712,7 +694,7 @@ def _trace_currency(
     days = [last_day - timedelta(days=back) for back in range(span)][::-1]
     shown = ranked if len(ranked) <= TRACE_CHART_VENDORS + 1 else ranked[:TRACE_CHART_VENDORS]
     layers = shown + ([TRACE_OTHER_VENDORS] if len(shown) < len(ranked) else [])
-    rows = [TraceDay(day=day, cents=[0] * len(layers)) for day in days]
+    rows = [DayRow(day=day, cents=[0] * len(layers)) for day in days]
     at = {row.day: row for row in rows}
     for day, vendor, _, _, cents, _, _, _ in cells:
         if day in at:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from html import escape
+
+from agentwallet.lib.money import from_cents
 
 # Okabe-Ito: told apart by people with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
@@ -133,3 +136,46 @@ def stacked_bars_svg(
         x += 16 + 7.5 * len(layer.label) + 18
     parts.append("</svg>")
     return "".join(parts)
+
+
+@dataclass
+class DayRow:
+    """One day of a chart's table: cents per layer (vendor), signed (refunds negative)."""
+
+    day: date
+    cents: list[int]
+
+    @property
+    def figures(self) -> list[Decimal]:
+        return [from_cents(cents) for cents in self.cents]
+
+    @property
+    def total(self) -> Decimal:
+        return from_cents(sum(self.cents))
+
+
+def layer_totals(rows: Sequence[DayRow], layers: Sequence[str]) -> list[Decimal]:
+    """Each layer's sum over the days, for the table's last row."""
+    return [from_cents(sum(row.cents[i] for row in rows)) for i in range(len(layers))]
+
+
+def day_rows_svg(
+    *,
+    title: str,
+    days: Sequence[date],
+    layers: Sequence[str],
+    rows: Sequence[DayRow],
+    currency: str,
+    chart_id: str,
+) -> str:
+    """The stacked chart of a table of day rows (one layer per column)."""
+    return stacked_bars_svg(
+        title=title,
+        days=days,
+        series=[
+            Series(label=layer, cents=[row.cents[i] for row in rows])
+            for i, layer in enumerate(layers)
+        ],
+        currency=currency,
+        chart_id=chart_id,
+    )

@@ -22,7 +22,7 @@ from django.db.models.functions import TruncDate
 from agentwallet.lib.money import from_cents
 from agentwallet.lib.timewindows import HOUR, floor_to, month_bounds
 from agentwallet.models import AuditEvent
-from agentwallet.portal.charts import Series, stacked_bars_svg
+from agentwallet.portal.charts import DayRow, day_rows_svg, layer_totals
 from agentwallet.portal.htmx import keyset_id
 from approvals.models import ApprovalRequest, ApprovalStatus, OutboxMessage, OutboxStatus
 from cards.models import Card, CardStatus
@@ -120,20 +120,6 @@ TOP_TRACES = 10
 
 
 @dataclass
-class DayRow:
-    day: date
-    cents: list[int]  # one per vendor column, signed (refunds are negative)
-
-    @property
-    def figures(self) -> list[Decimal]:
-        return [from_cents(cents) for cents in self.cents]
-
-    @property
-    def total(self) -> Decimal:
-        return from_cents(sum(self.cents))
-
-
-@dataclass
 class DailySpend:
     """Net spend per UTC day and vendor over the last 30 days, in one cap currency."""
 
@@ -148,9 +134,7 @@ class DailySpend:
 
     @property
     def vendor_totals(self) -> list[Decimal]:
-        return [
-            from_cents(sum(row.cents[i] for row in self.rows)) for i in range(len(self.vendors))
-        ]
+        return layer_totals(self.rows, self.vendors)
 
     @property
     def total(self) -> Decimal:
@@ -159,13 +143,11 @@ class DailySpend:
     @property
     def svg(self) -> str:
         """Escaped markup (charts.py): safe to render as is."""
-        return stacked_bars_svg(
+        return day_rows_svg(
             title=f"Spend per day by vendor, last {len(self.days)} days ({self.currency})",
             days=self.days,
-            series=[
-                Series(label=vendor, cents=[row.cents[i] for row in self.rows])
-                for i, vendor in enumerate(self.vendors)
-            ],
+            layers=self.vendors,
+            rows=self.rows,
             currency=self.currency,
             chart_id=f"daily-{self.currency}",
         )
