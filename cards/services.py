@@ -259,52 +259,46 @@ def card_close(*, card: Card, actor: Actor, reason: str = "") -> Card:
 def agent_cards_freeze(*, agent: Agent, actor: Actor, reason: str) -> list[Card]:
     """Freeze every active card of the agent (the kill switch). Returns those frozen."""
     reason = _require_reason(reason)
-    cards = list(
-        Card.objects.select_for_update(of=("self",))
-        .select_related("vendor")
-        .filter(agent=agent, status=CardStatus.ACTIVE)
-        .order_by("pk")
+    return _agent_cards_set(
+        agent, actor, reason, CardStatus.ACTIVE, CardStatus.FROZEN, AuditAction.AGENT_FROZEN
     )
-    frozen = [
-        _set_status(card, CardStatus.FROZEN, CardEventKind.FROZEN, actor, reason, audit=False)
-        for card in cards
-    ]
-    audit_record(
-        actor=actor.label,
-        action=AuditAction.AGENT_FROZEN,
-        subject=f"agent {agent.name}",
-        agent_id=agent.pk,
-        object_id=agent.pk,
-        reason=reason,
-        detail={"cards": [card_subject(card) for card in frozen]},
-    )
-    return frozen
 
 
 @transaction.atomic
 def agent_cards_unfreeze(*, agent: Agent, actor: Actor, reason: str = "") -> list[Card]:
+    return _agent_cards_set(
+        agent,
+        actor,
+        reason.strip(),
+        CardStatus.FROZEN,
+        CardStatus.ACTIVE,
+        AuditAction.AGENT_UNFROZEN,
+    )
+
+
+def _agent_cards_set(
+    agent: Agent, actor: Actor, reason: str, was: str, status: str, action: AuditAction
+) -> list[Card]:
+    """Move every card of the agent in status `was` to `status`, under their row locks,
+    with an event per card and one audit row for the agent."""
+    kind = CardEventKind.FROZEN if status == CardStatus.FROZEN else CardEventKind.UNFROZEN
     cards = list(
         Card.objects.select_for_update(of=("self",))
         .select_related("vendor")
-        .filter(agent=agent, status=CardStatus.FROZEN)
+        .filter(agent=agent, status=was)
         .order_by("pk")
     )
-    unfrozen = [
-        _set_status(
-            card, CardStatus.ACTIVE, CardEventKind.UNFROZEN, actor, reason.strip(), audit=False
-        )
-        for card in cards
-    ]
+    changed = [_set_status(card, status, kind, actor, reason, audit=False) for card in cards]
     audit_record(
         actor=actor.label,
-        action=AuditAction.AGENT_UNFROZEN,
+        action=action,
         subject=f"agent {agent.name}",
         agent_id=agent.pk,
         object_id=agent.pk,
-        reason=reason.strip(),
-        detail={"cards": [card_subject(card) for card in unfrozen]},
+        reason=reason,
+        detail={"cards": [card_subject(card) for card in changed]},
     )
-    return unfrozen
+    return changed
 
 
 def card_close_after_use(*, card_id: uuid.UUID, used_by: str) -> None:
