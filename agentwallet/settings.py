@@ -310,6 +310,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-uncaptured-holds": {"task": "ledger.tasks.expire_holds_task", "schedule": 15 * 60},
     "deliver-due-outbox": {"task": "approvals.outbox.sweep_outbox_task", "schedule": 30},
     "expire-stale-approvals": {"task": "approvals.tasks.expire_approvals_task", "schedule": 5 * 60},
+    "advance-spend-rollups": {"task": "ledger.tasks.advance_spend_rollups_task", "schedule": 60},
     "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
     # After a policy's time-zone change (queued by the change itself; this sweeps up).
     "recut-month-counters": {"task": "ledger.tasks.recut_month_counters_task", "schedule": 60},

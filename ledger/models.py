@@ -405,3 +405,94 @@ class NetworkEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.event_id}"
+
+
+class SpendRollupMark(models.Model):
+    """How far the spend rollups have read the ledger: they hold every entry with an id
+    up to `last_entry_id` and none after it. One row; the fold locks it."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_entry_id = models.BigIntegerField(default=0)
+    advanced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="ledger_spendrollupmark_one_row"),
+            models.CheckConstraint(
+                condition=Q(last_entry_id__gte=0), name="ledger_spendrollupmark_id_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"spend rollups through entry {self.last_entry_id}"
+
+
+class DaySpend(models.Model):
+    """Net spend of one team (principal) with one vendor on one UTC day (by the entries'
+    `effective_at`), in one cap currency: the ledger's entries up to the rollup mark.
+
+    Derived data for the portal's charts and totals, kept off the decision path
+    (ledger.services.rollups): a read adds the ledger's entries after the mark. Keyed by
+    the agent's team, which therefore never changes once an agent exists."""
+
+    day = models.DateField()
+    principal = models.ForeignKey(
+        "wallets.Principal", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    vendor = models.ForeignKey(
+        "policies.Vendor",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    currency = models.CharField(max_length=3)
+    cents = models.BigIntegerField()
+    entries = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "principal", "vendor", "currency"],
+                condition=Q(vendor__isnull=False),
+                name="ledger_dayspend_one_per_vendor",
+            ),
+            models.UniqueConstraint(
+                fields=["day", "principal", "currency"],
+                condition=Q(vendor__isnull=True),
+                name="ledger_dayspend_one_without_vendor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.principal_id} {self.vendor_id}: {self.cents} {self.currency}"
+
+
+class TraceMonthSpend(models.Model):
+    """Net spend of one team (principal) on one trace in one UTC calendar month (by the
+    entries' `effective_at`), in one cap currency: the ledger's entries with a trace up
+    to the rollup mark. Derived data, as DaySpend."""
+
+    month = models.DateField()  # the month's first day
+    trace_id = models.CharField(max_length=128)
+    principal = models.ForeignKey(
+        "wallets.Principal", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    currency = models.CharField(max_length=3)
+    cents = models.BigIntegerField()
+    entries = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "trace_id", "principal", "currency"],
+                name="ledger_tracemonthspend_one_per_key",
+            ),
+            models.CheckConstraint(
+                condition=~Q(trace_id=""), name="ledger_tracemonthspend_has_trace"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.trace_id} {self.principal_id}: {self.cents}"

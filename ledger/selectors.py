@@ -11,8 +11,8 @@ from decimal import Decimal
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import BigIntegerField, Count, Max, Min, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
 from django.utils import timezone
 from djmoney.money import Money
@@ -26,9 +26,12 @@ from ledger import sql
 from ledger.models import (
     Authorization,
     CounterGrain,
+    DaySpend,
     LedgerEntry,
     MonthCounterZone,
     SpendCounter,
+    SpendRollupMark,
+    TraceMonthSpend,
 )
 from policies import rules
 from policies.models import Policy
@@ -394,16 +397,17 @@ def _shared_cap(caps: list[TraceAgentCap]) -> CapFigure | None:
 
 
 def trace_caps_read(
-    *, agents: Iterable[Agent], trace_ids: Iterable[str], now: datetime
+    *, pairs: Iterable[tuple[str, Agent]], now: datetime
 ) -> dict[tuple[str, uuid.UUID], TraceAgentCap]:
-    """Each (trace, agent)'s cap figure, for every agent and trace given (the agents with
-    their policies loaded): the traces' lifetime counters in one query and the bumps
-    valid now in another, whatever the number of traces and agents."""
-    agents = list(agents)
-    traces = sorted(set(trace_ids))
-    if not agents or not traces:
+    """Each (trace, agent)'s cap figure, for the pairs given (agents with their policies
+    loaded): the traces' lifetime counters in one query and the bumps valid now in
+    another, whatever the number of traces and agents."""
+    pairs = list(pairs)
+    if not pairs:
         return {}
-    scopes = {sql.trace_scope(agent.policy.currency, trace) for agent in agents for trace in traces}
+    agents = {agent.pk: agent for _, agent in pairs}
+    traces = sorted({trace for trace, _ in pairs})
+    scopes = {sql.trace_scope(agent.policy.currency, trace) for trace, agent in pairs}
     counted = dict(
         SpendCounter.objects.filter(grain=CounterGrain.TOTAL, scope__in=scopes).values_list(
             "scope", "cents"
@@ -412,29 +416,28 @@ def trace_caps_read(
     keys = {rules.cap_key(rules.SCOPE_TRACE, trace_id=trace): trace for trace in traces}
     bumped: dict[tuple[uuid.UUID, str], int] = {}
     for agent_id, key, amount in CapBump.objects.filter(
-        agent_id__in=[agent.pk for agent in agents],
+        agent_id__in=list(agents),
         scope_key__in=keys,
         valid_from__lte=now,
         valid_until__gt=now,
     ).values_list("agent_id", "scope_key", "amount"):
         bumped[(agent_id, keys[key])] = bumped.get((agent_id, keys[key]), 0) + to_cents(amount)
     caps = {}
-    for agent in agents:
+    for trace, agent in pairs:
         policy = agent.policy
         currency = policy.currency
-        for trace in traces:
-            bump = bumped.get((agent.pk, trace))
-            caps[(trace, agent.pk)] = TraceAgentCap(
-                agent_id=agent.pk,
-                agent_name=agent.name,
-                policy_name=policy.name,
-                currency=currency,
-                figure=CapFigure(
-                    policy.per_trace_cap,
-                    Money(from_cents(counted.get(sql.trace_scope(currency, trace), 0)), currency),
-                    Money(from_cents(bump), currency) if bump is not None else None,
-                ),
-            )
+        bump = bumped.get((agent.pk, trace))
+        caps[(trace, agent.pk)] = TraceAgentCap(
+            agent_id=agent.pk,
+            agent_name=agent.name,
+            policy_name=policy.name,
+            currency=currency,
+            figure=CapFigure(
+                policy.per_trace_cap,
+                Money(from_cents(counted.get(sql.trace_scope(currency, trace), 0)), currency),
+                Money(from_cents(bump), currency) if bump is not None else None,
+            ),
+        )
     return caps
 
 
@@ -463,79 +466,81 @@ class TraceMonthRow:
 class TraceMonthPage:
     month_start: datetime
     month_end: datetime
-    page: Page  # of the grouped rows (dicts); `rows` has them read out
+    page: Page  # of TraceMonthSpent rows; `rows` has the page's read out
     rows: list[TraceMonthRow]
 
 
 def trace_month_page(
     *,
-    agents: QuerySet[Agent] | None,
+    principal_ids: Iterable[int] | None,
     now: datetime,
     prefix: str = "",
     page: object = 1,
     per_page: int = TRACE_PAGE_SIZE,
 ) -> TraceMonthPage:
-    """Traces by their spend this calendar month (UTC), by the given agents only.
+    """Traces by their spend this calendar month (UTC), by the teams' agents only.
 
-    No counter holds it: trace counters are lifetime, and month counters are per agent,
-    card and vendor. So the month is read from the ledger, in ONE grouped query over
-    the (agent, effective_at) index, paginated (plus its count). The page's traces then
-    take three more queries whatever their number: their agents and vendors this month,
-    those agents with their policies, and their caps (`trace_caps_read`: the lifetime
-    counters and the bumps). The month is UTC's because a trace spans agents whose
-    policies may count months in different zones."""
+    The month's spend per trace comes from the trace-month rollup and the ledger's tail
+    after it (`trace_month_spend_read`, one statement), ranked and paged in Python. The
+    page's traces then take five more queries whatever their number: their agents,
+    vendors and last entry this month, that entry's time, those agents with their
+    policies, and their caps (`trace_caps_read`: the lifetime counters and the bumps).
+    The month is UTC's because a trace spans agents whose policies may count months in
+    different zones."""
     month_start, month_end = month_bounds(now, "UTC")
-    entries = LedgerEntry.objects.filter(
-        effective_at__gte=month_start, effective_at__lt=month_end
-    ).exclude(trace_id="")
-    if agents is not None:  # None: every agent (an IN over all of them only slows the plan)
-        entries = entries.filter(agent__in=agents)
-    if prefix:
-        entries = entries.filter(trace_id__startswith=prefix)
-    grouped = (
-        entries.values("trace_id", "cap_amount_currency")
-        .annotate(cents=Sum("cap_cents"), last_at=Max("created_at"))
-        .order_by("-cents", "trace_id", "cap_amount_currency")
-    )
-    paged = Paginator(grouped, per_page).get_page(page)
-    found = list(paged.object_list)
+    ranked = trace_month_spend_read(principal_ids=principal_ids, now=now, prefix=prefix)
+    paged = Paginator(ranked, per_page).get_page(page)
+    found: list[TraceMonthSpent] = list(paged.object_list)
     result = TraceMonthPage(month_start=month_start, month_end=month_end, page=paged, rows=[])
     if not found:
         return result
-    traces = sorted({row["trace_id"] for row in found})
+    entries = LedgerEntry.objects.filter(effective_at__gte=month_start, effective_at__lt=month_end)
+    if principal_ids is not None:
+        entries = entries.filter(agent__principal_id__in=principal_ids)
+    traces = sorted({row.trace_id for row in found})
+    # The last entry by id, not by its time: a timestamp per group costs far more to
+    # load than an integer (Django's psycopg loaders), and ids follow posting order.
     who = (
         entries.filter(trace_id__in=traces)
         .values_list("trace_id", "cap_amount_currency", "agent_id", "vendor__name")
-        .distinct()
+        .annotate(last_id=Max("id"))
         .order_by()
     )
     agent_ids: dict[tuple[str, str], set[uuid.UUID]] = defaultdict(set)
     vendors: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for trace, currency, agent_id, vendor in who:
+    last_ids: dict[tuple[str, str], int] = defaultdict(int)
+    for trace, currency, agent_id, vendor, last_id in who:
         agent_ids[(trace, currency)].add(agent_id)
         vendors[(trace, currency)].add(vendor or TRACE_NO_VENDOR)
+        last_ids[(trace, currency)] = max(last_id, last_ids[(trace, currency)])
+    posted = dict(
+        LedgerEntry.objects.filter(pk__in=last_ids.values()).values_list("pk", "created_at")
+    )
     spenders = {
         agent.pk: agent
         for agent in Agent.objects.filter(
             pk__in={agent_id for ids in agent_ids.values() for agent_id in ids}
         ).select_related("policy")
     }
-    caps = trace_caps_read(agents=spenders.values(), trace_ids=traces, now=now)
+    caps = trace_caps_read(
+        pairs={(trace, spenders[pk]) for (trace, _), ids in agent_ids.items() for pk in ids},
+        now=now,
+    )
     for row in found:
-        key = (row["trace_id"], row["cap_amount_currency"])
+        key = (row.trace_id, row.currency)
         row_agents = sorted((spenders[pk] for pk in agent_ids[key]), key=lambda a: a.name)
         result.rows.append(
             TraceMonthRow(
-                trace_id=row["trace_id"],
-                currency=row["cap_amount_currency"],
-                spent=from_cents(int(row["cents"] or 0)),
-                last_at=row["last_at"],
+                trace_id=row.trace_id,
+                currency=row.currency,
+                spent=from_cents(row.cents),
+                last_at=posted[last_ids[key]],
                 agents=[agent.name for agent in row_agents],
                 vendors=sorted(vendors[key]),
                 caps=[
-                    caps[(row["trace_id"], agent.pk)]
+                    caps[(row.trace_id, agent.pk)]
                     for agent in row_agents
-                    if agent.policy.currency == row["cap_amount_currency"]
+                    if agent.policy.currency == row.currency
                 ],
             )
         )
@@ -662,7 +667,7 @@ def trace_detail_read(*, agents: QuerySet[Agent], trace_id: str, now: datetime) 
         ).select_related("policy")
     )
     spenders.sort(key=lambda agent: (agent.name, str(agent.pk)))
-    caps = trace_caps_read(agents=spenders, trace_ids=[trace_id], now=now)
+    caps = trace_caps_read(pairs=[(trace_id, agent) for agent in spenders], now=now)
     return TraceDetail(
         trace_id=trace_id,
         currencies=currencies,
@@ -793,3 +798,125 @@ def approvals_declined_charges(*, approval_ids: Iterable[int]) -> dict[int, Auth
         authorization.approval_request_id: authorization
         for authorization in Authorization.objects.filter(id__in=list(first_ids))
     }
+
+
+# The spend rollups (ledger.services.rollups) read with the ledger's entries after their
+# mark. Each read is ONE statement (a UNION ALL of the rollup's rows and the tail's), so
+# it takes the mark, the rollups and the tail from one snapshot: a fold that commits
+# meanwhile is seen entirely or not at all. `principal_ids` None reads every team.
+
+
+def _after_rollup_mark(entries: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
+    mark = SpendRollupMark.objects.filter(pk=1).values("last_entry_id")[:1]
+    return entries.filter(
+        id__gt=Coalesce(Subquery(mark), Value(0), output_field=BigIntegerField())
+    ).order_by()
+
+
+def _of_teams(rows: QuerySet, principal_ids: Iterable[int] | None, field: str) -> QuerySet:
+    return rows if principal_ids is None else rows.filter(**{f"{field}__in": principal_ids})
+
+
+def day_vendor_spend_read(
+    *, principal_ids: Iterable[int] | None, first_day: date, last_day: date
+) -> dict[tuple[str, date, str | None], int]:
+    """Net cents per (cap currency, UTC day, vendor name or None) over the days from
+    `first_day` to `last_day`, by `effective_at`, of the teams' agents."""
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    rolled = _of_teams(
+        DaySpend.objects.filter(day__gte=first_day, day__lte=last_day),
+        principal_ids,
+        "principal_id",
+    )
+    tail = _of_teams(
+        _after_rollup_mark(
+            LedgerEntry.objects.filter(effective_at__gte=start, effective_at__lt=end)
+        ),
+        principal_ids,
+        "agent__principal_id",
+    )
+    rows = (
+        rolled.values_list("currency", "day", "vendor__name")
+        .annotate(cents=Sum("cents"))
+        .order_by()
+        .union(
+            tail.annotate(day=TruncDate("effective_at", tzinfo=UTC))
+            .values_list("cap_amount_currency", "day", "vendor__name")
+            .annotate(cents=Sum("cap_cents")),
+            all=True,
+        )
+    )
+    cells: dict[tuple[str, date, str | None], int] = defaultdict(int)
+    for currency, day, vendor, cents in rows:
+        cells[(currency, day, vendor)] += int(cents)
+    return dict(cells)
+
+
+def spend_totals_read(*, principal_ids: Iterable[int] | None) -> dict[str, tuple[int, int]]:
+    """Every entry's net cents and count per cap currency, of the teams' agents."""
+    rolled = _of_teams(DaySpend.objects.all(), principal_ids, "principal_id")
+    tail = _of_teams(
+        _after_rollup_mark(LedgerEntry.objects.all()), principal_ids, "agent__principal_id"
+    )
+    rows = (
+        rolled.values_list("currency")
+        .annotate(cents=Sum("cents"), entries=Sum("entries"))
+        .order_by()
+        .union(
+            tail.values_list("cap_amount_currency").annotate(
+                cents=Sum("cap_cents"), entries=Count("id")
+            ),
+            all=True,
+        )
+    )
+    totals: dict[str, tuple[int, int]] = {}
+    for currency, cents, entries in rows:
+        held_cents, held_entries = totals.get(currency, (0, 0))
+        totals[currency] = (held_cents + int(cents), held_entries + int(entries))
+    return totals
+
+
+@dataclass(frozen=True)
+class TraceMonthSpent:
+    trace_id: str
+    currency: str
+    cents: int
+
+
+def trace_month_spend_read(
+    *, principal_ids: Iterable[int] | None, now: datetime, prefix: str = ""
+) -> list[TraceMonthSpent]:
+    """Every trace's net spend this UTC calendar month per cap currency, by the teams'
+    agents, largest first (then by trace id and currency)."""
+    month_start, month_end = month_bounds(now, "UTC")
+    rolled = _of_teams(
+        TraceMonthSpend.objects.filter(month=month_start.date()), principal_ids, "principal_id"
+    )
+    tail = _of_teams(
+        _after_rollup_mark(
+            LedgerEntry.objects.filter(effective_at__gte=month_start, effective_at__lt=month_end)
+        ).exclude(trace_id=""),
+        principal_ids,
+        "agent__principal_id",
+    )
+    if prefix:
+        rolled = rolled.filter(trace_id__startswith=prefix)
+        tail = tail.filter(trace_id__startswith=prefix)
+    rows = (
+        rolled.values_list("trace_id", "currency")
+        .annotate(cents=Sum("cents"))
+        .order_by()
+        .union(
+            tail.values_list("trace_id", "cap_amount_currency").annotate(cents=Sum("cap_cents")),
+            all=True,
+        )
+    )
+    merged: dict[tuple[str, str], int] = defaultdict(int)
+    for trace_id, currency, cents in rows:
+        merged[(trace_id, currency)] += int(cents)
+    spent = [
+        TraceMonthSpent(trace_id=trace, currency=currency, cents=cents)
+        for (trace, currency), cents in merged.items()
+    ]
+    return sorted(spent, key=lambda row: (-row.cents, row.trace_id, row.currency))

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from ledger.fx import fx_rates_age, fx_rates_load
 from ledger.services import counters_prune, holds_expire, month_counters_recut_pending
+from ledger.services.rollups import spend_rollups_advance
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,13 @@ def expire_holds_task() -> int:
 def prune_spend_counters_task() -> int:
     """Drop minute and hour counters that no rolling window reads any more."""
     return counters_prune(now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def advance_spend_rollups_task() -> int:
+    """Fold the ledger's new entries into the portal's spend rollups (the longer this
+    waits, the more of the ledger each portal read groups: correct, only slower)."""
+    return spend_rollups_advance()
 
 
 @shared_task(acks_late=True)

@@ -12,41 +12,59 @@ from django.utils import timezone
 
 from agentwallet.lib.money import from_cents
 from agentwallet.portal.htmx import keyset_id, render_page, wants_fragment
-from agentwallet.portal.selectors import portal_scope_required
+from agentwallet.portal.selectors import PortalScope, portal_scope_required
 from ledger.exports import ledger_csv
 from ledger.filters import LedgerEntryFilter
 from ledger.models import LedgerEntry
-from ledger.selectors import trace_detail_read, trace_entries_page, trace_month_page
+from ledger.selectors import (
+    spend_totals_read,
+    trace_detail_read,
+    trace_entries_page,
+    trace_month_page,
+)
 
 PAGE_SIZE = 50
 
 
-def _filtered(request) -> tuple[LedgerEntryFilter, QuerySet[LedgerEntry]]:
+def _filtered(request) -> tuple[LedgerEntryFilter, QuerySet[LedgerEntry], PortalScope]:
     scope = portal_scope_required(user=request.user)
     entries = scope.limit(LedgerEntry.objects.all())
     filterset = LedgerEntryFilter(request.GET, queryset=entries)
-    return filterset, (filterset.qs if filterset.is_valid() else entries.none())
+    return filterset, (filterset.qs if filterset.is_valid() else entries.none()), scope
+
+
+def _totals(
+    filterset: LedgerEntryFilter, entries: QuerySet[LedgerEntry], scope: PortalScope
+) -> list[dict[str, object]]:
+    """Net spend and entries per cap currency of the filter. Unfiltered, from the day
+    rollup and the ledger's tail (the whole ledger otherwise: bench/portal.py); a filter
+    narrows the entries enough to count them."""
+    if filterset.is_valid() and not any(filterset.form.cleaned_data.values()):
+        by_currency = spend_totals_read(
+            principal_ids=None if scope.everything else scope.principal_ids
+        )
+    else:
+        by_currency = {
+            row["cap_amount_currency"]: (row["net"] or 0, row["entries"])
+            for row in entries.order_by()
+            .values("cap_amount_currency")
+            .annotate(net=Sum("cap_cents"), entries=Count("id"))
+        }
+    return [
+        {"currency": currency, "net": from_cents(cents), "entries": count}
+        for currency, (cents, count) in sorted(by_currency.items())
+    ]
 
 
 @login_required
 def ledger_list(request) -> HttpResponse:
-    filterset, entries = _filtered(request)
+    filterset, entries, scope = _filtered(request)
     before = keyset_id(request.GET.get("before", ""))
     # The totals are the filter's, the same on every page: counted on the first page only
     # (they read every entry of the filter; bench/portal.py).
     totals = None
     if before is None:
-        totals = [
-            {
-                "currency": row["cap_amount_currency"],
-                "net": from_cents(row["net"] or 0),
-                "entries": row["entries"],
-            }
-            for row in entries.order_by()
-            .values("cap_amount_currency")
-            .annotate(net=Sum("cap_cents"), entries=Count("id"))
-            .order_by("cap_amount_currency")
-        ]
+        totals = _totals(filterset, entries, scope)
     page = entries.select_related("agent", "card", "vendor", "authorization").order_by("-id")
     if before is not None:
         page = page.filter(id__lt=before)
@@ -71,7 +89,7 @@ def ledger_list(request) -> HttpResponse:
 @login_required
 def ledger_export_csv(request) -> StreamingHttpResponse:
     """Every entry of the filter, streamed (constant memory; ledger/exports.py)."""
-    _, entries = _filtered(request)
+    _, entries, _ = _filtered(request)
     response = StreamingHttpResponse(ledger_csv(entries), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
     return response
@@ -83,7 +101,7 @@ def trace_list(request) -> HttpResponse:
     scope = portal_scope_required(user=request.user)
     query = request.GET.get("q", "").strip()[:128]
     traces = trace_month_page(
-        agents=None if scope.everything else scope.agents(),
+        principal_ids=None if scope.everything else scope.principal_ids,
         now=timezone.now(),
         prefix=query,
         page=request.GET.get("page"),

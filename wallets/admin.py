@@ -61,11 +61,12 @@ class AgentAdmin(admin.ModelAdmin[Agent]):
     list_filter = ["status", "policy"]
     list_select_related = ["principal", "policy"]
     search_fields = ["name", "principal__email", "trace_id", "id"]
-    raw_id_fields = ["principal"]
-    # The policy too: moving an agent to another policy (its currency, its months) is not
-    # an edit of the row; there is no service for it yet.
+    # The team and the policy are set when an agent is provisioned: moving an agent to
+    # another policy (its currency, its months) or team (the spend rollups are kept by
+    # team: ledger.services.rollups) is not an edit of the row; there is no service yet.
     readonly_fields = [
         "id",
+        "principal",
         "policy",
         "created_at",
         "updated_at",

@@ -2,33 +2,33 @@
 
 A lead sees the agents of the teams (principals) they lead; Finance, viewers and
 superusers see the whole organisation. Spend comes from the spend counters (one grouped
-query per window), never from summing the ledger per request. One exception: the
-30-day chart by vendor reads the ledger in one grouped query (see `daily_spend_read`),
-because no counter keeps days by vendor."""
+query per window) and, for what no counter keeps (days by vendor, a month by trace),
+from the spend rollups and the ledger's tail after them; never from summing the ledger
+per request."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
 
 from agentwallet.lib.money import from_cents
-from agentwallet.lib.timewindows import HOUR, floor_to, month_bounds
+from agentwallet.lib.timewindows import HOUR, floor_to
 from agentwallet.models import AuditEvent
 from agentwallet.portal.charts import DayRow, day_rows_svg, layer_totals
 from agentwallet.portal.htmx import keyset_id
 from approvals.models import ApprovalRequest, ApprovalStatus, OutboxMessage, OutboxStatus
 from cards.models import Card, CardStatus
 from ledger import sql
-from ledger.models import Authorization, CounterGrain, Decision, LedgerEntry, SpendCounter
-from policies.models import PolicyVendorCap, Vendor
+from ledger.models import Authorization, CounterGrain, Decision, SpendCounter
+from ledger.selectors import day_vendor_spend_read, trace_month_spend_read
+from policies.models import Policy, PolicyVendorCap, Vendor
 from wallets.models import Agent, TeamLead
 
 ROLE_FINANCE = "Finance"
@@ -184,27 +184,22 @@ def _percent(part: Decimal, whole: Decimal) -> int:
     return 0 if not whole else min(int(part * 100 / whole), 100)
 
 
-def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
-    """The last 30 UTC days (today included) by vendor, one chart per cap currency.
+def _team_ids(scope: PortalScope) -> frozenset[int] | None:
+    return None if scope.everything else scope.principal_ids
 
-    Read from the ledger, in ONE grouped query over the (agent, effective_at) index:
-    the counters cannot answer it, since vendor counters are by month only and the
-    agents' hour buckets are pruned after 26 hours (ledger.services.counters). The
-    cost grows with the entries of 30 days, not with agents, vendors or days; a
-    day-by-vendor counter would make it a counter read."""
+
+def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
+    """The last 30 UTC days (today included) by vendor, one chart per cap currency,
+    from the day rollup and the ledger's tail after it (one statement): the counters
+    cannot answer it, since vendor counters are by month only and the agents' hour
+    buckets are pruned after 26 hours (ledger.services.counters)."""
     days = [now.astimezone(UTC).date() - timedelta(days=back) for back in range(CHART_DAYS)][::-1]
-    start = datetime.combine(days[0], time.min, tzinfo=UTC)
-    end = datetime.combine(days[-1] + timedelta(days=1), time.min, tzinfo=UTC)
-    grouped = (
-        scope.limit(LedgerEntry.objects.filter(effective_at__gte=start, effective_at__lt=end))
-        .annotate(day=TruncDate("effective_at", tzinfo=UTC))
-        .values_list("cap_amount_currency", "day", "vendor__name")
-        .annotate(cents=Sum("cap_cents"))
-        .order_by()
+    spent_cells = day_vendor_spend_read(
+        principal_ids=_team_ids(scope), first_day=days[0], last_day=days[-1]
     )
     cells: dict[str, dict[tuple[date, str], int]] = defaultdict(lambda: defaultdict(int))
-    for currency, day, vendor, cents in grouped:
-        cells[currency][(day, vendor or NO_VENDOR)] += int(cents)
+    for (currency, day, vendor), cents in spent_cells.items():
+        cells[currency][(day, vendor or NO_VENDOR)] += cents
     charts = []
     for currency in sorted(cells):
         by_cell = cells[currency]
@@ -229,23 +224,13 @@ def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
 
 def top_traces_month_read(*, scope: PortalScope, now: datetime) -> list[CurrencyTraces]:
     """The ten traces that spent most this calendar month (UTC, as on /traces/), per cap
-    currency, by the agents in scope: one grouped query over the ledger's (agent,
-    effective_at) index, since trace counters are lifetime only."""
-    month_start, month_end = month_bounds(now, "UTC")
-    grouped = (
-        scope.limit(
-            LedgerEntry.objects.filter(effective_at__gte=month_start, effective_at__lt=month_end)
-        )
-        .exclude(trace_id="")
-        .values_list("cap_amount_currency", "trace_id")
-        .annotate(cents=Sum("cap_cents"))
-        .filter(cents__gt=0)
-        .order_by("-cents", "trace_id")
-    )
+    currency, by the agents in scope (the trace-month rollup and the ledger's tail)."""
     by_currency: dict[str, list[TraceSpend]] = defaultdict(list)
-    for code, trace_id, cents in grouped[: TOP_TRACES * 3]:
-        if len(by_currency[code]) < TOP_TRACES:
-            by_currency[code].append(TraceSpend(trace_id=trace_id, spent=from_cents(cents)))
+    for row in trace_month_spend_read(principal_ids=_team_ids(scope), now=now):
+        if row.cents > 0 and len(by_currency[row.currency]) < TOP_TRACES:
+            by_currency[row.currency].append(
+                TraceSpend(trace_id=row.trace_id, spent=from_cents(row.cents))
+            )
     return [CurrencyTraces(currency=code, traces=by_currency[code]) for code in sorted(by_currency)]
 
 
@@ -256,11 +241,20 @@ class _MonthStarts:
         self.now = now
         self._by_zone: dict[str, datetime] = {}
 
-    def of(self, agent: Agent) -> datetime:
-        zone = agent.policy.time_zone
+    def of(self, policy: Policy) -> datetime:
+        zone = policy.time_zone
         if zone not in self._by_zone:
             self._by_zone[zone] = sql.month_start_utc(self.now, zone)
         return self._by_zone[zone]
+
+    def current(self, policies: Iterable[Policy]) -> set[datetime]:
+        """This month's starts in the policies' zones. A month counter starting at one
+        of them is its agent's current month: an agent's buckets start at the month
+        starts of its policy's zone (or of its previous zone until its counters are
+        recut, a minute after a change), and two zones' starts lie hours apart, not a
+        month. So the counters are read without their starts (parsing thousands of
+        timestamps was most of the dashboard's time: bench/portal.py)."""
+        return {self.of(policy) for policy in policies}
 
 
 @dataclass
@@ -275,32 +269,33 @@ class VendorSpend:
         return _percent(self.spent, self.cap) if self.cap else 0
 
 
-def vendor_month_read(*, agents: Iterable[Agent], month_starts: _MonthStarts) -> list[VendorSpend]:
+def vendor_month_read(
+    *, policy_of: Mapping[str, Policy], month_starts: _MonthStarts
+) -> list[VendorSpend]:
     """Spend per vendor this month against the vendor caps, from the vendor month
     counters (one query) and the policies' vendor caps (one query): a vendor's cap is the
-    sum of the monthly vendor caps of every agent in scope whose policy caps it."""
-    by_id = {str(agent.pk): agent for agent in agents}
+    sum of the monthly vendor caps of every agent in scope (`policy_of`: agent id as in
+    the counters' scopes to its policy) whose policy caps it."""
     caps_by_policy: dict[int, dict[int, Decimal]] = defaultdict(dict)
     for policy_id, vendor_id, amount in PolicyVendorCap.objects.filter(
-        policy_id__in={agent.policy_id for agent in by_id.values()}
+        policy_id__in={policy.pk for policy in policy_of.values()}
     ).values_list("policy_id", "vendor_id", "monthly_cap"):
         caps_by_policy[policy_id][vendor_id] = amount
     spent: dict[tuple[int, str], int] = defaultdict(int)
     prefix = "vendor:"
-    for scope_key, start, cents in SpendCounter.objects.filter(
+    for scope_key, cents in SpendCounter.objects.filter(
         grain=CounterGrain.MONTH,
         scope__startswith=prefix,
-        bucket_start__lte=month_starts.now,
-        bucket_start__gt=month_starts.now - timedelta(days=32),
-    ).values_list("scope", "bucket_start", "cents"):
+        bucket_start__in=month_starts.current(policy_of.values()),
+    ).values_list("scope", "cents"):
         agent_id, _, vendor_id = scope_key[len(prefix) :].partition(":")
-        agent = by_id.get(agent_id)
-        if agent is not None and start == month_starts.of(agent):
-            spent[(int(vendor_id), agent.policy.currency)] += cents
+        policy = policy_of.get(agent_id)
+        if policy is not None:
+            spent[(int(vendor_id), policy.currency)] += cents
     capped: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for agent in by_id.values():
-        for vendor_id, amount in caps_by_policy.get(agent.policy_id, {}).items():
-            capped[(vendor_id, agent.policy.currency)] += amount
+    for policy in policy_of.values():
+        for vendor_id, amount in caps_by_policy.get(policy.pk, {}).items():
+            capped[(vendor_id, policy.currency)] += amount
     names = dict(
         Vendor.objects.filter(pk__in={key[0] for key in (*spent, *capped)}).values_list(
             "pk", "name"
@@ -319,8 +314,14 @@ def vendor_month_read(*, agents: Iterable[Agent], month_starts: _MonthStarts) ->
 
 
 def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
-    agents = list(scope.agents().select_related("policy").order_by("name"))
-    by_scope = {sql.agent_scope(agent.pk): agent for agent in agents}
+    # The agents in scope as (id, name, policy) only: an organisation has thousands, and
+    # only the ten that spent most today are shown (loaded whole at the end).
+    in_scope = list(scope.agents().values_list("pk", "name", "policy_id"))
+    policies = {
+        policy.pk: policy for policy in Policy.objects.filter(pk__in={p for *_, p in in_scope})
+    }
+    policy_of = {str(pk): policies[policy_id] for pk, _, policy_id in in_scope}
+    by_scope = {sql.agent_scope(pk): policies[policy_id] for pk, _, policy_id in in_scope}
     # The last 24 hours by the hour (the counters' grain: the window starts at the top
     # of the hour 23 hours ago); an agent's own page reads its exact rolling window.
     day_from = floor_to(now, HOUR) - timedelta(hours=23)
@@ -334,19 +335,17 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
     # Each agent's current calendar-month bucket (cut in its own time zone): the bucket
     # must start at this month's start, or last month's spend shows until the first charge.
     month_starts = _MonthStarts(now)
-    month: dict[str, int] = {}
-    for scope_key, start, cents in SpendCounter.objects.filter(
-        grain=CounterGrain.MONTH,
-        bucket_start__lte=now,
-        bucket_start__gt=now - timedelta(days=32),
-        scope__in=by_scope,
-    ).values_list("scope", "bucket_start", "cents"):
-        if start == month_starts.of(by_scope[scope_key]):
-            month[scope_key] = cents
+    month = dict(
+        SpendCounter.objects.filter(
+            grain=CounterGrain.MONTH,
+            bucket_start__in=month_starts.current(policies.values()),
+            scope__in=by_scope,
+        ).values_list("scope", "cents")
+    )
     totals: dict[str, CurrencySpend] = defaultdict(lambda: CurrencySpend(currency=""))
     rows = []
-    for scope_key, agent in by_scope.items():
-        policy = agent.policy
+    for pk, name, policy_id in in_scope:
+        policy, scope_key = policies[policy_id], sql.agent_scope(pk)
         total = totals[policy.currency]
         total.currency = policy.currency
         total.agents += 1
@@ -356,15 +355,20 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
         total.month_spent += spent_month
         total.day_cap += policy.daily_cap.amount
         total.month_cap += policy.monthly_cap.amount
-        rows.append(AgentSpend(agent=agent, day_spent=spent_day, month_spent=spent_month))
-    rows.sort(key=lambda row: row.day_spent, reverse=True)
+        rows.append((spent_day, name, spent_month, pk))
+    rows = sorted(rows, key=lambda row: (-row[0], row[1]))[:10]
+    top = scope.agents().select_related("policy").in_bulk([pk for *_, pk in rows])
+    agent_rows = [
+        AgentSpend(agent=top[pk], day_spent=spent_day, month_spent=spent_month)
+        for spent_day, _, spent_month, pk in rows
+    ]
     visible = scope.agents()
-    vendors = vendor_month_read(agents=by_scope.values(), month_starts=month_starts)
+    vendors = vendor_month_read(policy_of=policy_of, month_starts=month_starts)
     return Dashboard(
         as_of=now,
         day_from=day_from,
         spend=sorted(totals.values(), key=lambda total: total.currency),
-        agents=rows[:10],
+        agents=agent_rows,
         pending_approvals=list(
             scope.limit(ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING))
             .select_related("agent")
