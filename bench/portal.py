@@ -35,6 +35,7 @@ import json
 import math
 import multiprocessing
 import random
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -1036,6 +1037,86 @@ def _load(client: Any, path: str, headers: dict[str, str]) -> tuple[float, int, 
     return time.perf_counter() - started, response.status_code, size
 
 
+# The spend rollups as beat keeps them: folded a minute after posting, each minute, so
+# the pages read up to about two minutes of the ledger after the mark. 2,000 entries is
+# two minutes at 17 a second, 90 times the data set's average rate (1,000,000 entries
+# over 60 days); `rollup_tail_reads` measures the reads with longer tails too.
+ROLLUP_TAIL_ENTRIES = 2_000
+TAIL_SENSITIVITY = (0, 2_000, 12_000, 50_000)
+
+
+def fold_rollups(*, tail: int) -> dict[str, Any]:
+    """Fold the whole ledger into the spend rollups again but its newest `tail`
+    entries, timed (what a first fold of such a ledger takes)."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from ledger.models import DaySpend, LedgerEntry, SpendRollupMark, TraceMonthSpend
+    from ledger.services.rollups import spend_rollups_rebuild
+
+    harness.log(f"spend rollups: the ledger but its newest {tail:,} entries")
+    newest = LedgerEntry.objects.order_by("-id").values_list("created_at", flat=True)
+    # Folded up to the posting time of the entry `tail` from the end (grace 0): a few
+    # more when entries share it, as a capture and its release do.
+    until = newest[tail] if tail else timezone.now()
+    started = time.monotonic()
+    spend_rollups_rebuild(now=until, grace=timedelta(0))
+    seconds = round(time.monotonic() - started, 2)
+    # As autovacuum soon would after such a write (VACUUM outside a transaction only).
+    vacuum = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
+    with connection.cursor() as cursor:
+        cursor.execute(f"{vacuum} ledger_dayspend, ledger_tracemonthspend")
+    mark = SpendRollupMark.objects.get().last_entry_id
+    return {
+        "fold_s": seconds,
+        "day_rows": DaySpend.objects.count(),
+        "trace_rows": TraceMonthSpend.objects.count(),
+        "tail_entries": LedgerEntry.objects.filter(id__gt=mark).count(),
+    }
+
+
+def rollup_tail_reads(*, tails: tuple[int, ...], loads: int) -> list[dict[str, Any]]:
+    """The three reads of the rollups with their tail, organisation-wide, with the mark
+    moved back to leave `tail` entries after it (a rebuild each); p50 in ms. Run after
+    the pages: it leaves the last tail in place (every run folds again first)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ledger.selectors import (
+        day_vendor_spend_read,
+        spend_totals_read,
+        trace_month_spend_read,
+    )
+
+    now = timezone.now()
+    today = now.date()
+    reads = {
+        "day by vendor, 30 days": lambda: day_vendor_spend_read(
+            principal_ids=None, first_day=today - timedelta(days=29), last_day=today
+        ),
+        "traces this month": lambda: trace_month_spend_read(principal_ids=None, now=now),
+        "totals": lambda: spend_totals_read(principal_ids=None),
+    }
+    rows = []
+    for tail in tails:
+        fold_rollups(tail=tail)
+        row: dict[str, Any] = {"tail_entries": tail}
+        for name, read in reads.items():
+            read()
+            times = []
+            for _ in range(loads):
+                started = time.perf_counter()
+                read()
+                times.append((time.perf_counter() - started) * 1000)
+            row[name] = round(statistics.median(times), 1)
+        rows.append(row)
+        harness.log(f"  tail {tail:,}: {row}")
+    return rows
+
+
 def measure_page(client: Any, path: str, *, htmx: bool, loads: int, warmup: int) -> dict:
     """p50/p95/max of `loads` loads after `warmup` (fewer, at least MIN_LOADS, once they
     took PAGE_BUDGET_S: a page of seconds is a miss either way), and the queries of one
@@ -1303,6 +1384,7 @@ def main() -> int:
         harness.log("on the bench's clock from here (the log's times too)")
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
+        rollups = fold_rollups(tail=min(ROLLUP_TAIL_ENTRIES, sizes.entries // 10))
         export = None
         if not args.no_export:
             harness.log(f"{EXPORT_PATH}, every entry")
@@ -1311,12 +1393,27 @@ def main() -> int:
         for user in (SUPERUSER, LEAD):
             harness.log(f"pages as {user}, {loads} loads each")
             pages += measure_pages(user, loads=loads, warmup=args.warmup)
+        harness.log("the rollups' reads by the length of their tail")
+        tails = [tail for tail in TAIL_SENSITIVITY if tail < sizes.entries // 10]
+        rollups["tail_reads"] = rollup_tail_reads(tails=tuple(tails), loads=loads)
     for page in pages:
         latency = page.get("latency")
         if latency and latency["p95_ms"] >= TARGETS["page_p95_ms_below"] and page["slowest_query"]:
             page["plan"] = explain(page["slowest_query"]["sql"])
     text, verdicts = report(pages, export)
     print(text)
+    print(
+        f"spend rollups: the ledger folded in {rollups['fold_s']} s "
+        f"({rollups['day_rows']:,} day rows, {rollups['trace_rows']:,} trace-month rows); "
+        f"{rollups['tail_entries']:,} entries left in the tail"
+    )
+    print("the rollups' reads (organisation-wide, p50 ms) by the entries after the mark:")
+    print(
+        harness.table(
+            ["tail entries", *[k for k in rollups["tail_reads"][0] if k != "tail_entries"]],
+            [tuple(row.values()) for row in rollups["tail_reads"]],
+        )
+    )
     harness.write_json(
         output,
         {
@@ -1330,7 +1427,7 @@ def main() -> int:
             "elapsed_s": round(time.monotonic() - started, 1),
             "build": build_info,
             "verdicts": verdicts,
-            "result": {"pages": pages, "export": export},
+            "result": {"pages": pages, "export": export, "rollups": rollups},
         },
     )
     return 0

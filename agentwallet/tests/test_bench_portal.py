@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStatus
 from cards.models import Card, CardStatus
-from ledger.models import Authorization, LedgerEntry, SpendCounter
+from ledger.models import Authorization, LedgerEntry, SpendCounter, SpendRollupMark
 from ledger.services import counters_rebuild
 from ledger.services.counters import counters_prune
+from ledger.services.rollups import spend_rollups_check
 from wallets.models import Agent
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -106,6 +107,24 @@ def test_builders_counters_are_those_the_rebuild_writes(tiny):
     counters_rebuild()
     counters_prune(now=now)
     assert _counters() == built
+
+
+def test_the_rollups_are_folded_but_the_newest_entries(bench, tiny):
+    figures = bench.fold_rollups(tail=20)
+    mark = SpendRollupMark.objects.get().last_entry_id
+    # Up to the 21st newest entry's posting time (a capture and its release share it).
+    assert 0 < figures["tail_entries"] <= 20
+    assert LedgerEntry.objects.filter(id__gt=mark).count() == figures["tail_entries"]
+    assert figures["day_rows"] > 0
+    assert figures["trace_rows"] > 0
+    assert spend_rollups_check() == []
+
+
+def test_the_rollups_reads_are_timed_by_the_length_of_their_tail(bench, tiny):
+    rows = bench.rollup_tail_reads(tails=(0, 5), loads=2)
+    assert [row["tail_entries"] for row in rows] == [0, 5]
+    assert all(row["totals"] > 0 and row["traces this month"] > 0 for row in rows)
+    assert SpendRollupMark.objects.get().last_entry_id < LedgerEntry.objects.latest("id").pk
 
 
 def test_a_page_is_measured_signed_in_as_the_lead(bench, tiny):
