@@ -99,9 +99,18 @@ def agent_list(request) -> HttpResponse:
 def agent_new(request) -> HttpResponse:
     """Provision an agent from a policy, with the same service as the API. Its key and
     card numbers are in this one response and nowhere else."""
-    portal_scope_required(user=request.user)
+    scope = portal_scope_required(user=request.user)
     _require(request, "wallets.add_agent")
     policies = Policy.objects.order_by("name")
+    # A lead provisions for the teams they lead only (else the agent would be out of
+    # their sight at once); organisation-wide users for anyone, a new owner included.
+    teams = None
+    if not scope.everything:
+        teams = list(
+            Principal.objects.filter(pk__in=scope.principal_ids)
+            .order_by("email")
+            .values_list("email", flat=True)
+        )
     form = {"name": "", "principal_email": "", "policy": "starter"}
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
@@ -111,6 +120,8 @@ def agent_new(request) -> HttpResponse:
             errors["policy"] = ["Choose a policy."]
         if not form["name"] or len(form["name"]) > 100:
             errors["name"] = ["A name of 1-100 characters."]
+        if teams is not None and form["principal_email"] not in teams:
+            errors["principal_email"] = ["Choose the owner of a team you lead."]
         if not errors:
             try:
                 provisioned = agent_provision(
@@ -128,7 +139,7 @@ def agent_new(request) -> HttpResponse:
     return render(
         request,
         "wallets/agent_new.html",
-        {"form": form, "errors": errors, "policies": policies},
+        {"form": form, "errors": errors, "policies": policies, "teams": teams},
         status=400 if errors else 200,
     )
 

@@ -14,12 +14,12 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from agentwallet.models import AuditAction, AuditEvent
-from agentwallet.tests.test_portal import signed_in, user_with
+from agentwallet.tests.test_portal import PASSWORD, signed_in, user_with
 from cards.crypto import decrypt_number
 from cards.models import Card, CardEvent
 from conftest import card_for
 from ledger.models import Authorization
-from wallets.models import ApiKey, TeamLead
+from wallets.models import ApiKey, Principal, TeamLead
 
 
 @pytest.fixture
@@ -173,6 +173,7 @@ def test_provisioning_in_the_portal_shows_the_key_and_numbers_once(db):
     from wallets.models import Agent
 
     lead = user_with("Engineering lead", "lena")
+    TeamLead.objects.create(user=lead, principal=Principal.objects.create(email="lena@acme.dev"))
     client = signed_in(lead)
     assert client.get("/agents/new/").status_code == 200
     bad = client.post("/agents/new/", {"name": "", "principal_email": "nope", "policy": "starter"})
@@ -193,6 +194,57 @@ def test_provisioning_in_the_portal_shows_the_key_and_numbers_once(db):
     # Shown once: the agent's page has only the last four digits.
     later = client.get(f"/agents/{agent.pk}/").content.decode()
     assert 'data-testid="new-agent-key"' not in later
+
+
+def test_a_lead_provisions_for_the_teams_they_lead_only(alice, bob):
+    from wallets.models import Agent
+
+    lead = user_with("Engineering lead", "lena")
+    TeamLead.objects.create(user=lead, principal_id=alice.agent.principal_id)
+    client = signed_in(lead)
+    form = client.get("/agents/new/").content.decode()
+    assert '<select id="id_principal_email" name="principal_email" required>' in form
+    assert "alice@example.com" in form
+    assert "bob@example.com" not in form
+    for email in ("bob@example.com", "someone-new@acme.dev"):
+        refused = client.post(
+            "/agents/new/", {"name": "sneaky", "principal_email": email, "policy": "starter"}
+        )
+        assert refused.status_code == 400
+        assert "Choose the owner of a team you lead." in refused.content.decode()
+    assert not Agent.objects.filter(name="sneaky").exists()
+    done = client.post(
+        "/agents/new/",
+        {"name": "mine", "principal_email": "alice@example.com", "policy": "starter"},
+    )
+    assert done.status_code == 200
+    assert Agent.objects.get(name="mine").principal_id == alice.agent.principal_id
+
+
+def test_a_lead_of_no_team_is_told_so(db):
+    client = signed_in(user_with("Engineering lead", "lena"))
+    form = client.get("/agents/new/").content.decode()
+    assert "You lead no team yet" in form
+    refused = client.post(
+        "/agents/new/", {"name": "x", "principal_email": "x@acme.dev", "policy": "starter"}
+    )
+    assert refused.status_code == 400
+
+
+def test_organisation_wide_users_provision_for_anyone(db):
+    from django.contrib.auth import get_user_model
+
+    from wallets.models import Agent
+
+    admin = get_user_model().objects.create_superuser("root", "root@acme.dev", PASSWORD)
+    client = signed_in(admin)
+    assert 'type="email"' in client.get("/agents/new/").content.decode()
+    done = client.post(
+        "/agents/new/",
+        {"name": "new-team-bot", "principal_email": "new@acme.dev", "policy": "starter"},
+    )
+    assert done.status_code == 200
+    assert Agent.objects.get(name="new-team-bot").principal.email == "new@acme.dev"
 
 
 def test_a_viewer_cannot_provision(db):
