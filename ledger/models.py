@@ -464,6 +464,8 @@ class DaySpend(models.Model):
                 name="ledger_dayspend_one_without_vendor",
             ),
         ]
+        # The unique indexes are partial (a vendor or none), so no read by day uses them.
+        indexes = [models.Index(fields=["day"], name="ledger_dayspend_day")]
 
     def __str__(self) -> str:
         return f"{self.day} {self.principal_id} {self.vendor_id}: {self.cents} {self.currency}"
@@ -496,3 +498,54 @@ class TraceMonthSpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} {self.trace_id} {self.principal_id}: {self.cents}"
+
+
+class TraceAgentMonthSpend(models.Model):
+    """What one agent spent with one vendor on one trace in one UTC calendar month (by
+    `effective_at`), in one cap currency, and its last entry: the ledger's entries with a
+    trace up to the rollup mark. Who spent on a trace, read for a page of traces without
+    grouping their entries; derived data, as DaySpend (the team is the agent's, kept here
+    so that a lead's read needs no join)."""
+
+    month = models.DateField()  # the month's first day
+    trace_id = models.CharField(max_length=128)
+    principal = models.ForeignKey(
+        "wallets.Principal", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    agent = models.ForeignKey(
+        "wallets.Agent", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    vendor = models.ForeignKey(
+        "policies.Vendor",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    currency = models.CharField(max_length=3)
+    cents = models.BigIntegerField()
+    entries = models.PositiveIntegerField()
+    last_entry_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "trace_id", "agent", "vendor", "currency"],
+                condition=Q(vendor__isnull=False),
+                name="ledger_traceagentmonthspend_one_per_vendor",
+            ),
+            models.UniqueConstraint(
+                fields=["month", "trace_id", "agent", "currency"],
+                condition=Q(vendor__isnull=True),
+                name="ledger_traceagentmonthspend_one_without_vendor",
+            ),
+            models.CheckConstraint(
+                condition=~Q(trace_id=""), name="ledger_traceagentmonthspend_has_trace"
+            ),
+        ]
+        # A page of traces' spenders, read by month and trace (the unique indexes are partial).
+        indexes = [models.Index(fields=["month", "trace_id"], name="ledger_tams_month_trace")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.trace_id} {self.agent_id} {self.vendor_id}: {self.cents}"

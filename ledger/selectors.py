@@ -31,6 +31,7 @@ from ledger.models import (
     MonthCounterZone,
     SpendCounter,
     SpendRollupMark,
+    TraceAgentMonthSpend,
     TraceMonthSpend,
 )
 from policies import rules
@@ -483,8 +484,9 @@ def trace_month_page(
     The month's spend per trace comes from the trace-month rollup and the ledger's tail
     after it (`trace_month_spend_read`, one statement), ranked and paged in Python. The
     page's traces then take five more queries whatever their number: their agents,
-    vendors and last entry this month, that entry's time, those agents with their
-    policies, and their caps (`trace_caps_read`: the lifetime counters and the bumps).
+    vendors and last entry this month (`trace_month_spenders_read`, the agent rollup and
+    the tail), that entry's time, those agents with their policies, and their caps
+    (`trace_caps_read`: the lifetime counters and the bumps).
     The month is UTC's because a trace spans agents whose policies may count months in
     different zones."""
     month_start, month_end = month_bounds(now, "UTC")
@@ -494,25 +496,18 @@ def trace_month_page(
     result = TraceMonthPage(month_start=month_start, month_end=month_end, page=paged, rows=[])
     if not found:
         return result
-    entries = LedgerEntry.objects.filter(effective_at__gte=month_start, effective_at__lt=month_end)
-    if principal_ids is not None:
-        entries = entries.filter(agent__principal_id__in=principal_ids)
-    traces = sorted({row.trace_id for row in found})
     # The last entry by id, not by its time: a timestamp per group costs far more to
     # load than an integer (Django's psycopg loaders), and ids follow posting order.
-    who = (
-        entries.filter(trace_id__in=traces)
-        .values_list("trace_id", "cap_amount_currency", "agent_id", "vendor__name")
-        .annotate(last_id=Max("id"))
-        .order_by()
-    )
     agent_ids: dict[tuple[str, str], set[uuid.UUID]] = defaultdict(set)
     vendors: dict[tuple[str, str], set[str]] = defaultdict(set)
     last_ids: dict[tuple[str, str], int] = defaultdict(int)
-    for trace, currency, agent_id, vendor, last_id in who:
-        agent_ids[(trace, currency)].add(agent_id)
-        vendors[(trace, currency)].add(vendor or TRACE_NO_VENDOR)
-        last_ids[(trace, currency)] = max(last_id, last_ids[(trace, currency)])
+    for spender in trace_month_spenders_read(
+        principal_ids=principal_ids, now=now, trace_ids=[row.trace_id for row in found]
+    ):
+        key = (spender.trace_id, spender.currency)
+        agent_ids[key].add(spender.agent_id)
+        vendors[key].add(spender.vendor or TRACE_NO_VENDOR)
+        last_ids[key] = max(spender.last_entry_id, last_ids[key])
     posted = dict(
         LedgerEntry.objects.filter(pk__in=last_ids.values()).values_list("pk", "created_at")
     )
@@ -920,3 +915,47 @@ def trace_month_spend_read(
         for (trace, currency), cents in merged.items()
     ]
     return sorted(spent, key=lambda row: (-row.cents, row.trace_id, row.currency))
+
+
+@dataclass(frozen=True)
+class TraceSpender:
+    trace_id: str
+    currency: str
+    agent_id: uuid.UUID
+    vendor: str | None
+    last_entry_id: int
+
+
+def trace_month_spenders_read(
+    *, principal_ids: Iterable[int] | None, now: datetime, trace_ids: Iterable[str]
+) -> list[TraceSpender]:
+    """Who spent on the traces this UTC calendar month: each (trace, currency, agent,
+    vendor) with an entry, and the id of its last entry, of the teams' agents."""
+    month_start, month_end = month_bounds(now, "UTC")
+    traces = sorted(set(trace_ids))
+    rolled = _of_teams(
+        TraceAgentMonthSpend.objects.filter(month=month_start.date(), trace_id__in=traces),
+        principal_ids,
+        "principal_id",
+    )
+    tail = _of_teams(
+        _after_rollup_mark(
+            LedgerEntry.objects.filter(
+                effective_at__gte=month_start, effective_at__lt=month_end, trace_id__in=traces
+            )
+        ),
+        principal_ids,
+        "agent__principal_id",
+    )
+    rows = (
+        rolled.values_list("trace_id", "currency", "agent_id", "vendor__name")
+        .annotate(last=Max("last_entry_id"))
+        .order_by()
+        .union(
+            tail.values_list(
+                "trace_id", "cap_amount_currency", "agent_id", "vendor__name"
+            ).annotate(last=Max("id")),
+            all=True,
+        )
+    )
+    return [TraceSpender(*row) for row in rows]

@@ -1,6 +1,7 @@
-"""The spend rollups: the ledger folded by team, UTC day and vendor (DaySpend) and by
-team, UTC month and trace (TraceMonthSpend), for the portal's charts, totals and trace
-lists, which would otherwise group up to a month of entries on every load.
+"""The spend rollups: the ledger folded by team, UTC day and vendor (DaySpend), by team,
+UTC month and trace (TraceMonthSpend) and by agent and vendor within those
+(TraceAgentMonthSpend), for the portal's charts, totals and trace lists, which would
+otherwise group up to a month of entries on every load.
 
 They are kept off the decision path: a periodic task folds the entries after the mark
 (SpendRollupMark), in id order, and moves the mark, in one transaction. A read takes the
@@ -23,7 +24,13 @@ from django.db.models import Count, DateField, Max, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
-from ledger.models import DaySpend, LedgerEntry, SpendRollupMark, TraceMonthSpend
+from ledger.models import (
+    DaySpend,
+    LedgerEntry,
+    SpendRollupMark,
+    TraceAgentMonthSpend,
+    TraceMonthSpend,
+)
 
 ROLLUP_GRACE = timedelta(seconds=60)
 # Entries grouped per statement while folding: bounds the memory of a first fold.
@@ -64,6 +71,7 @@ def spend_rollups_rebuild(*, now: datetime | None = None, grace: timedelta = ROL
         mark = _mark_locked()
         DaySpend.objects.all().delete()
         TraceMonthSpend.objects.all().delete()
+        TraceAgentMonthSpend.objects.all().delete()
         mark.last_entry_id = 0
         mark.save()
         return spend_rollups_advance(now=now, grace=grace)
@@ -72,6 +80,10 @@ def spend_rollups_rebuild(*, now: datetime | None = None, grace: timedelta = ROL
 # The rollups' keys, as their model fields and in the order of the grouped reads below.
 DAY_KEY = ("day", "principal_id", "vendor_id", "currency")
 TRACE_KEY = ("month", "trace_id", "principal_id", "currency")
+TRACE_AGENT_KEY = ("month", "trace_id", "principal_id", "agent_id", "vendor_id", "currency")
+# The figures of each row: added up, but for the last entry's id (the largest).
+FIGURES = ("cents", "entries")
+TRACE_AGENT_FIGURES = ("cents", "entries", "last_entry_id")
 
 
 def _day_groups(entries: QuerySet[LedgerEntry]) -> dict[tuple, tuple[int, int]]:
@@ -95,17 +107,39 @@ def _trace_groups(entries: QuerySet[LedgerEntry]) -> dict[tuple, tuple[int, int]
     return {tuple(key): (cents, count) for *key, cents, count in rows}
 
 
+def _trace_agent_groups(entries: QuerySet[LedgerEntry]) -> dict[tuple, tuple[int, int, int]]:
+    """(month, trace, principal, agent, vendor, currency) -> (net cents, entries, last id)."""
+    rows = (
+        entries.exclude(trace_id="")
+        .annotate(month=TruncMonth("effective_at", tzinfo=UTC, output_field=DateField()))
+        .values_list(
+            "month",
+            "trace_id",
+            "agent__principal_id",
+            "agent_id",
+            "vendor_id",
+            "cap_amount_currency",
+        )
+        .annotate(cents=Sum("cap_cents"), entries=Count("id"), last=Max("id"))
+    )
+    return {tuple(key): (cents, count, last) for *key, cents, count, last in rows}
+
+
+Rollup = type[DaySpend | TraceMonthSpend | TraceAgentMonthSpend]
+
+
 def _fold(*, low: int, high: int) -> int:
     """Add the entries with ids in (low, high] to the rollups."""
     entries = LedgerEntry.objects.filter(id__gt=low, id__lte=high).order_by()
     days = _day_groups(entries)
-    _add(DaySpend, DAY_KEY, days)
-    _add(TraceMonthSpend, TRACE_KEY, _trace_groups(entries))
+    _add(DaySpend, DAY_KEY, FIGURES, days)
+    _add(TraceMonthSpend, TRACE_KEY, FIGURES, _trace_groups(entries))
+    _add(TraceAgentMonthSpend, TRACE_AGENT_KEY, TRACE_AGENT_FIGURES, _trace_agent_groups(entries))
     return sum(count for _, count in days.values())
 
 
-def _add(model: type[DaySpend | TraceMonthSpend], key: tuple[str, ...], deltas: dict) -> None:
-    """Add each key's (cents, entries) to its row, creating the rows not there yet."""
+def _add(model: Rollup, key: tuple[str, ...], figures: tuple[str, ...], deltas: dict) -> None:
+    """Add each key's figures to its row, creating the rows not there yet."""
     if not deltas:
         return
     first, second = key[:2]
@@ -116,15 +150,17 @@ def _add(model: type[DaySpend | TraceMonthSpend], key: tuple[str, ...], deltas: 
         )
     }
     changed, added = [], []
-    for values, (cents, entries) in deltas.items():
+    for values, delta in deltas.items():
         row = existing.get(values)
         if row is None:
-            added.append(model(**dict(zip(key, values, strict=True)), cents=cents, entries=entries))
-        else:
-            row.cents += cents
-            row.entries += entries
-            changed.append(row)
-    model.objects.bulk_update(changed, ["cents", "entries"], batch_size=1000)
+            fields = dict(zip((*key, *figures), (*values, *delta), strict=True))
+            added.append(model(**fields))
+            continue
+        for field, value in zip(figures, delta, strict=True):
+            held = getattr(row, field)
+            setattr(row, field, max(held, value) if field == "last_entry_id" else held + value)
+        changed.append(row)
+    model.objects.bulk_update(changed, list(figures), batch_size=1000)
     model.objects.bulk_create(added, batch_size=1000)
 
 
@@ -142,16 +178,21 @@ def spend_rollups_check() -> list[RollupMismatch]:
     with transaction.atomic():
         mark = _mark_locked()
         entries = LedgerEntry.objects.filter(id__lte=mark.last_entry_id).order_by()
-        days = _differences("day", _rolled(DaySpend, DAY_KEY), _day_groups(entries))
+        days = _differences("day", _rolled(DaySpend, DAY_KEY, FIGURES), _day_groups(entries))
         traces = _differences(
-            "trace month", _rolled(TraceMonthSpend, TRACE_KEY), _trace_groups(entries)
+            "trace month", _rolled(TraceMonthSpend, TRACE_KEY, FIGURES), _trace_groups(entries)
         )
-    return [*days, *traces]
+        spenders = _differences(
+            "trace agent month",
+            _rolled(TraceAgentMonthSpend, TRACE_AGENT_KEY, TRACE_AGENT_FIGURES),
+            _trace_agent_groups(entries),
+        )
+    return [*days, *traces, *spenders]
 
 
-def _rolled(model: type[DaySpend | TraceMonthSpend], key: tuple[str, ...]) -> dict:
-    rows = model.objects.values_list(*key, "cents", "entries")
-    return {tuple(values): (cents, count) for *values, cents, count in rows}
+def _rolled(model: Rollup, key: tuple[str, ...], figures: tuple[str, ...]) -> dict:
+    rows = model.objects.values_list(*key, *figures)
+    return {tuple(row[: len(key)]): tuple(row[len(key) :]) for row in rows}
 
 
 def _differences(

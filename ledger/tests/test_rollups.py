@@ -17,8 +17,19 @@ from django.db import connections
 
 from agentwallet.tests.test_portal import signed_in, user_with
 from conftest import card_for, merchant_of
-from ledger.models import DaySpend, LedgerEntry, SpendRollupMark, TraceMonthSpend
-from ledger.selectors import day_vendor_spend_read, spend_totals_read, trace_month_spend_read
+from ledger.models import (
+    DaySpend,
+    LedgerEntry,
+    SpendRollupMark,
+    TraceAgentMonthSpend,
+    TraceMonthSpend,
+)
+from ledger.selectors import (
+    day_vendor_spend_read,
+    spend_totals_read,
+    trace_month_spend_read,
+    trace_month_spenders_read,
+)
 from ledger.services import (
     AuthorizationRequest,
     authorization_capture,
@@ -149,6 +160,17 @@ def ledger_traces(principal_ids, now: datetime, prefix: str = ""):
     )
 
 
+def ledger_spenders(principal_ids, now: datetime, trace_ids):
+    last = {}
+    for entry in _entries(principal_ids):
+        at = entry.effective_at.astimezone(UTC)
+        if entry.trace_id in trace_ids and (at.year, at.month) == (now.year, now.month):
+            vendor = entry.vendor.name if entry.vendor else None
+            key = (entry.trace_id, entry.cap_amount_currency, entry.agent_id, vendor)
+            last[key] = max(last.get(key, 0), entry.pk)
+    return last
+
+
 def assert_reads_match_the_ledger(people) -> None:
     teams = [None] + [frozenset({p.agent.principal_id}) for p in people.values()]
     for principal_ids in teams:
@@ -167,6 +189,14 @@ def assert_reads_match_the_ledger(people) -> None:
             assert [(row.trace_id, row.currency, row.cents) for row in read] == ledger_traces(
                 principal_ids, now, prefix
             )
+            traces = {row.trace_id for row in read} | {"PR-NONE"}
+            spenders: dict[tuple, int] = {}
+            for row in trace_month_spenders_read(
+                principal_ids=principal_ids, now=now, trace_ids=traces
+            ):
+                key = (row.trace_id, row.currency, row.agent_id, row.vendor)
+                spenders[key] = max(spenders.get(key, 0), row.last_entry_id)
+            assert spenders == ledger_spenders(principal_ids, now, traces)
 
 
 def test_reads_match_the_ledger_before_between_and_after_folds(history):
@@ -210,6 +240,16 @@ def test_a_late_capture_lands_on_the_day_of_its_purchase(history):
         month=date(2026, 11, 1), trace_id="PR-1", principal_id=alice.principal_id
     )
     assert (month.cents, month.entries) == (1000 + 200, 5)
+    spent = TraceAgentMonthSpend.objects.get(
+        month=date(2026, 11, 1), trace_id="PR-1", agent_id=alice.pk, vendor=openai
+    )
+    assert (spent.cents, spent.entries, spent.principal_id) == (1000, 4, alice.principal_id)
+    assert (
+        spent.last_entry_id
+        == LedgerEntry.objects.filter(agent_id=alice.pk, vendor=openai, trace_id="PR-1")
+        .latest("id")
+        .pk
+    )
 
 
 def test_folding_again_changes_nothing(history):
@@ -260,11 +300,12 @@ def test_the_check_finds_a_wrong_row_and_the_rebuild_repairs_it(history, capsys)
     row = DaySpend.objects.order_by("id").first()
     DaySpend.objects.filter(pk=row.pk).update(cents=row.cents + 1)
     TraceMonthSpend.objects.filter(trace_id="PR-BOB").delete()
+    TraceAgentMonthSpend.objects.filter(trace_id="PR-2").update(last_entry_id=1)
     mismatches = spend_rollups_check()
-    assert {m.table for m in mismatches} == {"day", "trace month"}
+    assert {m.table for m in mismatches} == {"day", "trace month", "trace agent month"}
     day = next(m for m in mismatches if m.table == "day")
     assert (day.rolled_up, day.ledger) == ((row.cents + 1, row.entries), (row.cents, row.entries))
-    with pytest.raises(CommandError, match="2 rollup row"):
+    with pytest.raises(CommandError, match="3 rollup row"):
         call_command("spend_rollups", "--check")
     assert "rollup" in capsys.readouterr().out
 
