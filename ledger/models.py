@@ -427,7 +427,33 @@ class SpendRollupMark(models.Model):
         return f"spend rollups through entry {self.last_entry_id}"
 
 
-class DaySpend(models.Model):
+class SpendRollup(models.Model):
+    """What every spend rollup row holds: a team's (principal's) net cents and number of
+    entries in one cap currency, for its key. Derived data (ledger.services.rollups)."""
+
+    principal = models.ForeignKey(
+        "wallets.Principal", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    currency = models.CharField(max_length=3)
+    cents = models.BigIntegerField()
+    entries = models.PositiveIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+def _rollup_vendor() -> models.ForeignKey:
+    return models.ForeignKey(
+        "policies.Vendor",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+
+
+class DaySpend(SpendRollup):
     """Net spend of one team (principal) with one vendor on one UTC day (by the entries'
     `effective_at`), in one cap currency: the ledger's entries up to the rollup mark.
 
@@ -436,20 +462,7 @@ class DaySpend(models.Model):
     the agent's team, which therefore never changes once an agent exists."""
 
     day = models.DateField()
-    principal = models.ForeignKey(
-        "wallets.Principal", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    vendor = models.ForeignKey(
-        "policies.Vendor",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    currency = models.CharField(max_length=3)
-    cents = models.BigIntegerField()
-    entries = models.PositiveIntegerField()
+    vendor = _rollup_vendor()
 
     class Meta:
         constraints = [
@@ -471,19 +484,13 @@ class DaySpend(models.Model):
         return f"{self.day} {self.principal_id} {self.vendor_id}: {self.cents} {self.currency}"
 
 
-class TraceMonthSpend(models.Model):
+class TraceMonthSpend(SpendRollup):
     """Net spend of one team (principal) on one trace in one UTC calendar month (by the
     entries' `effective_at`), in one cap currency: the ledger's entries with a trace up
     to the rollup mark. Derived data, as DaySpend."""
 
     month = models.DateField()  # the month's first day
     trace_id = models.CharField(max_length=128)
-    principal = models.ForeignKey(
-        "wallets.Principal", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    currency = models.CharField(max_length=3)
-    cents = models.BigIntegerField()
-    entries = models.PositiveIntegerField()
 
     class Meta:
         constraints = [
@@ -500,7 +507,7 @@ class TraceMonthSpend(models.Model):
         return f"{self.month:%Y-%m} {self.trace_id} {self.principal_id}: {self.cents}"
 
 
-class TraceAgentMonthSpend(models.Model):
+class TraceAgentMonthSpend(SpendRollup):
     """What one agent spent with one vendor on one trace in one UTC calendar month (by
     `effective_at`), in one cap currency, and its last entry: the ledger's entries with a
     trace up to the rollup mark. Who spent on a trace, read for a page of traces without
@@ -509,23 +516,10 @@ class TraceAgentMonthSpend(models.Model):
 
     month = models.DateField()  # the month's first day
     trace_id = models.CharField(max_length=128)
-    principal = models.ForeignKey(
-        "wallets.Principal", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
     agent = models.ForeignKey(
         "wallets.Agent", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    vendor = models.ForeignKey(
-        "policies.Vendor",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    currency = models.CharField(max_length=3)
-    cents = models.BigIntegerField()
-    entries = models.PositiveIntegerField()
+    vendor = _rollup_vendor()
     last_entry_id = models.BigIntegerField()
 
     class Meta:
