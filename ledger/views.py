@@ -40,9 +40,7 @@ def _totals(
     rollup and the ledger's tail (the whole ledger otherwise: bench/portal.py); a filter
     narrows the entries enough to count them."""
     if filterset.is_valid() and not any(filterset.form.cleaned_data.values()):
-        by_currency = spend_totals_read(
-            principal_ids=None if scope.everything else scope.principal_ids
-        )
+        by_currency = spend_totals_read(principal_ids=scope.team_ids)
     else:
         by_currency = {
             row["cap_amount_currency"]: (row["net"] or 0, row["entries"])
@@ -101,7 +99,7 @@ def trace_list(request) -> HttpResponse:
     scope = portal_scope_required(user=request.user)
     query = request.GET.get("q", "").strip()[:128]
     traces = trace_month_page(
-        principal_ids=None if scope.everything else scope.principal_ids,
+        principal_ids=scope.team_ids,
         now=timezone.now(),
         prefix=query,
         page=request.GET.get("page"),

@@ -49,6 +49,11 @@ class PortalScope:
         agents = Agent.objects.all()
         return agents if self.everything else agents.filter(principal_id__in=self.principal_ids)
 
+    @property
+    def team_ids(self) -> frozenset[int] | None:
+        """The teams (principals) in scope for reads keyed by team; None for all."""
+        return None if self.everything else self.principal_ids
+
     def limit(self, rows: QuerySet, agent: str = "agent") -> QuerySet:
         """`rows` (of a model with an agent) of the agents in scope. Unfiltered for the
         whole organisation: an IN over every agent changes no row and only slows the
@@ -184,10 +189,6 @@ def _percent(part: Decimal, whole: Decimal) -> int:
     return 0 if not whole else min(int(part * 100 / whole), 100)
 
 
-def _team_ids(scope: PortalScope) -> frozenset[int] | None:
-    return None if scope.everything else scope.principal_ids
-
-
 def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
     """The last 30 UTC days (today included) by vendor, one chart per cap currency,
     from the day rollup and the ledger's tail after it (one statement): the counters
@@ -195,7 +196,7 @@ def daily_spend_read(*, scope: PortalScope, now: datetime) -> list[DailySpend]:
     buckets are pruned after 26 hours (ledger.services.counters)."""
     days = [now.astimezone(UTC).date() - timedelta(days=back) for back in range(CHART_DAYS)][::-1]
     spent_cells = day_vendor_spend_read(
-        principal_ids=_team_ids(scope), first_day=days[0], last_day=days[-1]
+        principal_ids=scope.team_ids, first_day=days[0], last_day=days[-1]
     )
     cells: dict[str, dict[tuple[date, str], int]] = defaultdict(lambda: defaultdict(int))
     for (currency, day, vendor), cents in spent_cells.items():
@@ -226,7 +227,7 @@ def top_traces_month_read(*, scope: PortalScope, now: datetime) -> list[Currency
     """The ten traces that spent most this calendar month (UTC, as on /traces/), per cap
     currency, by the agents in scope (the trace-month rollup and the ledger's tail)."""
     by_currency: dict[str, list[TraceSpend]] = defaultdict(list)
-    for row in trace_month_spend_read(principal_ids=_team_ids(scope), now=now):
+    for row in trace_month_spend_read(principal_ids=scope.team_ids, now=now):
         if row.cents > 0 and len(by_currency[row.currency]) < TOP_TRACES:
             by_currency[row.currency].append(
                 TraceSpend(trace_id=row.trace_id, spent=from_cents(row.cents))
@@ -274,8 +275,8 @@ def vendor_month_read(
 ) -> list[VendorSpend]:
     """Spend per vendor this month against the vendor caps, from the vendor month
     counters (one query) and the policies' vendor caps (one query): a vendor's cap is the
-    sum of the monthly vendor caps of every agent in scope (`policy_of`: agent id as in
-    the counters' scopes to its policy) whose policy caps it."""
+    sum of the monthly vendor caps of every agent in scope (`policy_of`: each agent's
+    scope, `sql.agent_scope`, to its policy) whose policy caps it."""
     caps_by_policy: dict[int, dict[int, Decimal]] = defaultdict(dict)
     for policy_id, vendor_id, amount in PolicyVendorCap.objects.filter(
         policy_id__in={policy.pk for policy in policy_of.values()}
@@ -289,7 +290,7 @@ def vendor_month_read(
         bucket_start__in=month_starts.current(policy_of.values()),
     ).values_list("scope", "cents"):
         agent_id, _, vendor_id = scope_key[len(prefix) :].partition(":")
-        policy = policy_of.get(agent_id)
+        policy = policy_of.get(sql.agent_scope(agent_id))
         if policy is not None:
             spent[(int(vendor_id), policy.currency)] += cents
     capped: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
@@ -320,7 +321,6 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
     policies = {
         policy.pk: policy for policy in Policy.objects.filter(pk__in={p for *_, p in in_scope})
     }
-    policy_of = {str(pk): policies[policy_id] for pk, _, policy_id in in_scope}
     by_scope = {sql.agent_scope(pk): policies[policy_id] for pk, _, policy_id in in_scope}
     # The last 24 hours by the hour (the counters' grain: the window starts at the top
     # of the hour 23 hours ago); an agent's own page reads its exact rolling window.
@@ -363,7 +363,7 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
         for spent_day, _, spent_month, pk in rows
     ]
     visible = scope.agents()
-    vendors = vendor_month_read(policy_of=policy_of, month_starts=month_starts)
+    vendors = vendor_month_read(policy_of=by_scope, month_starts=month_starts)
     return Dashboard(
         as_of=now,
         day_from=day_from,
