@@ -48,33 +48,43 @@ def spend_rollups_advance(*, now: datetime | None = None, grace: timedelta = ROL
     now = now or timezone.now()
     with transaction.atomic():
         mark = _mark_locked()
-        high = LedgerEntry.objects.filter(
-            id__gt=mark.last_entry_id, created_at__lte=now - grace
-        ).aggregate(high=Max("id"))["high"]
-        folded = 0
-        if high is not None:
-            low = mark.last_entry_id
-            while low < high:
-                step = min(low + FOLD_BATCH, high)
-                folded += _fold(low=low, high=step)
-                low = step
-            mark.last_entry_id = high
-        mark.advanced_at = now
-        mark.save()
-    return folded
+        return _fold_up_to(mark, _newest_posted(mark.last_entry_id, now - grace), now=now)
 
 
 def spend_rollups_rebuild(*, now: datetime | None = None, grace: timedelta = ROLLUP_GRACE) -> int:
     """Drop the rollups and fold the whole ledger again, in one transaction (readers see
-    the old rollups until it commits). Returns the number of entries folded."""
+    the old rollups until it commits). Returns the number of entries folded. The mark
+    ends where it was or later, never earlier: readers take it as a lower bound of the
+    tail (ledger.selectors)."""
+    now = now or timezone.now()
     with transaction.atomic():
         mark = _mark_locked()
         DaySpend.objects.all().delete()
         TraceMonthSpend.objects.all().delete()
         TraceAgentMonthSpend.objects.all().delete()
+        high = max(mark.last_entry_id, _newest_posted(mark.last_entry_id, now - grace))
         mark.last_entry_id = 0
-        mark.save()
-        return spend_rollups_advance(now=now, grace=grace)
+        return _fold_up_to(mark, high, now=now)
+
+
+def _newest_posted(after: int, posted_by: datetime) -> int:
+    """The id of the newest entry after `after` posted by then (`after` when none)."""
+    high = LedgerEntry.objects.filter(id__gt=after, created_at__lte=posted_by).aggregate(
+        high=Max("id")
+    )["high"]
+    return after if high is None else high
+
+
+def _fold_up_to(mark: SpendRollupMark, high: int, *, now: datetime) -> int:
+    folded, low = 0, mark.last_entry_id
+    while low < high:
+        step = min(low + FOLD_BATCH, high)
+        folded += _fold(low=low, high=step)
+        low = step
+    mark.last_entry_id = max(mark.last_entry_id, high)
+    mark.advanced_at = now
+    mark.save()
+    return folded
 
 
 # The rollups' keys, as their model fields and in the order of the grouped reads below.
