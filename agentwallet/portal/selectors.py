@@ -8,8 +8,9 @@ per request."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -180,9 +181,6 @@ class Dashboard:
     recent_declines: list[Authorization]
     frozen_cards: list[Card]
     undelivered: list[OutboxMessage] = field(default_factory=list)
-    daily_spend: list[DailySpend] = field(default_factory=list)
-    vendors: list[VendorSpend] = field(default_factory=list)
-    top_traces: list[CurrencyTraces] = field(default_factory=list)
 
 
 def _percent(part: Decimal, whole: Decimal) -> int:
@@ -314,14 +312,30 @@ def vendor_month_read(
     return sorted((row for row in rows if row.spent), key=lambda row: (-row.spent, row.vendor))
 
 
-def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
-    # The agents in scope as (id, name, policy) only: an organisation has thousands, and
-    # only the ten that spent most today are shown (loaded whole at the end).
+def _agents_in_scope(
+    scope: PortalScope,
+) -> tuple[list[tuple[uuid.UUID, str, int]], dict[int, Policy], dict[str, Policy]]:
+    """The agents in scope as (id, name, policy id) only (an organisation has thousands),
+    their policies by id, and each agent's counter scope to its policy."""
     in_scope = list(scope.agents().values_list("pk", "name", "policy_id"))
     policies = {
         policy.pk: policy for policy in Policy.objects.filter(pk__in={p for *_, p in in_scope})
     }
     by_scope = {sql.agent_scope(pk): policies[policy_id] for pk, _, policy_id in in_scope}
+    return in_scope, policies, by_scope
+
+
+def dashboard_vendors_read(*, scope: PortalScope, now: datetime) -> list[VendorSpend]:
+    """The dashboard's spend by vendor this month against the vendor caps."""
+    _, _, by_scope = _agents_in_scope(scope)
+    return vendor_month_read(policy_of=by_scope, month_starts=_MonthStarts(now))
+
+
+def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
+    """The dashboard's figures but its three slower panels (the 30-day chart, the vendors
+    and the top traces), which the page loads right after (DASHBOARD_PANELS)."""
+    # Only the ten agents that spent most today are shown (loaded whole at the end).
+    in_scope, policies, by_scope = _agents_in_scope(scope)
     # The last 24 hours by the hour (the counters' grain: the window starts at the top
     # of the hour 23 hours ago); an agent's own page reads its exact rolling window.
     day_from = floor_to(now, HOUR) - timedelta(hours=23)
@@ -363,7 +377,6 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
         for spent_day, _, spent_month, pk in rows
     ]
     visible = scope.agents()
-    vendors = vendor_month_read(policy_of=by_scope, month_starts=month_starts)
     return Dashboard(
         as_of=now,
         day_from=day_from,
@@ -389,10 +402,18 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
                 status__in=[OutboxStatus.FAILED, OutboxStatus.HELD], agent__in=visible
             ).order_by("-id")[:10]
         ),
-        daily_spend=daily_spend_read(scope=scope, now=now),
-        vendors=vendors,
-        top_traces=top_traces_month_read(scope=scope, now=now),
     )
+
+
+# The dashboard's panels loaded after the page (hx-trigger="load"), each its own URL
+# (/dashboard/<panel>/): the page's first answer carries the counters' figures and the
+# lists; these three read the rollups and the vendor counters, and together cost as
+# much again (bench/portal.py measures each). Panel -> (its read, its context name).
+DASHBOARD_PANELS: dict[str, tuple[Callable[..., object], str]] = {
+    "daily": (daily_spend_read, "daily_spend"),
+    "vendors": (dashboard_vendors_read, "vendors"),
+    "traces": (top_traces_month_read, "top_traces"),
+}
 
 
 AUDIT_PAGE_SIZE = 50

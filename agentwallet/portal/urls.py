@@ -7,6 +7,7 @@ from agentwallet.portal import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("dashboard/<slug:panel>/", views.dashboard_panel, name="portal-dashboard-panel"),
     path("audit/", views.audit, name="portal-audit"),
     path("reports/", views.reports, name="portal-reports"),
     path(

@@ -4,7 +4,7 @@ template on a normal request and only the fragment that changes on an HTMX reque
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -12,6 +12,7 @@ from agentwallet.portal.filters import AuditEventFilter
 from agentwallet.portal.htmx import render_page
 from agentwallet.portal.selectors import (
     AUDIT_PAGE_SIZE,
+    DASHBOARD_PANELS,
     audit_events,
     dashboard_read,
     keyset_page,
@@ -26,6 +27,21 @@ def dashboard(request) -> HttpResponse:
     if request.htmx:
         return render(request, "portal/_dashboard_panels.html", context)
     return render(request, "portal/dashboard.html", context)
+
+
+@login_required
+def dashboard_panel(request, panel: str) -> HttpResponse:
+    """One of the dashboard's panels that load after it: the fragment the page swaps in,
+    or, without JavaScript (its placeholder's link), the panel on a page of its own."""
+    if panel not in DASHBOARD_PANELS:
+        raise Http404("No such panel.")
+    scope = portal_scope_required(user=request.user)
+    read, name = DASHBOARD_PANELS[panel]
+    now = timezone.now()
+    fragment = f"portal/_dashboard_{panel}.html"
+    context = {"panel_template": fragment, "as_of": now, "scope": scope}
+    context[name] = read(scope=scope, now=now)
+    return render_page(request, fragment, "portal/dashboard_panel.html", context)
 
 
 @login_required

@@ -60,6 +60,9 @@ def world(alice, bob, network) -> dict[str, Any]:
 def org_pages(world: dict[str, Any]) -> list[str]:
     return [
         "/",
+        "/dashboard/daily/",
+        "/dashboard/vendors/",
+        "/dashboard/traces/",
         "/agents/",
         "/approvals/",
         "/policies/",

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from agentwallet.portal.selectors import DASHBOARD_PANELS
 from conftest import card_for
 from wallets.models import TeamLead
 
@@ -130,7 +131,8 @@ def test_the_dashboard_costs_the_same_queries_whatever_the_number_of_agents(prov
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
-            assert client.get("/").status_code == 200
+            for url in ["/", *(f"/dashboard/{panel}/" for panel in DASHBOARD_PANELS)]:
+                assert client.get(url).status_code == 200
         return len(captured)
 
     first = provision(name="a0", email="a0@example.com")

@@ -3,6 +3,7 @@ own, and the figures on the page for known charges."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import time_machine
@@ -12,6 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from agentwallet.portal.charts import Series, money, nice_ceiling, stacked_bars_svg
+from agentwallet.portal.selectors import DASHBOARD_PANELS
 from conftest import card_for
 from wallets.models import TeamLead
 
@@ -122,8 +124,23 @@ def spend_on_two_vendors_and_two_days(alice, bob, network) -> None:
 
 
 def dashboard(client: Client, when: str = "2025-03-02 15:00+00:00") -> str:
+    """The dashboard as the browser ends up showing it: the page, then each panel it
+    loads after it (its placeholder's hx-get) in the placeholder's place."""
     with time_machine.travel(when, tick=False):
-        return client.get("/").content.decode()
+        page = client.get("/").content.decode()
+        for panel in DASHBOARD_PANELS:
+            url = f"/dashboard/{panel}/"
+            placeholder = re.compile(
+                rf'<(section|article) [^>]*id="panel-{panel}" hx-get="{url}" hx-trigger="load"'
+                r" hx-swap=\"outerHTML\".*?</\1>",
+                re.DOTALL,
+            )
+            assert len(placeholder.findall(page)) == 1
+            fragment = client.get(url, headers={"HX-Request": "true"})
+            assert fragment.status_code == 200
+            html = fragment.content.decode()
+            page = placeholder.sub(lambda _, html=html: html, page)
+        return page
 
 
 def test_the_chart_shows_each_vendor_per_day(alice, bob, network):
@@ -193,7 +210,7 @@ def test_spend_by_vendor_this_month_against_the_policies_vendor_caps(alice, bob,
     page = dashboard(client, "2025-03-03 08:00+00:00")
     panel = page[page.index('data-testid="vendor-spend"') :]
     # OpenAI: 12.50 + 1.25 against two agents' $2,000 starter vendor caps.
-    assert '<td>OpenAI</td>\n          <td class="num money">13.75 USD</td>' in panel
+    assert '<td>OpenAI</td>\n        <td class="num money">13.75 USD</td>' in panel
     assert 'aria-label="0% of 4000.00 USD"' in panel
     assert '<td class="num money">4000.00 USD</td>' in panel
     assert "<td>Amazon Web Services (AWS)</td>" in panel
@@ -212,7 +229,7 @@ def test_a_new_month_starts_at_zero_before_its_first_charge(alice, bob, network)
 
 def test_with_no_spend_the_chart_and_traces_say_so(alice):
     client, _ = signed_in("Finance")
-    page = client.get("/").content.decode()
+    page = dashboard(client)
     assert 'data-testid="daily-empty">No spend in the last 30 days.' in page
     assert "<svg" not in page
     assert "No spend on a trace this month." in page
@@ -226,7 +243,8 @@ def test_the_chart_costs_the_same_queries_whatever_the_vendors_days_and_traces(a
             time_machine.travel("2025-03-20 12:00+00:00", tick=False),
             CaptureQueriesContext(connection) as captured,
         ):
-            assert client.get("/").status_code == 200
+            for url in ["/", *(f"/dashboard/{panel}/" for panel in DASHBOARD_PANELS)]:
+                assert client.get(url).status_code == 200
         return len(captured)
 
     charge(network, card_for(alice, "openai"), "1.00", "2025-03-09 09:00+00:00", trace_id="T-0")
@@ -236,3 +254,23 @@ def test_the_chart_costs_the_same_queries_whatever_the_vendors_days_and_traces(a
             when = f"2025-03-{10 + n:02d} 09:00+00:00"
             charge(network, card_for(agent, vendor), "1.00", when, trace_id=f"T-{n}")
     assert queries() == few
+
+
+def test_each_panel_is_a_page_of_its_own_without_javascript(alice, bob, network):
+    spend_on_two_vendors_and_two_days(alice, bob, network)
+    client, _ = signed_in("Finance")
+    with time_machine.travel("2025-03-03 08:00+00:00", tick=False):
+        page = client.get("/").content.decode()
+        assert page.count('data-testid="panel-loading"') == len(DASHBOARD_PANELS)
+        assert '<a href="/dashboard/daily/">Open this panel on its own page</a>' in page
+        whole = client.get("/dashboard/daily/")
+        fragment = client.get("/dashboard/daily/", headers={"HX-Request": "true"})
+    assert whole.status_code == fragment.status_code == 200
+    assert "<title>Dashboard" in whole.content.decode()
+    assert "<title>" not in fragment.content.decode().split("<svg")[0]
+    assert 'data-testid="daily-chart-USD"' in whole.content.decode()
+    assert "HX-Request" in fragment["Vary"]
+    assert client.get("/dashboard/nothing/").status_code == 404
+    assert Client().get("/dashboard/daily/")["Location"] == (
+        "/accounts/login/?next=/dashboard/daily/"
+    )

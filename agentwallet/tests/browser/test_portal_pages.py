@@ -48,6 +48,11 @@ def test_the_dashboard_shows_the_spend_and_the_decline(world: dict, page: Page) 
     expect(page.get_by_test_id("day-spent-USD")).to_have_text("499.00 USD")
     expect(page.get_by_text("daily_cap_exceeded")).to_be_visible()
     expect(page.get_by_role("cell", name="claude-code-main").first).to_be_visible()
+    # The panels that load after the page: the chart and the vendors swap in.
+    expect(page.get_by_test_id("daily-chart-USD")).to_be_visible()
+    expect(page.get_by_test_id("vendor-spend")).to_contain_text("499.00 USD")
+    expect(page.get_by_test_id("top-traces")).to_contain_text("No spend on a trace")
+    expect(page.get_by_test_id("panel-loading")).to_have_count(0)
     screenshot(page, "dashboard-with-spend")
 
 
