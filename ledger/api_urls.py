@@ -7,6 +7,7 @@ from ledger import apis, converters
 urlpatterns = [
     path("agents/<uuid:agent_id>/budget", apis.AgentBudgetApi.as_view(), name="agent-budget"),
     path("ledger", apis.LedgerListApi.as_view(), name="ledger"),
+    path("ledger/export", apis.LedgerExportApi.as_view(), name="ledger-export"),
     path("traces", apis.TraceListApi.as_view(), name="traces"),
     path(
         f"traces/<{converters.TRACE_ID}:trace_id>",

@@ -6,10 +6,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, StreamingHttpResponse
 from djmoney.money import Money
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +26,7 @@ from ledger import selectors, services
 from ledger.filters import LedgerEntryFilter
 from ledger.models import HoldState
 from ledger.network import IsNetwork, NetworkSignatureAuthentication, payload_sha256
+from ledger.renderers import LedgerCSVRenderer, LedgerJSONLinesRenderer
 from ledger.serializers import (
     AgentBudgetOutputSerializer,
     LedgerEntryOutputSerializer,
@@ -55,6 +59,19 @@ class LedgerEntryPagination(CreatedCursorPagination):
     page_size = 100
 
 
+LEDGER_FILTERS = [
+    OpenApiParameter("agent", str),
+    OpenApiParameter("card", str),
+    OpenApiParameter("vendor", str),
+    OpenApiParameter("trace_id", str),
+    OpenApiParameter("rail", str, enum=["card", "usdc"]),
+    OpenApiParameter("kind", str),
+    OpenApiParameter("flag", str),
+    OpenApiParameter("since", str, description="ISO 8601, inclusive"),
+    OpenApiParameter("until", str, description="ISO 8601, exclusive"),
+]
+
+
 class LedgerListApi(APIView):
     """The ledger, newest first; agent keys see their own entries only."""
 
@@ -63,15 +80,7 @@ class LedgerListApi(APIView):
     @extend_schema(
         operation_id="ledger_list",
         parameters=[
-            OpenApiParameter("agent", str),
-            OpenApiParameter("card", str),
-            OpenApiParameter("vendor", str),
-            OpenApiParameter("trace_id", str),
-            OpenApiParameter("rail", str, enum=["card", "usdc"]),
-            OpenApiParameter("kind", str),
-            OpenApiParameter("flag", str),
-            OpenApiParameter("since", str, description="ISO 8601, inclusive"),
-            OpenApiParameter("until", str, description="ISO 8601, exclusive"),
+            *LEDGER_FILTERS,
             OpenApiParameter("cursor", str),
             OpenApiParameter("page_size", int),
         ],
@@ -85,6 +94,52 @@ class LedgerListApi(APIView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(filterset.qs, request, view=self)
         return paginator.get_paginated_response(LedgerEntryOutputSerializer(page, many=True).data)
+
+
+class LedgerExportApi(APIView):
+    """Every entry of the filter, oldest first, streamed in constant memory: CSV (the
+    default) or JSON lines, one object per entry with the CSV's columns as keys. Agent
+    keys export their own entries only."""
+
+    renderer_classes = [LedgerCSVRenderer, LedgerJSONLinesRenderer]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        try:
+            return super().perform_content_negotiation(request, force=force)
+        except Http404:  # DRF's answer to a format it has no renderer for
+            raise ValidationError({"format": ["Choose csv or jsonl."]}) from None
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # Anything but the stream (an error, OPTIONS) is the API's JSON, whichever
+        # format was asked for.
+        if isinstance(response, Response):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="ledger_export",
+        parameters=[
+            OpenApiParameter("format", str, enum=["csv", "jsonl"], description="csv by default"),
+            *LEDGER_FILTERS,
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/jsonl"): OpenApiTypes.STR,
+            400: error_response("A filter or the format is not valid."),
+        },
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        entries = selectors.ledger_entries_for_actor(actor=actor_from_request(request))
+        filterset = LedgerEntryFilter(request.query_params, queryset=entries)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        renderer = request.accepted_renderer
+        response = StreamingHttpResponse(
+            renderer.stream(filterset.qs), content_type=f"{renderer.media_type}; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="ledger.{renderer.format}"'
+        return response
 
 
 class TraceListApi(APIView):

@@ -1,16 +1,19 @@
-"""The ledger as CSV, streamed: every entry of a filter, oldest first, in constant memory.
+"""The ledger as CSV or JSON lines, streamed: every entry of a filter, oldest first, in
+constant memory.
 
 On PostgreSQL the rows come from the server's own `COPY (SELECT ...) TO STDOUT WITH
 (FORMAT csv)`, which writes a million rows in seconds; elsewhere (SQLite, the embedded
 default) Python's csv module writes them from a chunked iterator. Both give the same
 bytes: timestamps in ISO 8601 UTC with microseconds, amounts as the database keeps them,
-empty for none."""
+empty for none. JSON lines hold one object per entry with the same keys: amounts, rates
+and ids as strings (never floats), null for none."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.db import connection
 from django.db.models import F, QuerySet
@@ -34,6 +37,8 @@ CSV_COLUMNS = {
     "cap_amount": "cap_amount",
     "cap_currency": "cap_amount_currency",
     "fx_rate": "fx_rate",
+    # The day of the rates the authorization converted at (none without a conversion).
+    "fx_rate_date": "authorization__fx_rate_date",
     "authorization_id": "authorization__network_id",
     "network_event_id": "network_txn_id",
 }
@@ -104,3 +109,31 @@ def _text(value: object) -> object:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime(ISO_UTC)
     return value
+
+
+def ledger_jsonl(entries: QuerySet[LedgerEntry]) -> Iterator[bytes]:
+    """JSON lines of `entries`, one object per entry, the CSV's columns as keys."""
+    named = entries.order_by("id").values(
+        **{f"c_{column}": F(path) for column, path in CSV_COLUMNS.items()}
+    )
+    block: list[str] = []
+    size = 0
+    for row in named.iterator(chunk_size=2000):
+        line = json.dumps({column: _json(row[f"c_{column}"]) for column in CSV_COLUMNS}) + "\n"
+        block.append(line)
+        size += len(line)
+        if size >= CHUNK_BYTES:
+            yield "".join(block).encode()
+            block, size = [], 0
+    if block:
+        yield "".join(block).encode()
+
+
+def _json(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(ISO_UTC)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

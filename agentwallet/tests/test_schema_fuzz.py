@@ -73,6 +73,8 @@ class TestTransactionWSGI:
             ("Set-Cookie", cookie.output(header="")) for cookie in response.cookies.values()
         ]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        if response.streaming:  # the ledger export: the body as WSGI would send it
+            return list(response.streaming_content)
         return [response.content]
 
 
