@@ -11,6 +11,7 @@ and ids as strings (never floats), null for none."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -90,10 +91,18 @@ class _Echo:
 
 def _written(named: QuerySet) -> Iterator[bytes]:
     writer = csv.writer(_Echo(), lineterminator="\n")
-    block = [writer.writerow(CSV_COLUMNS)]
+    lines = (
+        writer.writerow([_text(row[f"c_{column}"]) for column in CSV_COLUMNS])
+        for row in named.iterator(chunk_size=2000)
+    )
+    return _in_blocks(itertools.chain([writer.writerow(CSV_COLUMNS)], lines))
+
+
+def _in_blocks(lines: Iterator[str]) -> Iterator[bytes]:
+    """The lines joined into blocks of about CHUNK_BYTES."""
+    block: list[str] = []
     size = 0
-    for row in named.iterator(chunk_size=2000):
-        line = writer.writerow([_text(row[f"c_{column}"]) for column in CSV_COLUMNS])
+    for line in lines:
         block.append(line)
         size += len(line)
         if size >= CHUNK_BYTES:
@@ -116,17 +125,10 @@ def ledger_jsonl(entries: QuerySet[LedgerEntry]) -> Iterator[bytes]:
     named = entries.order_by("id").values(
         **{f"c_{column}": F(path) for column, path in CSV_COLUMNS.items()}
     )
-    block: list[str] = []
-    size = 0
-    for row in named.iterator(chunk_size=2000):
-        line = json.dumps({column: _json(row[f"c_{column}"]) for column in CSV_COLUMNS}) + "\n"
-        block.append(line)
-        size += len(line)
-        if size >= CHUNK_BYTES:
-            yield "".join(block).encode()
-            block, size = [], 0
-    if block:
-        yield "".join(block).encode()
+    return _in_blocks(
+        json.dumps({column: _json(row[f"c_{column}"]) for column in CSV_COLUMNS}) + "\n"
+        for row in named.iterator(chunk_size=2000)
+    )
 
 
 def _json(value: object) -> str | None:
