@@ -121,6 +121,12 @@ class LedgerExportApi(APIView):
         operation_id="ledger_export",
         parameters=[
             OpenApiParameter("format", str, enum=["csv", "jsonl"], description="csv by default"),
+            OpenApiParameter(
+                "group_by",
+                str,
+                description="Sums per group instead of entries: distinct keys among trace, "
+                "vendor, agent, card, rail, day, comma-separated (e.g. trace,vendor)",
+            ),
             *LEDGER_FILTERS,
         ],
         responses={
@@ -130,13 +136,15 @@ class LedgerExportApi(APIView):
         },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
-        entries = selectors.ledger_entries_for_actor(actor=actor_from_request(request))
-        filterset = LedgerEntryFilter(request.query_params, queryset=entries)
-        if not filterset.is_valid():
-            raise ValidationError(filterset.errors)
+        try:
+            export = selectors.ledger_export_for_actor(
+                actor=actor_from_request(request), params=request.query_params
+            )
+        except selectors.InvalidExport as exc:
+            raise ValidationError(exc.errors) from None
         renderer = request.accepted_renderer
         response = StreamingHttpResponse(
-            renderer.stream(filterset.qs), content_type=f"{renderer.media_type}; charset=utf-8"
+            renderer.stream(export), content_type=f"{renderer.media_type}; charset=utf-8"
         )
         response["Content-Disposition"] = f'attachment; filename="ledger.{renderer.format}"'
         return response

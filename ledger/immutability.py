@@ -53,8 +53,12 @@ def append_only_tables() -> list[str]:
     return sorted(apps.get_model(label)._meta.db_table for label in APPEND_ONLY_MODELS)
 
 
+# The ledger_export view (ledger/0011) reads the ledger: the application only selects it.
+LEDGER_EXPORT_VIEW = "ledger_export"
+
+
 def _read_only_tables() -> list[str]:
-    return [MigrationRecorder.Migration._meta.db_table]
+    return [MigrationRecorder.Migration._meta.db_table, LEDGER_EXPORT_VIEW]
 
 
 def _expected_privileges(table: str) -> frozenset[str]:

@@ -7,17 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.db.models import QuerySet
 from rest_framework.renderers import BaseRenderer
 
-from ledger.exports import ledger_csv, ledger_jsonl
-from ledger.models import LedgerEntry
+from ledger.exports import LedgerExport
 
 
 class LedgerExportRenderer(BaseRenderer):
     charset = "utf-8"
 
-    def stream(self, entries: QuerySet[LedgerEntry]) -> Iterator[bytes]:
+    def stream(self, export: LedgerExport) -> Iterator[bytes]:
         raise NotImplementedError
 
     def render(
@@ -33,13 +31,13 @@ class LedgerCSVRenderer(LedgerExportRenderer):
     media_type = "text/csv"
     format = "csv"
 
-    def stream(self, entries: QuerySet[LedgerEntry]) -> Iterator[bytes]:
-        return ledger_csv(entries)
+    def stream(self, export: LedgerExport) -> Iterator[bytes]:
+        return export.csv()
 
 
 class LedgerJSONLinesRenderer(LedgerExportRenderer):
     media_type = "application/jsonl"
     format = "jsonl"
 
-    def stream(self, entries: QuerySet[LedgerEntry]) -> Iterator[bytes]:
-        return ledger_jsonl(entries)
+    def stream(self, export: LedgerExport) -> Iterator[bytes]:
+        return export.jsonl()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -23,10 +23,13 @@ from agentwallet.portal.charts import DayRow, day_rows_svg, layer_totals
 from approvals.models import CapBump
 from cards.models import Card, CardStatus
 from ledger import sql
+from ledger.exports import LedgerExport, parse_group_by
+from ledger.filters import LedgerEntryFilter
 from ledger.models import (
     Authorization,
     CounterGrain,
     DaySpend,
+    Decision,
     LedgerEntry,
     MonthCounterZone,
     SpendCounter,
@@ -238,6 +241,56 @@ def ledger_entries_for_actor(*, actor: Actor) -> QuerySet[LedgerEntry]:
     if actor.is_staff:
         return entries
     return entries.filter(agent_id=actor.agent_id) if actor.agent_id else entries.none()
+
+
+class InvalidExport(Exception):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def ledger_export_for_actor(*, actor: Actor, params: Mapping[str, str]) -> LedgerExport:
+    """The export of the ledger's filters and `group_by` in `params` (a query string's
+    values), of the entries the actor may read; InvalidExport says what is wrong."""
+    filterset = LedgerEntryFilter(params, queryset=ledger_entries_for_actor(actor=actor))
+    if not filterset.is_valid():
+        raise InvalidExport({name: list(errors) for name, errors in filterset.errors.items()})
+    try:
+        group_by = parse_group_by(params.get("group_by"))
+    except ValueError as exc:
+        raise InvalidExport({"group_by": [str(exc)]}) from None
+    if not group_by:
+        return LedgerExport(entries=filterset.qs)
+    declines = declined_authorizations_for_actor(actor=actor, filters=filterset.form.cleaned_data)
+    return LedgerExport(entries=filterset.qs, declines=declines, group_by=group_by)
+
+
+def declined_authorizations_for_actor(
+    *, actor: Actor, filters: dict[str, object]
+) -> QuerySet[Authorization]:
+    """The declined authorizations a ledger filter (LedgerEntryFilter's cleaned values)
+    selects, for the actor: the grouped export's declined attempts. A decline writes no
+    entry, so it has no kind or flag: a filter on either selects none."""
+    declines = Authorization.objects.filter(decision=Decision.DECLINED)
+    if not actor.is_staff:
+        declines = declines.filter(agent_id=actor.agent_id) if actor.agent_id else declines.none()
+    if filters.get("kind") or filters.get("flag") or filters.get("rail") not in (None, "", "card"):
+        return declines.none()
+    lookups = {
+        "agent": "agent_id",
+        "card": "card_id",
+        "vendor": "vendor__slug",
+        "trace_id": "trace_id",
+        "since": "decided_at__gte",
+        "until": "decided_at__lt",
+    }
+    return declines.filter(
+        **{
+            lookup: filters[name]
+            for name, lookup in lookups.items()
+            if filters.get(name) not in (None, "")
+        }
+    )
 
 
 def trace_list_for_actor(*, actor: Actor, limit: int = 100) -> list[dict[str, object]]:

@@ -60,11 +60,12 @@ def _database_owned_by_new_roles() -> Iterator[Roles]:
     _execute(f"CREATE ROLE {roles.app} LOGIN")
     try:
         _execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" OWNER TO {roles.owner}')
-        for (table,) in _execute(
-            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
-            " AND relkind IN ('r', 'p')"
+        for table, kind in _execute(
+            "SELECT relname, relkind FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " AND relkind IN ('r', 'p', 'v')"
         ):
-            _execute(f'ALTER TABLE public."{table}" OWNER TO {roles.owner}')
+            what = "VIEW" if kind == "v" else "TABLE"
+            _execute(f'ALTER {what} public."{table}" OWNER TO {roles.owner}')
         for (routine,) in _execute(
             "SELECT oid::regprocedure::text FROM pg_proc"
             " WHERE pronamespace = 'public'::regnamespace"
