@@ -7,7 +7,7 @@ messages stay in the outbox. Production is this same file with the environment s
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import django_stubs_ext
@@ -203,6 +203,11 @@ AGENTWALLET_FX_URL = env.str("AGENTWALLET_FX_URL", default="")
 # business days only, so Friday's rates are still the newest on Monday.
 AGENTWALLET_FX_MAX_AGE_DAYS = env.int("AGENTWALLET_FX_MAX_AGE_DAYS", default=4)
 AGENTWALLET_HOLD_EXPIRY_DAYS = env.int("AGENTWALLET_HOLD_EXPIRY_DAYS", default=7)
+# Runaways (ledger.services.runaway): the last hour's spend of an agent or a trace is a
+# runaway when it is at least FLOOR (in its cap currency, so a quiet agent's first dollar
+# is no alarm) and at least FACTOR times its usual busy hour of the last 7 days.
+AGENTWALLET_RUNAWAY_FLOOR = Decimal(env.str("AGENTWALLET_RUNAWAY_FLOOR", default="50.00"))
+AGENTWALLET_RUNAWAY_FACTOR = Decimal(env.str("AGENTWALLET_RUNAWAY_FACTOR", default="10"))
 
 # --- AgentWallet ----------------------------------------------------------------
 # Card numbers are encrypted at rest under a key derived from this secret.
@@ -311,6 +316,7 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due-outbox": {"task": "approvals.outbox.sweep_outbox_task", "schedule": 30},
     "expire-stale-approvals": {"task": "approvals.tasks.expire_approvals_task", "schedule": 5 * 60},
     "advance-spend-rollups": {"task": "ledger.tasks.advance_spend_rollups_task", "schedule": 60},
+    "sweep-runaways": {"task": "ledger.tasks.sweep_runaways_task", "schedule": 60},
     "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
     # After a policy's time-zone change (queued by the change itself; this sweeps up).
     "recut-month-counters": {"task": "ledger.tasks.recut_month_counters_task", "schedule": 60},

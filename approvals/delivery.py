@@ -120,6 +120,13 @@ def _send(message: OutboxMessage) -> str:
             channel=message.channel, user=payload["user"], text=payload["text"]
         )
         return str(response.get("message_ts", ""))
+    if message.kind == OutboxKind.RUNAWAY:
+        response = client.chat_postMessage(
+            channel=message.channel,
+            text=blocks.runaway_text(payload),
+            blocks=blocks.runaway_blocks(payload),
+        )
+        return str(response["ts"])
     response = client.chat_postMessage(
         channel=message.channel,
         text=blocks.warning_text(payload),

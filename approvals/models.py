@@ -159,6 +159,7 @@ class OutboxKind(models.TextChoices):
     APPROVAL_OUTCOME = "approval_outcome", "Approval outcome (message update)"
     EPHEMERAL = "ephemeral", "Ephemeral reply"
     WARNING = "warning", "Early warning"
+    RUNAWAY = "runaway", "Runaway spend"
 
 
 class OutboxStatus(models.TextChoices):

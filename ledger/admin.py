@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from ledger.fx import fx_warning
-from ledger.models import Authorization, FxSnapshot, LedgerEntry
+from ledger.models import Authorization, FxSnapshot, LedgerEntry, Runaway
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -86,3 +86,13 @@ class FxSnapshotAdmin(ReadOnlyAdmin):
         if warning:
             messages.warning(request, warning)
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(Runaway)
+class RunawayAdmin(ReadOnlyAdmin):
+    """What the runaway sweep flagged (ledger.services.runaway)."""
+
+    list_display = ["detected_at", "subject", "subject_key", "rate", "baseline", "currency"]
+    list_filter = ["subject", "currency"]
+    search_fields = ["subject_key", "trace_id"]
+    date_hierarchy = "detected_at"

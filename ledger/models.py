@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 from djmoney.models.fields import MoneyField
 
+from agentwallet.lib.money import from_cents
 from policies.rules import RULE_ORDER
 
 
@@ -543,3 +544,60 @@ class TraceAgentMonthSpend(SpendRollup):
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} {self.trace_id} {self.agent_id} {self.vendor_id}: {self.cents}"
+
+
+class RunawaySubject(models.TextChoices):
+    AGENT = "agent", "Agent"
+    TRACE = "trace", "Trace"
+
+
+class Runaway(models.Model):
+    """An agent's or a trace's last hour of spend far above its own usual busy hour
+    (ledger.services.runaway), flagged once per subject and hour by the sweep."""
+
+    subject = models.CharField(max_length=5, choices=RunawaySubject.choices)
+    # `agent:<id>` or `trace:<currency>:<trace>`: with `hour_start`, one flag per hour.
+    subject_key = models.CharField(max_length=200)
+    trace_id = models.CharField(max_length=128, blank=True)
+    currency = models.CharField(max_length=3)
+    hour_start = models.DateTimeField()
+    # Cents of the cap currency: the last 60 minutes, and the median busy hour (the
+    # hours it spent in) of the 7 days before them; 0 when it never spent before.
+    rate_cents = models.BigIntegerField()
+    baseline_cents = models.BigIntegerField()
+    # The agents and cards that spent in the last hour, and what the sweep did.
+    agents = models.ManyToManyField("wallets.Agent", related_name="runaways")
+    cards = models.JSONField(default=list)
+    frozen = models.JSONField(default=list)  # the agents' names whose cards it froze
+    detected_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject_key", "hour_start"], name="ledger_runaway_once_per_hour"
+            ),
+            models.CheckConstraint(
+                condition=Q(subject__in=RunawaySubject.values), name="ledger_runaway_subject_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_cents__gt=0) & Q(baseline_cents__gte=0),
+                name="ledger_runaway_figures_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(subject=RunawaySubject.AGENT) | ~Q(trace_id=""),
+                name="ledger_runaway_trace_has_id",
+            ),
+        ]
+        indexes = [models.Index(fields=["detected_at"], name="ledger_runaway_detected")]
+
+    def __str__(self) -> str:
+        return f"{self.subject_key} {self.hour_start:%Y-%m-%d %H:00}: {self.rate_cents}"
+
+    @property
+    def rate(self) -> Decimal:
+        return from_cents(self.rate_cents)
+
+    @property
+    def baseline(self) -> Decimal:
+        return from_cents(self.baseline_cents)

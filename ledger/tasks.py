@@ -10,6 +10,7 @@ from django.utils import timezone
 from ledger.fx import fx_rates_age, fx_rates_load
 from ledger.services import counters_prune, holds_expire, month_counters_recut_pending
 from ledger.services.rollups import spend_rollups_advance
+from ledger.services.runaway import runaways_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,13 @@ def advance_spend_rollups_task() -> int:
     """Fold the ledger's new entries into the portal's spend rollups (the longer this
     waits, the more of the ledger each portal read groups: correct, only slower)."""
     return spend_rollups_advance()
+
+
+@shared_task(acks_late=True)
+def sweep_runaways_task() -> int:
+    """Flag the agents and traces whose last hour runs far above their usual (and freeze
+    those whose policy says so); the number flagged."""
+    return len(runaways_sweep())
 
 
 @shared_task(acks_late=True)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("vendors", apis.VendorListCreateApi.as_view(), name="vendors"),
     path("policies", apis.PolicyListCreateApi.as_view(), name="policies"),
     path("policies/<slug:slug>", apis.PolicyDetailApi.as_view(), name="policy-detail"),
+    path("policies/<slug:slug>/what-if", apis.PolicyWhatIfApi.as_view(), name="policy-what-if"),
 ]

@@ -1,20 +1,26 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentwallet.api.fields import validate_input
 from agentwallet.api.schema import STAFF_ONLY
+from ledger.whatif import policy_what_if
 from policies import selectors, services
 from policies.serializers import (
     PolicyCreateInputSerializer,
     PolicyOutputSerializer,
     PolicyUpdateInputSerializer,
+    PolicyWhatIfInputSerializer,
+    PolicyWhatIfOutputSerializer,
     VendorCreateInputSerializer,
     VendorOutputSerializer,
 )
@@ -86,3 +92,38 @@ class PolicyDetailApi(APIView):
         )
         services.policy_update(policy=policy, changes=changes, actor=actor_from_request(request))
         return Response(PolicyOutputSerializer(selectors.policy_get_by_slug(slug=slug)).data)
+
+
+WHAT_IF_DAYS = 30
+WHAT_IF_MAX_DAYS = 92
+
+
+class PolicyWhatIfApi(APIView):
+    """The policy's agents' authorizations of a period replayed under a draft of the
+    policy: what it would have declined, against what was. Writes nothing."""
+
+    permission_classes = [IsStaffActor]
+
+    @extend_schema(
+        operation_id="policies_what_if",
+        request=PolicyWhatIfInputSerializer,
+        responses={200: PolicyWhatIfOutputSerializer, 403: STAFF_ONLY},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        policy = selectors.policy_get_by_slug(slug=slug)
+        data = validate_input(PolicyWhatIfInputSerializer, request.data)
+        draft = PolicyUpdateInputSerializer(
+            data=data["draft"], context={"policy": policy}, partial=True
+        )
+        if not draft.is_valid():
+            raise ValidationError({"draft": draft.errors})
+        until = data.get("until") or timezone.now()
+        since = data.get("since") or until - timedelta(days=WHAT_IF_DAYS)
+        if since >= until:
+            raise ValidationError({"since": ["Must be before until."]})
+        if until - since > timedelta(days=WHAT_IF_MAX_DAYS):
+            raise ValidationError({"since": [f"At most {WHAT_IF_MAX_DAYS} days before until."]})
+        result = policy_what_if(
+            policy=policy, changes=dict(draft.validated_data), since=since, until=until
+        )
+        return Response(PolicyWhatIfOutputSerializer(result.as_json()).data)

@@ -68,6 +68,13 @@ def default_warning_thresholds() -> list[int]:
     return [80, 95]
 
 
+class RunawayAction(models.TextChoices):
+    """What a runaway (spend far above its own hourly baseline) makes happen."""
+
+    NOTIFY = "notify", "Tell Slack"
+    FREEZE = "freeze", "Freeze the agent's cards and tell Slack"
+
+
 class Policy(models.Model):
     """A named template of caps, all in one cap currency."""
 
@@ -102,6 +109,11 @@ class Policy(models.Model):
     approvals_channel = models.CharField(max_length=40, blank=True)
     # How long an approved bump lasts: empty means the end of the day in `time_zone`.
     bump_valid_hours = models.PositiveIntegerField(null=True, blank=True)
+    # A runaway of an agent on this policy (ledger.services.runaway): Slack only, or the
+    # kill switch too.
+    runaway = models.CharField(
+        max_length=8, choices=RunawayAction.choices, default=RunawayAction.NOTIFY
+    )
     default_vendors = models.ManyToManyField(Vendor, blank=True, related_name="default_in_policies")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -133,6 +145,9 @@ class Policy(models.Model):
             models.CheckConstraint(
                 condition=Q(velocity_per_hour__isnull=True) | Q(velocity_per_hour__gt=0),
                 name="policies_policy_velocity_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(runaway__in=RunawayAction.values), name="policies_policy_runaway_valid"
             ),
             models.CheckConstraint(
                 condition=Q(x402_allowed=False) | Q(x402_per_call_cap__isnull=False),

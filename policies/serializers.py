@@ -11,7 +11,7 @@ from agentwallet.api.fields import (
     StrictRegexField,
 )
 from agentwallet.lib.timewindows import is_valid_time_zone
-from policies.models import Policy, Vendor, VendorCategory
+from policies.models import Policy, RunawayAction, Vendor, VendorCategory
 
 MCC_FIELD = StrictRegexField(
     r"^[0-9]{4}$", max_length=4, error_messages={"invalid": "An MCC is 4 digits."}
@@ -104,6 +104,7 @@ class PolicyOutputSerializer(serializers.ModelSerializer[Policy]):
             "warning_thresholds",
             "approvals_channel",
             "bump_valid_hours",
+            "runaway",
             "default_vendors",
             "vendor_caps",
             "created_at",
@@ -144,6 +145,12 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
         required=False,
         allow_null=True,
         help_text="How long an approved bump lasts (empty: the end of the policy's day).",
+    )
+    runaway = serializers.ChoiceField(
+        choices=RunawayAction.choices,
+        required=False,
+        help_text="When this policy's agent's spend runs away: notify (Slack) or freeze "
+        "(the kill switch, and Slack).",
     )
     default_vendors = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=Vendor.objects.all(), required=False
@@ -204,3 +211,50 @@ class PolicyUpdateInputSerializer(_PolicyFieldsSerializer):
             raise serializers.ValidationError("Nothing to change.")
         policy: Policy = self.context["policy"]
         return self.check_currency(attrs, policy.currency)
+
+
+class PolicyWhatIfInputSerializer(StrictInputSerializer):
+    """A draft (the PATCH fields to change) and the period to replay: the 30 days before
+    `until` (now by default) unless `since` says otherwise; at most 92 days."""
+
+    draft = serializers.DictField(help_text="The policy's PATCH fields, as they would change.")
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class _WhatIfMoneySerializer(serializers.Serializer[Any]):
+    amount = serializers.CharField()
+    currency = serializers.CharField()
+
+
+class _WhatIfOutcomeSerializer(serializers.Serializer[Any]):
+    declined = serializers.IntegerField()
+    declined_amount = _WhatIfMoneySerializer()
+    by_reason = serializers.DictField(child=serializers.IntegerField())
+
+
+class _WhatIfTraceSerializer(serializers.Serializer[Any]):
+    trace_id = serializers.CharField()
+    declined = serializers.IntegerField()
+    declined_amount = _WhatIfMoneySerializer()
+
+
+class _WhatIfAgentSerializer(serializers.Serializer[Any]):
+    agent = serializers.CharField()
+    declined = serializers.IntegerField()
+    declined_amount = _WhatIfMoneySerializer()
+
+
+class _WhatIfDraftOutcomeSerializer(_WhatIfOutcomeSerializer):
+    traces = _WhatIfTraceSerializer(many=True)
+    agents = _WhatIfAgentSerializer(many=True)
+
+
+class PolicyWhatIfOutputSerializer(serializers.Serializer[Any]):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    authorizations = serializers.IntegerField(help_text="Replayed: the policy's agents'.")
+    actual = _WhatIfOutcomeSerializer()
+    what_if = _WhatIfDraftOutcomeSerializer()
+    newly_declined = serializers.IntegerField(help_text="Approved in fact, declined by the draft.")
+    newly_approved = serializers.IntegerField(help_text="Declined in fact, approved by the draft.")

@@ -37,6 +37,7 @@ PLAIN_FIELDS = (
     "warning_thresholds",
     "approvals_channel",
     "bump_valid_hours",
+    "runaway",
 )
 
 
@@ -143,6 +144,7 @@ def policy_create(
     warning_thresholds: Iterable[int] = (80, 95),
     approvals_channel: str = "",
     bump_valid_hours: int | None = None,
+    runaway: str = "notify",
     actor: Actor | None = None,
 ) -> Policy:
     """Create a policy; every amount is in `currency`, the policy's cap currency. Audited
@@ -165,6 +167,7 @@ def policy_create(
         warning_thresholds=sorted(set(warning_thresholds)),
         approvals_channel=approvals_channel,
         bump_valid_hours=bump_valid_hours,
+        runaway=runaway,
     )
     _validate_policy(policy)
     policy.save()

@@ -15,6 +15,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -26,13 +27,15 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from djmoney.money import Money
 
 from agentwallet.portal.htmx import render_page, wants_fragment
 from agentwallet.portal.selectors import portal_scope_required
+from ledger import whatif
 from policies import selectors, services
-from policies.models import Policy, PolicyChange, VendorCategory
+from policies.models import Policy, PolicyChange, RunawayAction, VendorCategory
 from policies.serializers import (
     PolicyCreateInputSerializer,
     PolicyUpdateInputSerializer,
@@ -61,6 +64,7 @@ LABELS = {
     "warning_thresholds": "Warning thresholds (% of a cap)",
     "approvals_channel": "Approvals channel (Slack channel id)",
     "bump_valid_hours": "Approved bumps last (hours)",
+    "runaway": "When spend runs away",
     "default_vendors": "Default vendors",
     "vendor_caps": "Per-vendor monthly caps",
 }
@@ -76,10 +80,12 @@ HELP = {
     "warning_thresholds": "Percent, comma-separated: Slack hears once per cap and window.",
     "approvals_channel": "e.g. C0FINANCE. Empty: the default channel.",
     "bump_valid_hours": "Empty: until the end of the policy's day.",
+    "runaway": "An agent spending far above its usual hourly rate: tell Slack, or also "
+    "freeze its cards (the kill switch).",
 }
 GROUPS = (
     ("Caps", ("daily_cap", "monthly_cap", "per_trace_cap", "per_authorization_cap")),
-    ("Limits and x402", ("velocity_per_hour", "x402_allowed", "x402_per_call_cap")),
+    ("Limits and x402", ("velocity_per_hour", "runaway", "x402_allowed", "x402_per_call_cap")),
     ("Approvals and warnings", ("warning_thresholds", "approvals_channel", "bump_valid_hours")),
     ("About", ("name", "time_zone", "description")),
 )
@@ -87,6 +93,7 @@ MONEY_FIELDS = services.CAP_FIELDS
 REQUIRED_MONEY = ("daily_cap", "monthly_cap")
 INTEGER_FIELDS = ("velocity_per_hour", "bump_valid_hours")
 TEXT_FIELDS = ("name", "description", "time_zone", "approvals_channel")
+CHOICE_FIELDS = {"runaway": RunawayAction.choices}
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
@@ -160,6 +167,7 @@ class FormField:
     required: bool = False
     textarea: bool = False
     checkbox: bool = False
+    choices: list[tuple[str, str]] = field(default_factory=list)  # a select's options
     shown: str = ""  # read-only: the value as a reader sees it
 
 
@@ -188,7 +196,7 @@ class PolicyForm:
     @classmethod
     def initial(cls, policy: Policy) -> PolicyForm:
         values = {name: _amount(getattr(policy, name)) for name in MONEY_FIELDS}
-        values |= {name: getattr(policy, name) or "" for name in TEXT_FIELDS}
+        values |= {name: getattr(policy, name) or "" for name in (*TEXT_FIELDS, *CHOICE_FIELDS)}
         values |= {
             name: "" if getattr(policy, name) is None else str(getattr(policy, name))
             for name in INTEGER_FIELDS
@@ -215,7 +223,10 @@ class PolicyForm:
 
     @classmethod
     def posted(cls, policy: Policy, post: Any) -> PolicyForm:
-        values = {name: post.get(name, "").strip() for name in (*MONEY_FIELDS, *TEXT_FIELDS)}
+        values = {
+            name: post.get(name, "").strip()
+            for name in (*MONEY_FIELDS, *TEXT_FIELDS, *CHOICE_FIELDS)
+        }
         values |= {name: post.get(name, "").strip() for name in INTEGER_FIELDS}
         values["warning_thresholds"] = post.get("warning_thresholds", "").strip()
         try:
@@ -249,7 +260,7 @@ class PolicyForm:
         currency = self.policy.currency
         values = self.values
         thresholds = _split(values["warning_thresholds"])
-        data: dict[str, Any] = {name: values[name] for name in TEXT_FIELDS}
+        data: dict[str, Any] = {name: values[name] for name in (*TEXT_FIELDS, *CHOICE_FIELDS)}
         data |= {
             name: _money(values[name], currency) if values[name] or name in REQUIRED_MONEY else None
             for name in MONEY_FIELDS
@@ -317,6 +328,17 @@ class PolicyForm:
             )
         value = self.values[name]
         money = name in MONEY_FIELDS
+        if name in CHOICE_FIELDS:
+            labels = dict(CHOICE_FIELDS[name])
+            return FormField(
+                name=name,
+                label=LABELS[name],
+                value=value,
+                errors=self.errors.get(name, []),
+                help=HELP.get(name, ""),
+                choices=list(CHOICE_FIELDS[name]),
+                shown=str(labels.get(value, value)),
+            )
         if money:
             shown = f"{value} {self.policy.currency}" if value else "none"
         elif name == "warning_thresholds":
@@ -494,6 +516,32 @@ def policy_detail(request, slug: str) -> HttpResponse:
     return render_page(
         request, "policies/_policy_agents.html", "policies/detail.html", context, status
     )
+
+
+WHAT_IF_DAYS = 30
+
+
+@login_required
+@require_POST
+def policy_what_if(request, slug: str) -> HttpResponse:
+    """The edit form's values as a draft, replayed over the policy's agents' last 30 days
+    of authorizations (ledger.whatif): what they would have declined. Saves nothing."""
+    portal_scope_required(user=request.user)
+    _require(request, "policies.change_policy")
+    policy = selectors.policy_get_by_slug(slug=slug)
+    form = PolicyForm.posted(policy, request.POST)
+    changes = form.changes()
+    context: dict[str, Any] = {"policy": policy, "form": form, "days": WHAT_IF_DAYS}
+    if changes is not None:
+        until = timezone.now()
+        context["result"] = whatif.policy_what_if(
+            policy=policy,
+            changes=changes,
+            since=until - timedelta(days=WHAT_IF_DAYS),
+            until=until,
+        ).as_json()
+    status = 200 if changes is not None or request.htmx else 400
+    return render_page(request, "policies/_what_if.html", "policies/what_if.html", context, status)
 
 
 def _policy_save(request, form: PolicyForm) -> str:

@@ -27,7 +27,7 @@ from agentwallet.portal.htmx import keyset_id
 from approvals.models import ApprovalRequest, ApprovalStatus, OutboxMessage, OutboxStatus
 from cards.models import Card, CardStatus
 from ledger import sql
-from ledger.models import Authorization, CounterGrain, Decision, SpendCounter
+from ledger.models import Authorization, CounterGrain, Decision, Runaway, SpendCounter
 from ledger.selectors import day_vendor_spend_read, trace_month_spend_read
 from policies.models import Policy, PolicyVendorCap, Vendor
 from wallets.models import Agent, TeamLead
@@ -181,6 +181,7 @@ class Dashboard:
     recent_declines: list[Authorization]
     frozen_cards: list[Card]
     undelivered: list[OutboxMessage] = field(default_factory=list)
+    runaways: list[Runaway] = field(default_factory=list)
 
 
 def _percent(part: Decimal, whole: Decimal) -> int:
@@ -401,6 +402,12 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
             OutboxMessage.objects.filter(
                 status__in=[OutboxStatus.FAILED, OutboxStatus.HELD], agent__in=visible
             ).order_by("-id")[:10]
+        ),
+        runaways=list(
+            Runaway.objects.filter(detected_at__gte=now - timedelta(days=1), agents__in=visible)
+            .distinct()
+            .prefetch_related("agents")
+            .order_by("-detected_at", "-id")[:10]
         ),
     )
 

@@ -177,3 +177,45 @@ def warning_text(payload: dict[str, Any]) -> str:
     return (
         f"{payload['agent']['name']} passed {payload['threshold']}% of its {payload['scope']} cap"
     )
+
+
+def runaway_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A runaway: the trace or agent, the last hour against its usual busy hour, the
+    cards that spent, and whether they were frozen."""
+    agents = ", ".join(payload["agents"]) or "no agent"
+    what = (
+        f"Trace *{payload['trace_id']}* ({agents})"
+        if payload["subject"] == "trace"
+        else f"*{agents}*"
+    )
+    text = (
+        f"🚨 {what} spent {money(payload['rate'])} in the last hour, against a usual busy "
+        f"hour of {money(payload['baseline'])} over the last 7 days."
+    )
+    cards = [
+        f"{card['agent']} · {card['vendor'] or 'no vendor'} •••• {card['last4']}"
+        for card in payload["cards"]
+    ]
+    done = []
+    if payload["frozen"]:
+        done.append(f"Frozen (kill switch): {', '.join(payload['frozen'])}.")
+    if payload.get("already_frozen"):
+        done.append(f"Already frozen: {', '.join(payload['already_frozen'])}.")
+    outcome = " ".join(done) or "Nothing was frozen: the policy says notify."
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "Cards: " + ("; ".join(cards) or "none")},
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": outcome}]},
+    ]
+
+
+def runaway_text(payload: dict[str, Any]) -> str:
+    subject = (
+        f"Trace {payload['trace_id']}"
+        if payload["subject"] == "trace"
+        else ", ".join(payload["agents"])
+    )
+    return f"Runaway: {subject} spent {money(payload['rate'])} in the last hour"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from django.db.models import F
@@ -72,3 +73,16 @@ def test_it_streams_in_blocks(entries, monkeypatch):
     blocks = list(ledger_csv(entries))
     assert len(blocks) > 2
     assert all(isinstance(block, bytes) for block in blocks)
+
+
+@pytest.mark.parametrize("query", [{}, {"vendor": "openai"}, {"since": "2999-01-01"}])
+def test_the_servers_json_lines_are_the_same_objects_as_pythons(entries, requires_postgres, query):
+    filtered = LedgerEntryFilter(query, queryset=entries).qs
+    streamed = b"".join(exports._jsonl_streamed(named(filtered))).decode().splitlines()
+    written = [
+        json.dumps({column: exports._json(row[f"c_{column}"]) for column in CSV_COLUMNS})
+        for row in named(filtered)
+    ]
+    assert [json.loads(line) for line in streamed] == [json.loads(line) for line in written]
+    assert all(list(json.loads(line)) == list(CSV_COLUMNS) for line in streamed)
+    assert len(streamed) == filtered.count()

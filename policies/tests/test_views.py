@@ -62,6 +62,7 @@ def form_data(policy: Policy, **overrides: Any) -> dict[str, Any]:
         "warning_thresholds": ", ".join(map(str, policy.warning_thresholds)),
         "approvals_channel": policy.approvals_channel,
         "bump_valid_hours": policy.bump_valid_hours or "",
+        "runaway": policy.runaway,
         "default_vendors": list(policy.default_vendors.values_list("slug", flat=True)),
         "cap_rows": str(len(caps) + 1),
     }
@@ -598,3 +599,24 @@ def test_without_the_permission_adding_a_vendor_is_refused(db, role):
     assert client.post("/vendors/", VENDOR).status_code == 403
     assert client.post("/vendors/", VENDOR, headers=HTMX).status_code == 403
     assert not Vendor.objects.filter(slug="neon").exists()
+
+
+def test_the_runaway_action_is_a_select_that_saves_and_refuses_a_made_up_value(
+    alice, starter_policy
+):
+    client = as_role("Finance")
+    page = client.get("/policies/starter/").content.decode()
+    assert '<select id="id_runaway" name="runaway"' in page
+    assert '<option value="notify" selected>Tell Slack</option>' in page
+    response = client.post(
+        "/policies/starter/", form_data(starter_policy, runaway="freeze"), headers=HTMX
+    )
+    assert response.status_code == 200
+    assert Policy.objects.get(slug="starter").runaway == "freeze"
+    assert PolicyChange.objects.filter(field="runaway", new_value="freeze").exists()
+    refused = client.post(
+        "/policies/starter/", form_data(starter_policy, runaway="explode"), headers=HTMX
+    )
+    assert refused.status_code == 200  # htmx swaps no 4xx
+    assert 'data-testid="error-runaway"' in refused.content.decode()
+    assert Policy.objects.get(slug="starter").runaway == "freeze"

@@ -126,3 +126,20 @@ def test_finance_searches_the_vendors_and_adds_one(demo: None, page: Page) -> No
     page.get_by_label("Search").fill("")
     expect(row).not_to_have_count(1)
     screenshot(page, "vendors")
+
+
+def test_what_if_replays_the_form_over_the_demo_and_saves_nothing(demo: None, page: Page) -> None:
+    sign_in(page)
+    page.goto("/policies/starter/")
+    daily = page.get_by_label("Daily cap (rolling 24 hours)")
+    daily.fill("1.00")
+    page.get_by_role("button", name="What if (last 30 days)").click()
+    result = page.get_by_test_id("what-if")
+    expect(result).to_contain_text("With these values")
+    declined = int(page.get_by_test_id("what-if-declined").inner_text())
+    assert declined > int(page.get_by_test_id("actual-declined").inner_text())
+    expect(page.get_by_test_id("what-if-change")).to_contain_text("would have been declined")
+    screenshot(page, "policy-what-if")
+    # A what-if saves nothing: the policy keeps its cap, and the form its typed value.
+    assert Policy.objects.get(slug="starter").daily_cap.amount == 500
+    expect(daily).to_have_value("1.00")
