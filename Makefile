@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 DEMO_ADMIN_PASSWORD ?= agentwallet-demo
 
-.PHONY: run test install install-dev lint bench bench-portal clean
+.PHONY: run test install install-dev lint bench bench-portal bench-reconcile clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,9 +44,13 @@ bench: install-dev
 	$(BIN)/python bench/approvals.py
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/portal.py
+	$(BIN)/python bench/reconcile.py
 
 bench-portal: install-dev    # the portal's pages on 1,000,000 entries (the data set is kept)
 	$(BIN)/python bench/portal.py
+
+bench-reconcile: install-dev    # exports, runaway sweep, what-if, sprint report (portal.py's data)
+	$(BIN)/python bench/reconcile.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

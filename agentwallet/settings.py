@@ -206,6 +206,8 @@ AGENTWALLET_HOLD_EXPIRY_DAYS = env.int("AGENTWALLET_HOLD_EXPIRY_DAYS", default=7
 # Runaways (ledger.services.runaway): the last hour's spend of an agent or a trace is a
 # runaway when it is at least FLOOR (in its cap currency, so a quiet agent's first dollar
 # is no alarm) and at least FACTOR times its usual busy hour of the last 7 days.
+# Where people reach the portal: links in Slack messages (sprint reports).
+AGENTWALLET_PORTAL_URL = env.str("AGENTWALLET_PORTAL_URL", default="http://127.0.0.1:8000")
 AGENTWALLET_RUNAWAY_FLOOR = Decimal(env.str("AGENTWALLET_RUNAWAY_FLOOR", default="50.00"))
 AGENTWALLET_RUNAWAY_FACTOR = Decimal(env.str("AGENTWALLET_RUNAWAY_FACTOR", default="10"))
 
@@ -317,6 +319,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-stale-approvals": {"task": "approvals.tasks.expire_approvals_task", "schedule": 5 * 60},
     "advance-spend-rollups": {"task": "ledger.tasks.advance_spend_rollups_task", "schedule": 60},
     "sweep-runaways": {"task": "ledger.tasks.sweep_runaways_task", "schedule": 60},
+    "sprint-reports-due": {"task": "ledger.tasks.sprint_reports_due_task", "schedule": 15 * 60},
     "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
     # After a policy's time-zone change (queued by the change itself; this sweeps up).
     "recut-month-counters": {"task": "ledger.tasks.recut_month_counters_task", "schedule": 60},

@@ -120,19 +120,19 @@ def _send(message: OutboxMessage) -> str:
             channel=message.channel, user=payload["user"], text=payload["text"]
         )
         return str(response.get("message_ts", ""))
-    if message.kind == OutboxKind.RUNAWAY:
-        response = client.chat_postMessage(
-            channel=message.channel,
-            text=blocks.runaway_text(payload),
-            blocks=blocks.runaway_blocks(payload),
-        )
-        return str(response["ts"])
+    text_of, blocks_of = POSTED[message.kind]
     response = client.chat_postMessage(
-        channel=message.channel,
-        text=blocks.warning_text(payload),
-        blocks=blocks.warning_blocks(payload),
+        channel=message.channel, text=text_of(payload), blocks=blocks_of(payload)
     )
     return str(response["ts"])
+
+
+# The kinds that post one message of their own: its text and its blocks.
+POSTED = {
+    OutboxKind.WARNING: (blocks.warning_text, blocks.warning_blocks),
+    OutboxKind.RUNAWAY: (blocks.runaway_text, blocks.runaway_blocks),
+    OutboxKind.SPRINT_REPORT: (blocks.sprint_report_text, blocks.sprint_report_blocks),
+}
 
 
 def outbox_due(*, now: datetime | None = None, limit: int = 200) -> list[int]:

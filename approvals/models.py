@@ -160,6 +160,7 @@ class OutboxKind(models.TextChoices):
     EPHEMERAL = "ephemeral", "Ephemeral reply"
     WARNING = "warning", "Early warning"
     RUNAWAY = "runaway", "Runaway spend"
+    SPRINT_REPORT = "sprint_report", "Sprint report"
 
 
 class OutboxStatus(models.TextChoices):

@@ -7,7 +7,14 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from ledger.fx import fx_warning
-from ledger.models import Authorization, FxSnapshot, LedgerEntry, Runaway
+from ledger.models import (
+    Authorization,
+    FxSnapshot,
+    LedgerEntry,
+    Runaway,
+    SprintCalendar,
+    SprintReport,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -96,3 +103,25 @@ class RunawayAdmin(ReadOnlyAdmin):
     list_filter = ["subject", "currency"]
     search_fields = ["subject_key", "trace_id"]
     date_hierarchy = "detected_at"
+
+
+@admin.register(SprintCalendar)
+class SprintCalendarAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The organisation's sprints (one row): their first day, length and time zone."""
+
+    list_display = ["first_day", "length_days", "time_zone"]
+    fields = ["first_day", "length_days", "time_zone"]  # not the one row's id
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not SprintCalendar.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SprintReport)
+class SprintReportAdmin(ReadOnlyAdmin):
+    """Built by beat, the portal and `manage.py sprint_report` (ledger.services.reports)."""
+
+    list_display = ["first_day", "starts_at", "ends_at", "built_at"]
+    date_hierarchy = "first_day"

@@ -80,15 +80,18 @@ def ledger_csv(entries: QuerySet[LedgerEntry]) -> Iterator[bytes]:
     return _written(named)
 
 
+def _pg_text(column: str) -> str:
+    """A column of the named query as text the way the export writes it: timestamps in
+    ISO 8601 UTC, and empty as NULL (COPY quotes an empty string, Python's csv does not:
+    both write nothing; JSON lines, null)."""
+    if column in TIMESTAMPS:
+        return f"to_char(q.c_{column} AT TIME ZONE 'UTC', '{PG_ISO_UTC}')"
+    return f"NULLIF(q.c_{column}::text, '')"
+
+
 def _copied(named: QuerySet) -> Iterator[bytes]:
     sql, params = named.query.sql_with_params()
-    columns = ", ".join(
-        f"to_char(q.c_{column} AT TIME ZONE 'UTC', '{PG_ISO_UTC}') AS {column}"
-        if column in TIMESTAMPS
-        # COPY quotes an empty string (""), Python's csv does not: write both as nothing.
-        else f"NULLIF(q.c_{column}::text, '') AS {column}"
-        for column in CSV_COLUMNS
-    )
+    columns = ", ".join(f"{_pg_text(column)} AS {column}" for column in CSV_COLUMNS)
     # Our constant column list around Django's compiled SQL; the filter's values stay
     # parameters (psycopg binds them client-side, as COPY takes none).
     statement = f"COPY (SELECT {columns} FROM ({sql}) AS q) TO STDOUT WITH (FORMAT csv, HEADER)"  # noqa: S608
@@ -157,12 +160,7 @@ def ledger_jsonl(entries: QuerySet[LedgerEntry]) -> Iterator[bytes]:
 
 def _jsonl_streamed(named: QuerySet) -> Iterator[bytes]:
     sql, params = named.query.sql_with_params()
-    pairs = ", ".join(
-        f"'{column}', to_char(q.c_{column} AT TIME ZONE 'UTC', '{PG_ISO_UTC}')"
-        if column in TIMESTAMPS
-        else f"'{column}', NULLIF(q.c_{column}::text, '')"
-        for column in CSV_COLUMNS
-    )
+    pairs = ", ".join(f"'{column}', {_pg_text(column)}" for column in CSV_COLUMNS)
     # Our constant column list around Django's compiled SQL, as for COPY above.
     statement = f"SELECT json_build_object({pairs})::text FROM ({sql}) AS q"  # noqa: S608
     connection.ensure_connection()

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from djmoney.models.fields import MoneyField
 
 from agentwallet.lib.money import from_cents
+from agentwallet.lib.timewindows import is_valid_time_zone
 from policies.rules import RULE_ORDER
 
 
@@ -601,3 +604,52 @@ class Runaway(models.Model):
     @property
     def baseline(self) -> Decimal:
         return from_cents(self.baseline_cents)
+
+
+class SprintCalendar(models.Model):
+    """The organisation's sprints: `length_days` long, back to back from `first_day`
+    (midnight in `time_zone`). One row (ledger.services.reports.sprint_calendar)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    first_day = models.DateField(default=date(2026, 1, 5))  # a Monday
+    length_days = models.PositiveSmallIntegerField(default=14)
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="ledger_sprintcalendar_one_row"),
+            models.CheckConstraint(
+                condition=Q(length_days__gte=1, length_days__lte=92),
+                name="ledger_sprintcalendar_length_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.length_days}-day sprints from {self.first_day} ({self.time_zone})"
+
+    def clean(self) -> None:
+        if not is_valid_time_zone(self.time_zone):
+            raise ValidationError({"time_zone": f"Unknown time zone {self.time_zone!r}."})
+
+
+class SprintReport(models.Model):
+    """One sprint's spend and what happened around it, built from the ledger (again, and
+    in place, whenever it is rebuilt): ledger.services.reports."""
+
+    first_day = models.DateField(unique=True)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    built_at = models.DateTimeField()
+    # Money as strings, per cap currency (the report's figures; docs/api.md).
+    figures = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-first_day"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="ledger_sprintreport_ends_after"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Sprint of {self.first_day}"

@@ -10,6 +10,8 @@ urlpatterns = [
     path("dashboard/<slug:panel>/", views.dashboard_panel, name="portal-dashboard-panel"),
     path("audit/", views.audit, name="portal-audit"),
     path("reports/", views.reports, name="portal-reports"),
+    path("reports/<int:report_id>/", views.report_detail, name="portal-report"),
+    path("reports/<int:report_id>/report.csv", views.report_csv, name="portal-report-csv"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

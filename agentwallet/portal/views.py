@@ -3,9 +3,15 @@ template on a normal request and only the fragment that changes on an HTMX reque
 
 from __future__ import annotations
 
+import csv
+from datetime import date
+from decimal import Decimal
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from agentwallet.portal.filters import AuditEventFilter
@@ -18,6 +24,8 @@ from agentwallet.portal.selectors import (
     keyset_page,
     portal_scope_required,
 )
+from ledger.models import SprintReport
+from ledger.services import reports as reports_service
 
 
 @login_required
@@ -67,7 +75,76 @@ def audit(request) -> HttpResponse:
 
 @login_required
 def reports(request) -> HttpResponse:
-    """The sprint reports' place in the navigation; the reports themselves come with
-    the reconcile work (exports, sprint reports), which this page will list."""
-    portal_scope_required(user=request.user)
-    return render(request, "portal/reports.html")
+    """The sprint reports, newest first; Finance builds one on demand (POST: the current
+    sprint so far, or again the sprint of `first_day`). They cover the whole
+    organisation, so a lead, whose scope is narrower, sees none."""
+    scope = portal_scope_required(user=request.user)
+    calendar = reports_service.sprint_calendar()
+    if request.method == "POST":
+        if not request.user.has_perm("ledger.add_sprintreport") or not scope.everything:
+            raise PermissionDenied("Building a sprint report needs the Finance role.")
+        first_day = reports_service.sprint_current_first_day(calendar, timezone.now())
+        asked = request.POST.get("first_day", "")
+        if asked:
+            try:
+                first_day = reports_service.sprint_first_day(calendar, date.fromisoformat(asked))
+            except ValueError:
+                return render(
+                    request,
+                    "portal/reports.html",
+                    _reports_context(scope, calendar, error=f"{asked!r} is not a date."),
+                    status=400,
+                )
+        report = reports_service.sprint_report_build(first_day=first_day)
+        messages.success(request, f"Built the report of the sprint of {report.first_day}.")
+        return redirect("portal-report", report_id=report.pk)
+    return render(request, "portal/reports.html", _reports_context(scope, calendar))
+
+
+def _reports_context(scope, calendar, *, error: str = "") -> dict:
+    return {
+        "reports": list(SprintReport.objects.all()[:52]) if scope.everything else [],
+        "scope": scope,
+        "calendar": calendar,
+        "error": error,
+    }
+
+
+def _report_for(request, report_id: int) -> SprintReport:
+    scope = portal_scope_required(user=request.user)
+    if not scope.everything or not request.user.has_perm("ledger.view_sprintreport"):
+        raise Http404("No such report.")
+    return get_object_or_404(SprintReport, pk=report_id)
+
+
+@login_required
+def report_detail(request, report_id: int) -> HttpResponse:
+    report = _report_for(request, report_id)
+    currencies = []
+    for currency, figures in report.figures.get("currencies", {}).items():
+        top = figures["top_traces"]
+        largest = Decimal(top[0]["spent"]["amount"]) if top else Decimal(0)
+        bars = [
+            {**trace, "width": int(Decimal(trace["spent"]["amount"]) * 100 / largest)}
+            for trace in top
+            if largest > 0
+        ]
+        currencies.append({"currency": currency, **figures, "bars": bars})
+    context = {"report": report, "currencies": currencies, "figures": report.figures}
+    return render(request, "portal/report_detail.html", context)
+
+
+@login_required
+def report_csv(request, report_id: int) -> HttpResponse:
+    """The report's spend by trace and vendor, one row per (currency, trace, vendor)."""
+    report = _report_for(request, report_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="sprint-{report.first_day.isoformat()}.csv"'
+    )
+    writer = csv.writer(response, lineterminator="\n")
+    writer.writerow(["cap_currency", "trace_id", "vendor", "spent"])
+    for currency, figures in report.figures.get("currencies", {}).items():
+        for row in figures["by_trace_vendor"]:
+            writer.writerow([currency, row["trace_id"], row["vendor"], row["spent"]["amount"]])
+    return response

@@ -15,6 +15,9 @@ ADMIN_PAGES = [
     "/admin/policies/policy/",
     "/admin/policies/vendor/",
     "/admin/ledger/ledgerentry/",
+    "/admin/ledger/runaway/",
+    "/admin/ledger/sprintreport/",
+    "/admin/ledger/sprintcalendar/",
 ]
 
 
@@ -61,3 +64,22 @@ def test_ledger_and_card_events_are_read_only_in_admin(alice, admin_client):
     page = admin_client.get(f"/admin/cards/cardevent/{event.pk}/change/").content.decode()
     assert 'name="_save"' not in page
     assert admin_client.get("/admin/ledger/ledgerentry/add/").status_code == 403
+
+
+def test_the_sprint_calendar_is_one_row_that_refuses_an_unknown_time_zone(admin_client, db):
+    from ledger.services.reports import sprint_calendar
+
+    calendar = sprint_calendar()
+    url = f"/admin/ledger/sprintcalendar/{calendar.pk}/change/"
+    refused = admin_client.post(
+        url, {"first_day": "2026-01-05", "length_days": "14", "time_zone": "Mars/Olympus"}
+    )
+    assert refused.status_code == 200
+    assert "Unknown time zone" in refused.content.decode()
+    saved = admin_client.post(
+        url, {"first_day": "2026-01-12", "length_days": "7", "time_zone": "Europe/Paris"}
+    )
+    assert saved.status_code == 302
+    calendar.refresh_from_db()
+    assert (calendar.length_days, calendar.time_zone) == (7, "Europe/Paris")
+    assert admin_client.get("/admin/ledger/sprintcalendar/add/").status_code == 403

@@ -219,3 +219,50 @@ def runaway_text(payload: dict[str, Any]) -> str:
         else ", ".join(payload["agents"])
     )
     return f"Runaway: {subject} spent {money(payload['rate'])} in the last hour"
+
+
+def sprint_report_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sprint's summary: spend per currency, its concentration and top traces, what no
+    trace claimed, declines, approvals and runaways, and the link to the report."""
+    lines = []
+    for figures in payload["currencies"].values():
+        concentration = figures["concentration"]
+        tops = ", ".join(
+            f"`{trace['trace_id']}` {money(trace['spent'])}" for trace in figures["top_traces"]
+        )
+        lines.append(
+            f"*{money(figures['spent'])}* spent; {concentration['share_percent']}% of it by the "
+            f"top {concentration['top_traces']} trace(s); {money(figures['unattributed'])} on no "
+            f"trace. Top: {tops or 'none'}"
+        )
+    approvals = payload["approvals"]
+    context = (
+        f"{payload['declines']} declines · {approvals['asked']} approvals asked, "
+        f"{approvals['granted']} granted · {payload['runaways']} runaways"
+    )
+    return [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"📊 *Sprint {payload['first_day']} to {payload['last_day']}*\n"
+                + ("\n".join(lines) or "No spend."),
+            },
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "open_report",
+                    "text": {"type": "plain_text", "text": "Open the report"},
+                    "url": payload["url"],
+                }
+            ],
+        },
+    ]
+
+
+def sprint_report_text(payload: dict[str, Any]) -> str:
+    return f"Sprint report {payload['first_day']} to {payload['last_day']}: {payload['url']}"

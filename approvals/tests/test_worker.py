@@ -9,16 +9,22 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.db import connection
+from django.utils import timezone
 
 from agentwallet.celery import app as celery_app
 from approvals.models import ApprovalRequest, OutboxMessage
 from approvals.tests.conftest import SIGNING_SECRET
 from approvals.tests.fake_slack import TOKEN
 from conftest import card_for
+from ledger.models import SprintCalendar, SprintReport
+from ledger.tasks import build_sprint_report_task
 from wallets.models import Principal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,3 +231,22 @@ def test_redis_down_during_a_burst_of_declines(
     assert sorted(posted) == sorted(str(d["approval_id"]) for d in decisions)  # once each
     assert not OutboxMessage.objects.filter(status="pending").exists()
     print(f"\n{len(agents)} declines decided in {elapsed * 1000:.0f} ms with Redis down")
+
+
+def test_a_sprint_report_through_a_real_worker(worker, alice, network, fake_slack):
+    """The portal's on-demand build as the worker runs it: the report stored, and the
+    Slack summary delivered by the worker's outbox task."""
+    first = timezone.now().date() - timedelta(days=30)  # a sprint that has ended
+    SprintCalendar.objects.update_or_create(pk=1, defaults={"first_day": first})
+    with time_machine.travel(datetime.combine(first, clock_time(12), tzinfo=UTC), tick=False):
+        assert network.authorize(card_for(alice, "aws"), "4.00").json()["decision"] == "approved"
+    build_sprint_report_task.delay(first.isoformat())
+    wait_until(lambda: SprintReport.objects.filter(first_day=first).exists())
+    report = SprintReport.objects.get(first_day=first)
+    assert report.figures["currencies"]["USD"]["spent"]["amount"] == "4.00"
+    wait_until(
+        lambda: any(
+            call.body["text"].startswith("Sprint report")
+            for call in fake_slack.successful("chat.postMessage")
+        )
+    )

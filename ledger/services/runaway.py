@@ -88,26 +88,18 @@ def _baselines(rates: list[_Rate], until: datetime) -> dict[tuple, int]:
     earlier = LedgerEntry.objects.filter(
         created_at__gte=until - timedelta(days=BASELINE_DAYS), created_at__lte=until
     ).annotate(hour=TruncHour("created_at"))
-    agents = {rate.key for rate in rates if rate.subject == RunawaySubject.AGENT}
-    traces = {rate.key for rate in rates if rate.subject == RunawaySubject.TRACE}
-    if agents:
-        for agent_id, currency, _, cents in (
-            earlier.filter(agent_id__in=agents)
-            .values_list("agent_id", "cap_amount_currency", "hour")
+    for subject, field in ((RunawaySubject.AGENT, "agent_id"), (RunawaySubject.TRACE, "trace_id")):
+        keys = {rate.key for rate in rates if rate.subject == subject}
+        if not keys:
+            continue
+        for key, currency, _, cents in (
+            earlier.filter(**{f"{field}__in": keys})
+            .values_list(field, "cap_amount_currency", "hour")
             .annotate(cents=Sum("cap_cents"))
             .order_by()
         ):
             if cents > 0:
-                hours[(RunawaySubject.AGENT, agent_id, currency)].append(int(cents))
-    if traces:
-        for trace_id, currency, _, cents in (
-            earlier.filter(trace_id__in=traces)
-            .values_list("trace_id", "cap_amount_currency", "hour")
-            .annotate(cents=Sum("cap_cents"))
-            .order_by()
-        ):
-            if cents > 0:
-                hours[(RunawaySubject.TRACE, trace_id, currency)].append(int(cents))
+                hours[(subject, key, currency)].append(int(cents))
     return {key: median_high(values) for key, values in hours.items()}
 
 

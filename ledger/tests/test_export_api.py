@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import random
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -351,3 +352,44 @@ def test_the_sql_view_is_read_only(spent, requires_postgres):
         with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statement)
     assert LedgerEntry.objects.count() == spent.count()
+
+
+def _copies(template: LedgerEntry, count: int, offset: int) -> None:
+    """`count` more entries like `template`, a second apart (written as COPY would)."""
+    fields = [
+        field.attname
+        for field in LedgerEntry._meta.concrete_fields
+        if field.attname not in ("id", "network_txn_id")
+    ]
+    copies = []
+    for n in range(offset, offset + count):
+        copy = LedgerEntry(**{name: getattr(template, name) for name in fields})
+        copy.created_at = copy.effective_at = template.created_at + timedelta(seconds=n + 1)
+        copies.append(copy)
+    LedgerEntry.objects.bulk_create(copies, batch_size=5000)
+
+
+def _export_peak(client, export_format: str) -> tuple[int, int]:
+    """The body's size, and the most Python held at once while it streamed."""
+    response = client.get("/api/ledger/export", {"format": export_format})
+    tracemalloc.start()
+    try:
+        size = sum(len(block) for block in response.streaming_content)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return size, peak
+
+
+@pytest.mark.parametrize("export_format", ["csv", "jsonl"])
+def test_the_export_streams_in_constant_memory(alice, network, staff_client, export_format):
+    """Five times the entries, five times the body, and no more memory held at once: the
+    export streams blocks (bench/reconcile.py does a million)."""
+    body = network.authorize(card_for(alice, "openai"), "1.00").json()
+    template = LedgerEntry.objects.get(authorization__network_id=body["id"])
+    _copies(template, 5_000, 0)
+    small, small_peak = _export_peak(staff_client, export_format)
+    _copies(template, 20_000, 5_000)
+    large, large_peak = _export_peak(staff_client, export_format)
+    assert large > 4.5 * small
+    assert large_peak < 1.25 * small_peak + 256 * 1024, (small_peak, large_peak)

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
 from agentwallet.demo import (
     DAYS,
@@ -29,6 +30,11 @@ from cards.models import Card, CardStatus
 from ledger.fx import fx_rates_load
 from ledger.models import Authorization, FxSnapshot
 from ledger.selectors import trace_detail_for_actor
+from ledger.services.reports import (
+    sprint_calendar,
+    sprint_current_first_day,
+    sprint_report_build,
+)
 from ledger.services.rollups import spend_rollups_advance
 from policies.models import Policy, Vendor
 from policies.services import policy_create, policy_update
@@ -168,6 +174,13 @@ class Command(BaseCommand):
             self._portal_users(options["admin_password"])
         # What beat does every minute (`make run` runs no beat); nothing writes meanwhile.
         spend_rollups_advance(grace=timedelta(0))
+        # The current sprint's report so far, and the last one's (what beat builds when a
+        # sprint ends), so that /reports/ shows the demo's spend.
+        calendar = sprint_calendar()
+        current = sprint_current_first_day(calendar, timezone.now())
+        for first_day in (current - timedelta(days=calendar.length_days), current):
+            if first_day >= calendar.first_day:
+                sprint_report_build(first_day=first_day)
         self.stdout.write(self.style.SUCCESS("demo data loaded"))
 
     def _portal_users(self, password: str) -> None:
