@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -653,3 +653,8 @@ class SprintReport(models.Model):
 
     def __str__(self) -> str:
         return f"Sprint of {self.first_day}"
+
+    @property
+    def last_day(self) -> date:
+        """The sprint's last local day (`ends_at` is the midnight after it)."""
+        return self.first_day + timedelta(days=(self.ends_at - self.starts_at).days - 1)

@@ -208,9 +208,7 @@ def sprint_report_summary(report: SprintReport) -> dict[str, Any]:
     base = settings.AGENTWALLET_PORTAL_URL.rstrip("/")
     return {
         "first_day": report.first_day.isoformat(),
-        "last_day": (
-            report.first_day + timedelta(days=(report.ends_at - report.starts_at).days - 1)
-        ).isoformat(),
+        "last_day": report.last_day.isoformat(),
         "url": f"{base}/reports/{report.pk}/",
         "currencies": {
             currency: {

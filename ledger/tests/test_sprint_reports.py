@@ -139,7 +139,7 @@ def test_the_portal_lists_shows_and_downloads_a_report(sprint):
     report = sprint_report_build(first_day=FIRST, now=AFTER)
     finance = signed_in(user_with("Finance"))
     listing = finance.get("/reports/").content.decode()
-    assert f'href="/reports/{report.pk}/"' in listing
+    assert f'href="/reports/{report.pk}/">2026-11-02 to 2026-11-15</a>' in listing
     page = finance.get(f"/reports/{report.pk}/").content.decode()
     assert 'data-testid="spent-USD">33.00' in page
     assert 'data-testid="concentration-USD">54.5%' in page
