@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
 
 from celery import shared_task
 from django.utils import timezone
 
 from ledger.fx import fx_rates_age, fx_rates_load
 from ledger.services import counters_prune, holds_expire, month_counters_recut_pending
-from ledger.services.reports import sprint_report_build, sprint_reports_due
+from ledger.services.reports import sprint_reports_due
 from ledger.services.rollups import spend_rollups_advance
 from ledger.services.runaway import runaways_sweep
 
@@ -48,12 +47,6 @@ def sprint_reports_due_task() -> int | None:
     """Build the last sprint's report once it has ended (and tell Slack); its id."""
     report = sprint_reports_due()
     return report.pk if report else None
-
-
-@shared_task(acks_late=True)
-def build_sprint_report_task(first_day: str) -> int:
-    """Build (again) one sprint's report, on demand (the portal's button)."""
-    return sprint_report_build(first_day=date.fromisoformat(first_day)).pk
 
 
 @shared_task(acks_late=True)

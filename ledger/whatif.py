@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Q, Sum
 
-from agentwallet.lib.money import from_cents, to_cents
+from agentwallet.lib.money import cents_json, to_cents
 from ledger.models import Authorization, Decision, EntryKind, LedgerEntry
 from policies import rules
 from policies.models import Policy
@@ -41,6 +41,9 @@ NOT_CAPS = {
     rules.MERCHANT_NOT_ALLOWED,
     rules.CURRENCY_NOT_SUPPORTED,
 }
+# The period replayed when none is given, and the longest one may ask for.
+WHAT_IF_DAYS = 30
+WHAT_IF_MAX_DAYS = 92
 # A decision's widest look back: the rolling day, or the calendar month.
 LOOK_BACK = timedelta(days=32)
 # What the replay reads of an authorization (and of its agent and card).
@@ -126,10 +129,7 @@ class Outcome:
     def as_json(self, currency: str, *, detail: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "declined": self.declined,
-            "declined_amount": {
-                "amount": str(from_cents(self.declined_cents)),
-                "currency": currency,
-            },
+            "declined_amount": cents_json(self.declined_cents, currency),
             "by_reason": dict(sorted(self.by_reason.items())),
         }
         if detail:
@@ -138,7 +138,7 @@ class Outcome:
                     {
                         "trace_id" if name == "traces" else "agent": key,
                         "declined": count,
-                        "declined_amount": {"amount": str(from_cents(cents)), "currency": currency},
+                        "declined_amount": cents_json(cents, currency),
                     }
                     for key, (count, cents) in sorted(
                         groups.items(), key=lambda item: (-item[1][1], item[0])

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from agentwallet.api.fields import validate_input
 from agentwallet.api.schema import STAFF_ONLY
-from ledger.whatif import policy_what_if
+from ledger.whatif import WHAT_IF_DAYS, WHAT_IF_MAX_DAYS, policy_what_if
 from policies import selectors, services
 from policies.serializers import (
     PolicyCreateInputSerializer,
@@ -92,10 +92,6 @@ class PolicyDetailApi(APIView):
         )
         services.policy_update(policy=policy, changes=changes, actor=actor_from_request(request))
         return Response(PolicyOutputSerializer(selectors.policy_get_by_slug(slug=slug)).data)
-
-
-WHAT_IF_DAYS = 30
-WHAT_IF_MAX_DAYS = 92
 
 
 class PolicyWhatIfApi(APIView):

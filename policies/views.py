@@ -518,9 +518,6 @@ def policy_detail(request, slug: str) -> HttpResponse:
     )
 
 
-WHAT_IF_DAYS = 30
-
-
 @login_required
 @require_POST
 def policy_what_if(request, slug: str) -> HttpResponse:
@@ -531,13 +528,13 @@ def policy_what_if(request, slug: str) -> HttpResponse:
     policy = selectors.policy_get_by_slug(slug=slug)
     form = PolicyForm.posted(policy, request.POST)
     changes = form.changes()
-    context: dict[str, Any] = {"policy": policy, "form": form, "days": WHAT_IF_DAYS}
+    context: dict[str, Any] = {"policy": policy, "form": form, "days": whatif.WHAT_IF_DAYS}
     if changes is not None:
         until = timezone.now()
         context["result"] = whatif.policy_what_if(
             policy=policy,
             changes=changes,
-            since=until - timedelta(days=WHAT_IF_DAYS),
+            since=until - timedelta(days=whatif.WHAT_IF_DAYS),
             until=until,
         ).as_json()
     status = 200 if changes is not None or request.htmx else 400

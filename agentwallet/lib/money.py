@@ -75,6 +75,11 @@ def money_json(money: Money | None) -> dict[str, str] | None:
     return {"amount": f"{money.amount.quantize(CENT)}", "currency": str(money.currency)}
 
 
+def cents_json(cents: int, currency: str) -> dict[str, str]:
+    """Integer cents of a currency in DESIGN's money shape."""
+    return {"amount": f"{from_cents(cents)}", "currency": currency}
+
+
 def to_cents(amount: Decimal) -> int:
     """Exact integer cents of an amount already quantized to the cent."""
     cents = amount * 100

@@ -404,7 +404,7 @@ def dashboard_read(*, scope: PortalScope, now: datetime) -> Dashboard:
             ).order_by("-id")[:10]
         ),
         runaways=list(
-            Runaway.objects.filter(detected_at__gte=now - timedelta(days=1), agents__in=visible)
+            scope.limit(Runaway.objects.filter(detected_at__gte=now - timedelta(days=1)), "agents")
             .distinct()
             .prefetch_related("agents")
             .order_by("-detected_at", "-id")[:10]

@@ -24,7 +24,7 @@ from approvals.tests.conftest import SIGNING_SECRET
 from approvals.tests.fake_slack import TOKEN
 from conftest import card_for
 from ledger.models import SprintCalendar, SprintReport
-from ledger.tasks import build_sprint_report_task
+from ledger.tasks import sprint_reports_due_task
 from wallets.models import Principal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,13 +234,14 @@ def test_redis_down_during_a_burst_of_declines(
 
 
 def test_a_sprint_report_through_a_real_worker(worker, alice, network, fake_slack):
-    """The portal's on-demand build as the worker runs it: the report stored, and the
-    Slack summary delivered by the worker's outbox task."""
-    first = timezone.now().date() - timedelta(days=30)  # a sprint that has ended
+    """Beat's report task as the worker runs it: the last ended sprint's report stored,
+    and the Slack summary delivered by the worker's outbox task."""
+    # 14-day sprints from 16 days ago: the one that has ended began then.
+    first = timezone.now().date() - timedelta(days=16)
     SprintCalendar.objects.update_or_create(pk=1, defaults={"first_day": first})
     with time_machine.travel(datetime.combine(first, clock_time(12), tzinfo=UTC), tick=False):
         assert network.authorize(card_for(alice, "aws"), "4.00").json()["decision"] == "approved"
-    build_sprint_report_task.delay(first.isoformat())
+    sprint_reports_due_task.delay()
     wait_until(lambda: SprintReport.objects.filter(first_day=first).exists())
     report = SprintReport.objects.get(first_day=first)
     assert report.figures["currencies"]["USD"]["spent"]["amount"] == "4.00"

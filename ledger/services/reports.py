@@ -17,8 +17,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
+from djmoney.money import Money
 
-from agentwallet.lib.money import from_cents
+from agentwallet.lib.money import cents_json, money_json
 from approvals.models import ApprovalRequest, ApprovalStatus, CapBump, OutboxKind
 from approvals.outbox import outbox_add
 from ledger.models import (
@@ -105,10 +106,6 @@ def sprint_reports_due(*, now: datetime | None = None) -> SprintReport | None:
     return sprint_report_build(first_day=last, now=now)
 
 
-def _money(cents: int, currency: str) -> dict[str, str]:
-    return {"amount": str(from_cents(cents)), "currency": currency}
-
-
 def _figures(starts_at: datetime, until: datetime) -> dict[str, Any]:
     entries = LedgerEntry.objects.filter(effective_at__gte=starts_at, effective_at__lt=until)
     by_trace_vendor: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -119,7 +116,7 @@ def _figures(starts_at: datetime, until: datetime) -> dict[str, Any]:
         .order_by("cap_amount_currency", "-cents", "trace_id", "vendor__slug")
     ):
         by_trace_vendor[currency].append(
-            {"trace_id": trace_id, "vendor": vendor or "", "spent": _money(cents, currency)}
+            {"trace_id": trace_id, "vendor": vendor or "", "spent": cents_json(cents, currency)}
         )
         by_trace[currency][trace_id] += int(cents)
     by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -129,7 +126,7 @@ def _figures(starts_at: datetime, until: datetime) -> dict[str, Any]:
         .order_by("cap_amount_currency", "-cents", "agent__name")
     ):
         by_agent[currency].append(
-            {"agent_id": str(agent_id), "agent": name, "spent": _money(cents, currency)}
+            {"agent_id": str(agent_id), "agent": name, "spent": cents_json(cents, currency)}
         )
     currencies = {}
     for currency in sorted(set(by_trace) | set(by_agent)):
@@ -142,11 +139,11 @@ def _figures(starts_at: datetime, until: datetime) -> dict[str, Any]:
         top_count = math.ceil(len(ranked) * CONCENTRATION_SHARE) if ranked else 0
         top_cents = sum(cents for _, cents in ranked[:top_count])
         currencies[currency] = {
-            "spent": _money(total, currency),
-            "unattributed": _money(traces.get("", 0), currency),
+            "spent": cents_json(total, currency),
+            "unattributed": cents_json(traces.get("", 0), currency),
             "traces": len(ranked),
             "top_traces": [
-                {"trace_id": trace, "spent": _money(cents, currency)}
+                {"trace_id": trace, "spent": cents_json(cents, currency)}
                 for trace, cents in ranked[:TOP_TRACES]
             ],
             # The share of the spend from the top 5% of traces (at least one).
@@ -178,8 +175,8 @@ def _figures(starts_at: datetime, until: datetime) -> dict[str, Any]:
             "subject": runaway.subject,
             "subject_key": runaway.subject_key,
             "trace_id": runaway.trace_id,
-            "rate": _money(runaway.rate_cents, runaway.currency),
-            "baseline": _money(runaway.baseline_cents, runaway.currency),
+            "rate": cents_json(runaway.rate_cents, runaway.currency),
+            "baseline": cents_json(runaway.baseline_cents, runaway.currency),
             "detected_at": runaway.detected_at.isoformat(),
             "frozen": runaway.frozen,
         }
@@ -194,8 +191,7 @@ def _figures(starts_at: datetime, until: datetime) -> dict[str, Any]:
             "asked": asked.count(),
             "granted": asked.filter(status=ApprovalStatus.APPROVED).count(),
             "bumped": [
-                {"amount": str(amount), "currency": currency}
-                for currency, amount in sorted(bumped.items())
+                money_json(Money(amount, currency)) for currency, amount in sorted(bumped.items())
             ],
         },
         "runaways": runaways,

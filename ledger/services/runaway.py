@@ -22,7 +22,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from agentwallet.lib.money import from_cents, to_cents
+from agentwallet.lib.money import cents_json, from_cents, to_cents
 from agentwallet.lib.timewindows import HOUR, floor_to
 from approvals.models import OutboxKind
 from approvals.outbox import outbox_add
@@ -190,13 +190,12 @@ def runaway_payload(
 ) -> dict[str, object]:
     """What the Slack message says (approvals.slack.blocks.runaway_blocks); agents whose
     policy freezes but had no active card left are `already_frozen`."""
-    money = {"currency": runaway.currency}
     return {
         "subject": runaway.subject,
         "trace_id": runaway.trace_id,
         "agents": [agent.name for agent in agents],
-        "rate": {**money, "amount": str(from_cents(runaway.rate_cents))},
-        "baseline": {**money, "amount": str(from_cents(runaway.baseline_cents))},
+        "rate": cents_json(runaway.rate_cents, runaway.currency),
+        "baseline": cents_json(runaway.baseline_cents, runaway.currency),
         "cards": runaway.cards,
         "frozen": runaway.frozen,
         "already_frozen": already_frozen,
