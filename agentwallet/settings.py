@@ -227,6 +227,20 @@ AGENTWALLET_TRACE_TTL_SECONDS = env.int("AGENTWALLET_TRACE_TTL_SECONDS", default
 # (Stripe) or 3 s (Marqeta) and then applies its own default. A database that is down,
 # hangs or holds a lock longer gives a decline `system_unavailable` instead.
 AGENTWALLET_DECISION_DEADLINE_MS = env.int("AGENTWALLET_DECISION_DEADLINE_MS", default=1500)
+# x402: the networks (CAIP-2) an agent's USDC wallet pays on. Base in production; the
+# embedded default (DEBUG) pays on Base Sepolia, whose USDC is test money.
+AGENTWALLET_X402_NETWORKS = env.list(
+    "AGENTWALLET_X402_NETWORKS", default=["eip155:84532"] if DEBUG else ["eip155:8453"]
+)
+# A signed payment can be settled by whoever holds it until its valid-before: never
+# longer than this, whatever the server asks.
+AGENTWALLET_X402_MAX_VALIDITY_SECONDS = env.int(
+    "AGENTWALLET_X402_MAX_VALIDITY_SECONDS", default=300
+)
+# How long after its valid-before an unsettled payment is released (reports come late).
+AGENTWALLET_X402_RELEASE_MARGIN_SECONDS = env.int(
+    "AGENTWALLET_X402_RELEASE_MARGIN_SECONDS", default=120
+)
 
 # --- Slack ----------------------------------------------------------------------
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
@@ -315,6 +329,10 @@ LOGGING = {
 # Periodic work (synced into django-celery-beat's tables by `celery beat`).
 CELERY_BEAT_SCHEDULE = {
     "expire-uncaptured-holds": {"task": "ledger.tasks.expire_holds_task", "schedule": 15 * 60},
+    "release-lapsed-x402-payments": {
+        "task": "wallets.tasks.release_lapsed_x402_payments_task",
+        "schedule": 60,
+    },
     "deliver-due-outbox": {"task": "approvals.outbox.sweep_outbox_task", "schedule": 30},
     "expire-stale-approvals": {"task": "approvals.tasks.expire_approvals_task", "schedule": 5 * 60},
     "advance-spend-rollups": {"task": "ledger.tasks.advance_spend_rollups_task", "schedule": 60},

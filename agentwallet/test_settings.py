@@ -6,6 +6,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdefghij")
 os.environ.setdefault("AGENTWALLET_NETWORK_SECRET", "test-network-secret")
+# Tests pay on Base Sepolia only (test money), as the demo does.
+os.environ.setdefault("AGENTWALLET_X402_NETWORKS", "eip155:84532")
 
 from agentwallet.settings import *  # noqa: F403
 

@@ -26,6 +26,7 @@ from cards.models import Card, CardEvent, CardEventKind, CardStatus
 from policies.models import Vendor
 from wallets.actors import Actor
 from wallets.models import Agent
+from wallets.x402.keys import wallet_status_set
 
 DEFAULT_EPHEMERAL_LIFETIME = timedelta(days=7)
 
@@ -289,6 +290,7 @@ def _agent_cards_set(
         .order_by("pk")
     )
     changed = [_set_status(card, status, kind, actor, reason, audit=False) for card in cards]
+    wallet_status_set(agent=agent, frozen=status == CardStatus.FROZEN)
     audit_record(
         actor=actor.label,
         action=action,

@@ -46,6 +46,8 @@ class Vendor(models.Model):
         "none verified, lock each card to the merchant id of its first approved charge.",
     )
     currencies = models.JSONField(default=list, blank=True)
+    # The addresses it is paid at over x402 (checksummed): names the vendor of a payment.
+    x402_pay_to = models.JSONField(default=list, blank=True)
     is_curated = models.BooleanField(default=False, help_text="Shipped with the product.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -102,6 +104,8 @@ class Policy(models.Model):
     x402_per_call_cap = MoneyField(
         max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
     )
+    # When not empty, x402 pays only these addresses (checksummed); empty: any payee.
+    x402_payees = models.JSONField(default=list, blank=True)
     time_zone = models.CharField(max_length=64, default="UTC")
     # Early warnings: percent of any cap at which Slack hears once per cap and window.
     warning_thresholds = models.JSONField(default=default_warning_thresholds, blank=True)

@@ -27,6 +27,12 @@ DAILY_CAP_EXCEEDED = "daily_cap_exceeded"
 MONTHLY_CAP_EXCEEDED = "monthly_cap_exceeded"
 TRACE_CAP_EXCEEDED = "trace_cap_exceeded"
 
+# x402 payments' own (the rest are shared with cards).
+WALLET_FROZEN = "wallet_frozen"
+X402_NOT_ALLOWED = "x402_not_allowed"
+X402_PAYEE_NOT_ALLOWED = "x402_payee_not_allowed"
+X402_PER_CALL_CAP_EXCEEDED = "x402_per_call_cap_exceeded"
+
 RULE_ORDER = (
     CARD_NOT_FOUND,
     CARD_CLOSED,
@@ -43,6 +49,20 @@ RULE_ORDER = (
     MONTHLY_CAP_EXCEEDED,
     TRACE_CAP_EXCEEDED,
 )
+# An x402 payment's rules, in the card's order: who may pay, whom (the payee is its
+# merchant lock), the per-call cap (its per-authorization cap), then the same caps.
+X402_RULE_ORDER = (
+    AGENT_SUSPENDED,
+    WALLET_FROZEN,
+    X402_NOT_ALLOWED,
+    X402_PAYEE_NOT_ALLOWED,
+    CURRENCY_NOT_SUPPORTED,
+    X402_PER_CALL_CAP_EXCEEDED,
+    CARD_CAP_EXCEEDED,  # the vendor's monthly cap, when the payee is a known vendor's
+    DAILY_CAP_EXCEEDED,
+    MONTHLY_CAP_EXCEEDED,
+    TRACE_CAP_EXCEEDED,
+)
 
 # Cap scopes named in declines (and in approval requests).
 SCOPE_PER_AUTHORIZATION = "per_authorization"
@@ -52,6 +72,7 @@ SCOPE_VENDOR = "vendor"
 SCOPE_DAILY = "daily"
 SCOPE_MONTHLY = "monthly"
 SCOPE_TRACE = "trace"
+SCOPE_PER_CALL = "x402_per_call"
 
 
 # The merchant locks a merchant_not_allowed decline names, checked in this order.
@@ -228,6 +249,52 @@ def decide(
         )
     if not limits.card.admits(cents):
         return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_CARD, limits.card)
+    if not limits.vendor.admits(cents):
+        return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_VENDOR, limits.vendor)
+    if not limits.daily.admits(cents):
+        return _cap_decline(DAILY_CAP_EXCEEDED, SCOPE_DAILY, limits.daily)
+    if not limits.monthly.admits(cents):
+        return _cap_decline(MONTHLY_CAP_EXCEEDED, SCOPE_MONTHLY, limits.monthly)
+    if not limits.trace.admits(cents):
+        return _cap_decline(TRACE_CAP_EXCEEDED, SCOPE_TRACE, limits.trace)
+    return APPROVED
+
+
+@dataclass(frozen=True)
+class X402Facts:
+    """What the rules need about one x402 payment and the agent paying it."""
+
+    agent_status: str
+    wallet_status: str
+    x402_allowed: bool
+    per_call_cap_cents: int | None
+    payees: tuple[str, ...]  # the policy's allowlist (lower case); empty: any payee
+    pay_to: str
+    cap_cents: int | None  # the payment in cap-currency cents; None: no FX rate
+
+
+def decide_x402(*, payment: X402Facts, limits: Limits) -> RuleDecision:
+    """Apply the x402 rules in order (X402_RULE_ORDER); the first that fails declines."""
+    if payment.agent_status != "active":
+        return RuleDecision(approved=False, reason=AGENT_SUSPENDED)
+    if payment.wallet_status != "active":
+        return RuleDecision(approved=False, reason=WALLET_FROZEN)
+    if not payment.x402_allowed or payment.per_call_cap_cents is None:
+        return RuleDecision(approved=False, reason=X402_NOT_ALLOWED)
+    if payment.payees and payment.pay_to.lower() not in payment.payees:
+        return RuleDecision(approved=False, reason=X402_PAYEE_NOT_ALLOWED)
+    if payment.cap_cents is None:
+        return RuleDecision(approved=False, reason=CURRENCY_NOT_SUPPORTED)
+    cents = payment.cap_cents
+    if cents > payment.per_call_cap_cents:
+        return RuleDecision(
+            approved=False,
+            reason=X402_PER_CALL_CAP_EXCEEDED,
+            scope=SCOPE_PER_CALL,
+            limit_cents=payment.per_call_cap_cents,
+            spent_cents=0,
+            remaining_cents=payment.per_call_cap_cents,
+        )
     if not limits.vendor.admits(cents):
         return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_VENDOR, limits.vendor)
     if not limits.daily.admits(cents):

@@ -11,7 +11,7 @@ from cards.models import Card
 from cards.services import agent_cards_freeze
 from ledger.selectors import agents_with_spend
 from wallets.actors import Actor
-from wallets.models import Agent, ApiKey, Principal, TeamLead
+from wallets.models import Agent, ApiKey, Principal, TeamLead, UsdcWallet, X402Payment
 from wallets.services import api_key_revoke
 
 # We keep keys in our own model (wallets.ApiKey); hide the library's unused one.
@@ -145,3 +145,52 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         for key in queryset:
             api_key_revoke(api_key=key, actor=actor)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(UsdcWallet)
+class UsdcWalletAdmin(admin.ModelAdmin[UsdcWallet]):
+    """Addresses only: the key is sealed and never shown, here or anywhere."""
+
+    list_display = ["address", "agent", "status", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["agent"]
+    search_fields = ["address", "agent__name"]
+    fields = ["agent", "address", "status", "created_at"]
+    readonly_fields = fields  # freezing goes through the agent's kill switch
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made with the agent (or its first payment)
+
+    def has_delete_permission(self, request: HttpRequest, obj: UsdcWallet | None = None) -> bool:
+        return False
+
+
+@admin.register(X402Payment)
+class X402PaymentAdmin(admin.ModelAdmin[X402Payment]):
+    """Every x402 payment asked for, signed or declined: history, never edited."""
+
+    list_display = [
+        "decided_at",
+        "agent",
+        "status",
+        "reason",
+        "cap_amount",
+        "network",
+        "pay_to",
+        "trace_id",
+        "settlement_transaction",
+    ]
+    list_filter = ["status", "reason", "network", "x402_version"]
+    list_select_related = ["agent"]
+    search_fields = ["id", "pay_to", "trace_id", "resource_url", "settlement_transaction"]
+    date_hierarchy = "decided_at"
+    exclude = ["header_value_encrypted"]  # a bearer instrument until valid_before
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: X402Payment | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: X402Payment | None = None) -> bool:
+        return False

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
+from djmoney.models.fields import MoneyField
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 
@@ -144,3 +145,187 @@ class ApiKey(AbstractAPIKey):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class WalletStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    FROZEN = "frozen", "Frozen"  # with the agent's cards: the kill switch stops x402 too
+
+
+class UsdcWallet(models.Model):
+    """An agent's own EVM account, paying x402 APIs in USDC.
+
+    The private key is encrypted at rest (wallets.x402.keys) and never leaves the server:
+    no API, page or export shows it, only the address.
+    """
+
+    agent = models.OneToOneField(
+        Agent, on_delete=models.PROTECT, primary_key=True, related_name="usdc_wallet"
+    )
+    address = models.CharField(max_length=42, unique=True)
+    private_key_encrypted = models.TextField(editable=False)
+    status = models.CharField(
+        max_length=8, choices=WalletStatus.choices, default=WalletStatus.ACTIVE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "USDC wallet"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(address__regex=r"^0x[0-9a-fA-F]{40}$"),
+                name="wallets_usdcwallet_address_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=WalletStatus.values), name="wallets_usdcwallet_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class X402PaymentStatus(models.TextChoices):
+    DECLINED = "declined", "Declined"  # nothing signed
+    SIGNED = "signed", "Signed"  # counts as spent: the server may settle it
+    SETTLED = "settled", "Settled"  # the server says it settled, with its transaction
+    FAILED = "failed", "Failed"  # the server says it did not; released after valid-before
+    RELEASED = "released", "Released"  # never settled: its spend was given back
+
+
+class X402Payment(models.Model):
+    """One x402 payment an agent asked for: decided once per idempotency key, like a card
+    authorization, and signed only once approved and in the ledger. The money is the
+    ledger entry (`entry`, rail usdc); this row is what x402 needs around it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="x402_payments", db_index=False
+    )
+    idempotency_key = models.CharField(max_length=255)
+    # SHA-256 of the request body: the same key with another body is a conflict.
+    request_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=8, choices=X402PaymentStatus.choices)
+    reason = models.CharField(max_length=40, blank=True)  # the decline's code
+    x402_version = models.PositiveSmallIntegerField()
+    network = models.CharField(max_length=20, blank=True)  # CAIP-2
+    pay_to = models.CharField(max_length=42, blank=True)
+    # USDC's smallest unit, exactly (6 decimals); null when no requirement was payable.
+    atomic_amount = models.DecimalField(max_digits=30, decimal_places=0, null=True, blank=True)
+    # The payment in the cap currency, rounded up to the cent, with the rate (USD to it).
+    cap_amount = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    fx_rate = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    resource_url = models.CharField(max_length=2000)
+    trace_id = models.CharField(max_length=128, blank=True)
+    vendor = models.ForeignKey(
+        "policies.Vendor", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The cap that declined it (as Authorization's), and the approval request it raised.
+    cap_scope = models.CharField(max_length=20, blank=True)
+    cap_limit = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    cap_remaining = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
+    approval_request = models.ForeignKey(
+        "approvals.ApprovalRequest",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="declined_x402_payments",
+    )
+    # The signed EIP-3009 authorization: nonce (32 bytes hex) and window.
+    nonce = models.CharField(max_length=66, null=True, blank=True)
+    valid_after = models.DateTimeField(null=True, blank=True)
+    valid_before = models.DateTimeField(null=True, blank=True)
+    # The header to send, encrypted: a bearer instrument until valid_before.
+    header_name = models.CharField(max_length=20, blank=True)
+    header_value_encrypted = models.TextField(blank=True, editable=False)
+    entry = models.OneToOneField(
+        "ledger.LedgerEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    release_entry = models.OneToOneField(
+        "ledger.LedgerEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # A success reported after the release: the spend counted again.
+    late_entry = models.OneToOneField(
+        "ledger.LedgerEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # What the server reported (PAYMENT-RESPONSE): its transaction, or why it failed.
+    settlement_transaction = models.CharField(max_length=130, blank=True)
+    settlement_error = models.CharField(max_length=200, blank=True)
+    settlement_reported_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        verbose_name = "x402 payment"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "idempotency_key"], name="wallets_x402payment_one_per_key"
+            ),
+            # The token refuses a nonce twice; we never sign one twice.
+            models.UniqueConstraint(
+                fields=["agent", "nonce"],
+                condition=Q(nonce__isnull=False),
+                name="wallets_x402payment_nonce_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=X402PaymentStatus.values),
+                name="wallets_x402payment_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(x402_version__in=[1, 2]), name="wallets_x402payment_version_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="declined") & ~Q(reason="") & Q(entry__isnull=True))
+                | (
+                    ~Q(status="declined")
+                    & Q(reason="")
+                    & Q(entry__isnull=False)
+                    & Q(nonce__isnull=False)
+                    & Q(valid_before__isnull=False)
+                    & ~Q(header_value_encrypted="")
+                ),
+                name="wallets_x402payment_signed_only_when_recorded",
+            ),
+            # Released once, with its entry; settled after that only with the spend again.
+            models.CheckConstraint(
+                condition=Q(
+                    status="released",
+                    release_entry__isnull=False,
+                    released_at__isnull=False,
+                    late_entry__isnull=True,
+                )
+                | Q(status="settled", release_entry__isnull=False, late_entry__isnull=False)
+                | (
+                    ~Q(status="released")
+                    & Q(
+                        release_entry__isnull=True,
+                        released_at__isnull=True,
+                        late_entry__isnull=True,
+                    )
+                ),
+                name="wallets_x402payment_released_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(atomic_amount__isnull=True) | Q(atomic_amount__gt=0),
+                name="wallets_x402payment_amount_positive",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["agent", "decided_at"], name="wallets_x402_agent_time"),
+            # The release sweep: payments still counted as spent, by valid-before.
+            models.Index(
+                fields=["valid_before"],
+                name="wallets_x402_unsettled",
+                condition=Q(status__in=["signed", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"x402 {self.status} {self.cap_amount} to {self.pay_to or '?'}"

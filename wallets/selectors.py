@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from wallets.actors import Actor
-from wallets.models import Agent
+from wallets.models import Agent, UsdcWallet, X402Payment
 
 
 def agent_list_for_actor(*, actor: Actor) -> QuerySet[Agent]:
@@ -35,3 +35,16 @@ def agent_lock(*, agent_id: uuid.UUID) -> Agent:
     """The agent, its row locked FOR UPDATE until the caller's transaction ends: the lock
     every decision and posting of the agent takes first (ledger.services)."""
     return Agent.objects.select_for_update(of=("self",)).select_related("policy").get(pk=agent_id)
+
+
+def x402_payments_latest(*, agent: Agent, limit: int = 10) -> list[X402Payment]:
+    """The agent's latest x402 payments, declines too (the agent's page)."""
+    return list(
+        X402Payment.objects.filter(agent=agent)
+        .select_related("vendor")
+        .order_by("-decided_at", "-id")[:limit]
+    )
+
+
+def wallet_of(*, agent: Agent) -> UsdcWallet | None:
+    return UsdcWallet.objects.filter(agent=agent).first()

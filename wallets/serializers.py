@@ -5,11 +5,19 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agentwallet.api.fields import StrictInputSerializer, StrictIntegerField, StrictRegexField
+from agentwallet.api.fields import (
+    MoneyField,
+    MoneySerializer,
+    StrictInputSerializer,
+    StrictIntegerField,
+    StrictRegexField,
+)
+from agentwallet.lib.money import CENT
 from cards.serializers import IssuedCardOutputSerializer
 from policies.models import Policy, Vendor
 from wallets.models import Agent
 from wallets.services import MAX_TRACE_TTL_SECONDS, TRACE_ID_PATTERN
+from wallets.x402.networks import USDC_DECIMALS
 
 
 class AgentTraceOutputSerializer(serializers.Serializer[Any]):
@@ -78,3 +86,84 @@ class AgentProvisionInputSerializer(StrictInputSerializer):
 class AgentTraceInputSerializer(StrictInputSerializer):
     trace_id = StrictRegexField(TRACE_ID_PATTERN.pattern, max_length=128)
     ttl_seconds = StrictIntegerField(min_value=1, max_value=MAX_TRACE_TTL_SECONDS, required=False)
+
+
+# --- x402 ---------------------------------------------------------------------------
+
+
+class WalletOutputSerializer(serializers.Serializer[Any]):
+    """The agent's USDC wallet: its address, never its key."""
+
+    address = serializers.CharField(help_text="The EVM address payments are signed from.")
+    status = serializers.ChoiceField(choices=["active", "frozen"])
+    networks = serializers.ListField(
+        child=serializers.CharField(), help_text="CAIP-2 networks it pays on."
+    )
+    asset = serializers.CharField(default="USDC")
+    created_at = serializers.DateTimeField()
+
+
+class X402PayInputSerializer(StrictInputSerializer):
+    payment_required = serializers.JSONField(
+        help_text="The 402's PAYMENT-REQUIRED header value (v2, base64), or the 402 "
+        "response's JSON body (v1), as an object or its text."
+    )
+    resource = serializers.URLField(max_length=2000, help_text="The URL that answered 402.")
+    trace_id = StrictRegexField(
+        TRACE_ID_PATTERN.pattern,
+        max_length=128,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="The PR or task this call is for (else the agent's trace context).",
+    )
+
+
+class X402PaymentOutputSerializer(serializers.Serializer[Any]):
+    """A signed payment: the header to retry the request with."""
+
+    payment_id = serializers.UUIDField(source="payment.id")
+    status = serializers.CharField(source="payment.status")
+    header = serializers.CharField(
+        source="payment.header_name", help_text="PAYMENT-SIGNATURE (v2) or X-PAYMENT (v1)."
+    )
+    value = serializers.CharField(source="header_value", help_text="The header's value.")
+    x402_version = serializers.IntegerField(source="payment.x402_version")
+    amount = serializers.SerializerMethodField(help_text="What is paid, in USDC (exact).")
+    cap_amount = MoneyField(source="payment.cap_amount", help_text="As counted against caps.")
+    network = serializers.CharField(source="payment.network")
+    pay_to = serializers.CharField(source="payment.pay_to")
+    valid_before = serializers.DateTimeField(source="payment.valid_before")
+    trace_id = serializers.CharField(source="payment.trace_id")
+    ledger_entry_id = serializers.IntegerField(source="payment.entry_id")
+    replayed = serializers.BooleanField(help_text="The first answer to this key, again.")
+
+    @extend_schema_field(MoneySerializer)
+    def get_amount(self, outcome: Any) -> dict[str, str]:
+        return x402_amount_json(outcome.payment)
+
+
+def x402_amount_json(payment: Any) -> dict[str, str]:
+    """A payment's USDC amount in the money shape, exact: cents at least, more decimals
+    (up to USDC's 6) only when it has them."""
+    amount = payment.atomic_amount.scaleb(-USDC_DECIMALS).normalize()
+    if amount.as_tuple().exponent > -2:
+        amount = amount.quantize(CENT)
+    return {"amount": f"{amount:f}", "currency": "USD"}
+
+
+class X402SettledInputSerializer(StrictInputSerializer):
+    payment_response = serializers.JSONField(
+        help_text="The server's PAYMENT-RESPONSE (v2) or X-PAYMENT-RESPONSE (v1) header "
+        "value, as it came (base64)."
+    )
+
+
+class X402PaymentStateOutputSerializer(serializers.Serializer[Any]):
+    payment_id = serializers.UUIDField(source="id")
+    status = serializers.CharField()
+    transaction = serializers.CharField(source="settlement_transaction")
+    error_reason = serializers.CharField(source="settlement_error")
+    valid_before = serializers.DateTimeField()
+    ledger_entry_id = serializers.IntegerField(source="entry_id", allow_null=True)
+    release_entry_id = serializers.IntegerField(allow_null=True)

@@ -19,6 +19,7 @@ from cards.services import NewCard, cards_issue_for_new_agent, issuer_compensati
 from policies.models import Policy, Vendor
 from wallets.actors import Actor
 from wallets.models import Agent, ApiKey, ApiKeyKind, Principal
+from wallets.x402.keys import wallet_create
 
 TRACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}$")
 MAX_TRACE_TTL_SECONDS = 30 * 24 * 3600
@@ -144,6 +145,8 @@ def agent_provision(
         cards = cards_issue_for_new_agent(
             agent=agent, vendors=card_vendors, actor=actor, issued=issued
         )
+        if policy.x402_allowed:  # its USDC wallet, ready to pay x402 APIs
+            wallet_create(agent=agent)
         audit_record(
             actor=actor.label,
             action=AuditAction.AGENT_PROVISIONED,

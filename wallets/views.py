@@ -35,6 +35,7 @@ from ledger.selectors import agent_budget, agents_day_spend
 from policies.models import Policy, Vendor
 from wallets.actors import Actor
 from wallets.models import Agent, AgentStatus, ApiKey, Principal
+from wallets.selectors import wallet_of, x402_payments_latest
 from wallets.services import agent_provision, api_key_create, api_key_revoke
 
 PAGE_SIZE = 25
@@ -171,6 +172,8 @@ def _agent_page(request, agent: Agent, *, status: int = 200, **extra) -> HttpRes
         "issue": {"lifetime_unit": "hours", **extra.pop("issue", {})},
         "issue_errors": {},
         "lifetime_units": LIFETIME_UNITS,
+        "wallet": wallet_of(agent=agent),
+        "x402_payments": x402_payments_latest(agent=agent),
         **extra,
     }
     return render(request, "wallets/agent_detail.html", context, status=status)

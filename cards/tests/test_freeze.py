@@ -126,10 +126,19 @@ def test_the_kill_switch_takes_a_fixed_number_of_queries(
     alice, staff_client, django_assert_max_num_queries
 ):
     # Key lookup and last-used, agent, savepoint pair, the locked cards with their vendors,
-    # then per card an UPDATE and an event, and one audit row for the whole switch: no
-    # per-card vendor lookups for the response.
-    with django_assert_max_num_queries(6 + 2 * 6 + 1):
+    # then per card an UPDATE and an event, the USDC wallet's UPDATE, and one audit row
+    # for the whole switch: no per-card vendor lookups for the response.
+    with django_assert_max_num_queries(6 + 2 * 6 + 1 + 1):
         response = staff_client.post(
             f"/api/agents/{alice.agent.pk}/freeze", {"reason": "x"}, format="json"
         )
     assert response.status_code == 200
+
+
+def test_the_kill_switch_freezes_the_usdc_wallet_too(alice, staff_client):
+    from wallets.models import UsdcWallet
+
+    staff_client.post(f"/api/agents/{alice.agent.pk}/freeze", {"reason": "x"}, format="json")
+    assert UsdcWallet.objects.get(agent=alice.agent).status == "frozen"
+    staff_client.post(f"/api/agents/{alice.agent.pk}/unfreeze", {}, format="json")
+    assert UsdcWallet.objects.get(agent=alice.agent).status == "active"

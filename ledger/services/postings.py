@@ -166,7 +166,7 @@ def _capture(
                     now=now,
                 )
             )
-        _post(entries, agent)
+        entries_post(entries, agent)
         auth.held_cents -= released
         auth.captured_cents += to_cents(amount)
         _resolve_if_empty(auth, now)
@@ -200,7 +200,7 @@ def _force_post(
         now=now,
         effective_at=now,
     )
-    _post([entry], agent)
+    entries_post([entry], agent)
     auth.captured_cents += to_cents(amount)
     auth.save(update_fields=["captured_cents"])
     return PostingOutcome.of([entry], auth)
@@ -261,7 +261,7 @@ def _capture_unseen(
             now=now,
             effective_at=now,
         )
-        _post([entry], agent)
+        entries_post([entry], agent)
         return _recorded(event, agent, PostingOutcome.of([entry], None), now)
 
 
@@ -324,7 +324,7 @@ def _reverse(
             memo="reversal",
             now=now,
         )
-        _post([entry], agent)
+        entries_post([entry], agent)
         auth.held_cents -= released
         auth.reversed_cents += merchant_cents
         _resolve_if_empty(auth, now)
@@ -405,7 +405,7 @@ def _refund(
                 now=now,
                 effective_at=now,
             )
-            _post([entry], agent)
+            entries_post([entry], agent)
             return _recorded(event, agent, PostingOutcome.of([entry], None), now)
         auth = _authorization(auth_id)
         _check_currency(auth, currency)
@@ -425,7 +425,7 @@ def _refund(
             memo="refund",
             now=now,
         )
-        _post([entry], agent)
+        entries_post([entry], agent)
         auth.refunded_cents += refunded
         auth.save(update_fields=["refunded_cents"])
         return _recorded(event, agent, PostingOutcome.of([entry], auth), now)
@@ -457,7 +457,7 @@ def holds_expire(*, now: datetime | None = None, older_than: timedelta | None = 
                     memo="hold expired",
                     now=now,
                 )
-                _post([entry], agent)
+                entries_post([entry], agent)
             auth.held_cents = 0
             auth.hold_state = HoldState.EXPIRED
             auth.resolved_at = now
@@ -612,7 +612,7 @@ def _entry(
     )
 
 
-def _post(entries: list[LedgerEntry], agent: Agent) -> None:
+def entries_post(entries: list[LedgerEntry], agent: Agent) -> None:
     """Write ledger entries and add them to the spend counters, in the caller's transaction."""
     LedgerEntry.objects.bulk_create(entries)
     zone = agent_month_time_zone(agent=agent)

@@ -1,0 +1,433 @@
+"""Paying one x402 request: decided like a card authorization, recorded, then signed.
+
+`x402_pay` reads the server's 402, picks the one requirement we would pay, and then, in
+one transaction under the agent's row lock (the lock its card decisions take), applies
+the x402 rules (policies.rules.decide_x402) to its spend, writes the ledger entry and
+the payment, and only then signs. A signed EIP-3009 authorization is a bearer instrument
+until its valid-before: it counts as spent from signing. `x402_settlement_record` takes
+what the server answered; `x402_release_lapsed` gives back, exactly once, the spend of a
+payment that was not settled by its valid-before (plus a margin for late reports).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from agentwallet.db import deadline
+from agentwallet.lib.errors import Conflict
+from agentwallet.lib.money import convert_up, from_cents, round_against_agent, to_cents
+from agentwallet.lib.sealing import seal, unseal
+from approvals.selectors import bumps_by_scope
+from approvals.services import DeclineContext, approval_request_for_decline
+from ledger import sql
+from ledger.fx import fx_quote
+from ledger.models import EntryKind, LedgerEntry, Rail
+from ledger.selectors import agent_month_time_zone
+from ledger.services.postings import entries_post
+from policies import rules
+from policies.models import PolicyVendorCap, Vendor
+from wallets.models import Agent, UsdcWallet, X402Payment, X402PaymentStatus
+from wallets.selectors import agent_lock
+from wallets.x402 import protocol
+from wallets.x402.keys import wallet_ensure, wallet_private_key
+from wallets.x402.signing import TransferAuthorization, sign_transfer
+
+_HEADER_VALUE = b"agentwallet.x402-payment-header.v1"
+# validAfter a little in the past: a facilitator whose clock runs behind ours still
+# takes it (the official clients do the same).
+_CLOCK_SKEW = timedelta(seconds=600)
+_MEMO_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class PayRequest:
+    agent_id: uuid.UUID
+    idempotency_key: str
+    payment_required: Any  # v2's header value (base64) or v1's 402 body
+    resource: str
+    trace_id: str = ""
+
+    @property
+    def sha256(self) -> str:
+        body = {
+            "payment_required": self.payment_required,
+            "resource": self.resource,
+            "trace_id": self.trace_id,
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PayOutcome:
+    payment: X402Payment
+    replayed: bool = False
+
+    @property
+    def header_value(self) -> str:
+        """The header to retry with (signed payments only)."""
+        return unseal(_HEADER_VALUE, self.payment.header_value_encrypted)
+
+
+def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
+    """Decide one payment, once per idempotency key; sign it only when approved and in
+    the ledger. A 402 that is not x402 raises protocol.MalformedPaymentRequired and
+    writes nothing; the same key with another body raises Conflict."""
+    document = protocol.decode_payment_required(request.payment_required)
+    choice = protocol.choose_offer(document)
+    agent = Agent.objects.get(pk=request.agent_id)
+    wallet = wallet_ensure(agent=agent)
+    now = now or timezone.now()
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        deadline.transaction_timeouts(cursor)
+        # 1. The agent's row, the lock its card decisions take: one decision at a time.
+        agent = agent_lock(agent_id=request.agent_id)
+        wallet = UsdcWallet.objects.get(pk=wallet.pk)  # its status as of the lock
+        existing = X402Payment.objects.filter(
+            agent=agent, idempotency_key=request.idempotency_key
+        ).first()
+        if existing is not None:
+            return _replay(existing, request)
+        payment = X402Payment(
+            agent=agent,
+            idempotency_key=request.idempotency_key,
+            request_sha256=request.sha256,
+            x402_version=choice.x402_version,
+            resource_url=request.resource,
+            decided_at=now,
+        )
+        if isinstance(choice, protocol.Refusal):
+            return _declined(payment, choice.reason)
+
+        # 2. What is paid, to whom, for which trace; the trace's budget row if capped.
+        offer = choice
+        policy = agent.policy
+        vendor = _vendor_paid_at(offer.pay_to)
+        trace_id = request.trace_id or agent.active_trace_at(now)
+        trace_capped = bool(trace_id) and policy.per_trace_cap is not None
+        if trace_capped:
+            sql.trace_lock(cursor, trace_id=trace_id, now=now)
+        payment.network = offer.network.caip2
+        payment.pay_to = offer.pay_to
+        payment.atomic_amount = Decimal(offer.atomic_amount)
+        payment.trace_id = trace_id
+        payment.vendor = vendor
+
+        # 3. Spend, read under the locks, and the payment in the cap currency (USDC
+        # counts as US dollars), rounded up to the cent.
+        zone = agent_month_time_zone(agent=agent)
+        spend = sql.spend_read(
+            cursor,
+            agent_id=agent.pk,
+            currency=policy.currency,
+            month_time_zone=zone,
+            now=now,
+            vendor_ids=[vendor.pk] if vendor else [],
+            trace_ids=[trace_id] if trace_capped else [],
+        )
+        quote = fx_quote("USD", policy.currency)
+        cap_cents = None if quote is None else to_cents(convert_up(offer.amount, quote.rate))
+        if quote is not None and cap_cents is not None:
+            payment.cap_amount = Money(from_cents(cap_cents), policy.currency)
+            payment.fx_rate = quote.rate
+
+        # 4. The rules.
+        limits = _limits(agent, spend, vendor, trace_id if trace_capped else "", now)
+        decision = rules.decide_x402(
+            payment=rules.X402Facts(
+                agent_status=agent.status,
+                wallet_status=wallet.status,
+                x402_allowed=policy.x402_allowed,
+                per_call_cap_cents=None
+                if policy.x402_per_call_cap is None
+                else to_cents(policy.x402_per_call_cap.amount),
+                payees=tuple(str(payee).lower() for payee in policy.x402_payees or ()),
+                pay_to=offer.pay_to,
+                cap_cents=cap_cents,
+            ),
+            limits=limits,
+        )
+        if not decision.approved or cap_cents is None or quote is None:
+            if decision.scope:
+                payment.cap_scope = decision.scope
+                payment.cap_limit = _money(decision.limit_cents, policy.currency)
+                payment.cap_remaining = _money(decision.remaining_cents, policy.currency)
+            if decision.is_cap_decline and cap_cents is not None:
+                payment.approval_request = _approval_request(
+                    payment, offer, decision, cap_cents, now
+                )
+            return _declined(payment, decision.reason)
+
+        # 5. Approved: the ledger entry first, then the signature, in this transaction.
+        entry = LedgerEntry(
+            kind=EntryKind.X402_PAYMENT,
+            rail=Rail.USDC,
+            agent=agent,
+            vendor=vendor,
+            trace_id=trace_id,
+            network_txn_id=f"x402:{payment.pk}",
+            amount=Money(round_against_agent(offer.amount), "USD"),
+            cap_amount=Money(from_cents(cap_cents), policy.currency),
+            cap_cents=cap_cents,
+            fx_rate=quote.rate,
+            memo=_memo(offer, request.resource),
+            created_at=now,
+            effective_at=now,
+        )
+        entries_post([entry], agent)
+        authorization = TransferAuthorization(
+            payer=wallet.address,
+            pay_to=offer.pay_to,
+            value=offer.atomic_amount,
+            valid_after=int((now - _CLOCK_SKEW).timestamp()),
+            valid_before=int(now.timestamp()) + _validity_seconds(offer),
+            nonce=secrets.token_bytes(32),
+        )
+        signature = sign_transfer(wallet_private_key(wallet), offer.network, authorization)
+        header_value = protocol.payment_header_value(offer, signature, authorization.as_json())
+        payment.status = X402PaymentStatus.SIGNED
+        payment.entry = entry
+        payment.nonce = authorization.as_json()["nonce"]
+        payment.valid_after = datetime.fromtimestamp(authorization.valid_after, tz=now.tzinfo)
+        payment.valid_before = datetime.fromtimestamp(authorization.valid_before, tz=now.tzinfo)
+        payment.header_name = offer.header_name
+        payment.header_value_encrypted = seal(_HEADER_VALUE, header_value)
+        payment.save(force_insert=True)
+        return PayOutcome(payment=payment)
+
+
+def _validity_seconds(offer: protocol.Offer) -> int:
+    return min(offer.max_timeout_seconds, settings.AGENTWALLET_X402_MAX_VALIDITY_SECONDS)
+
+
+def _vendor_paid_at(pay_to: str) -> Vendor | None:
+    """The vendor that lists this address among those it is paid at over x402."""
+    wanted = pay_to.lower()
+    for vendor in Vendor.objects.exclude(x402_pay_to=[]).only("id", "slug", "name", "x402_pay_to"):
+        if any(str(address).lower() == wanted for address in vendor.x402_pay_to or ()):
+            return vendor
+    return None
+
+
+def _limits(
+    agent: Agent, spend: sql.Spend, vendor: Vendor | None, capped_trace: str, now: datetime
+) -> rules.Limits:
+    """The caps a payment counts against (the agent's, its vendor's, its trace's), each
+    with what is spent and the bumps approved on it: the same as a card's."""
+    policy = agent.policy
+    bumps = (
+        bumps_by_scope(agent_id=agent.pk, now=now)
+        if agent.bumps_valid_until is not None and agent.bumps_valid_until > now
+        else {}
+    )
+    vendor_cap = None
+    if vendor is not None:
+        cap = PolicyVendorCap.objects.filter(policy=policy, vendor=vendor).first()
+        vendor_cap = to_cents(cap.monthly_cap.amount) if cap else None
+    vendor_key = rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=vendor.slug if vendor else "")
+    trace_key = rules.cap_key(rules.SCOPE_TRACE, trace_id=capped_trace)
+    return rules.Limits(
+        vendor=rules.Limit(
+            vendor_cap,
+            spend.vendor_month_cents.get(vendor.pk, 0) if vendor else 0,
+            bumps.get(vendor_key, 0),
+        ),
+        daily=rules.Limit(
+            to_cents(policy.daily_cap.amount), spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)
+        ),
+        monthly=rules.Limit(
+            to_cents(policy.monthly_cap.amount),
+            spend.month_cents,
+            bumps.get(rules.SCOPE_MONTHLY, 0),
+        ),
+        trace=rules.Limit(
+            to_cents(policy.per_trace_cap.amount) if capped_trace else None,
+            spend.trace_cents.get(capped_trace, 0),
+            bumps.get(trace_key, 0),
+        ),
+    )
+
+
+def _approval_request(
+    payment: X402Payment,
+    offer: protocol.Offer,
+    decision: rules.RuleDecision,
+    cap_cents: int,
+    now: datetime,
+) -> Any:
+    """A cap stopped the payment: the lead hears of it as of a card's decline."""
+    vendor = payment.vendor
+    currency = payment.agent.policy.currency
+    return approval_request_for_decline(
+        agent_id=payment.agent_id,
+        decision=decision,
+        currency=currency,
+        requested_cents=cap_cents,
+        card_id="",
+        vendor_id=vendor.pk if vendor else None,
+        vendor_slug=vendor.slug if vendor else "",
+        trace_id=payment.trace_id,
+        now=now,
+        context=DeclineContext(
+            vendor_name=vendor.name if vendor else f"x402 {offer.pay_to}",
+            amount=Money(round_against_agent(offer.amount), "USD"),
+            cap_amount=Money(from_cents(cap_cents), currency),
+            trace_id=payment.trace_id,
+            network_id=f"x402:{payment.pk}",
+        ),
+    )
+
+
+def _declined(payment: X402Payment, reason: str) -> PayOutcome:
+    payment.status = X402PaymentStatus.DECLINED
+    payment.reason = reason
+    payment.save(force_insert=True)
+    return PayOutcome(payment=payment)
+
+
+def _replay(existing: X402Payment, request: PayRequest) -> PayOutcome:
+    """The first answer for this key, if the request is the same one."""
+    if existing.request_sha256 != request.sha256:
+        raise Conflict(
+            f"Idempotency-Key {request.idempotency_key!r} was used for another request: "
+            "use a new key for a new payment."
+        )
+    return PayOutcome(payment=existing, replayed=True)
+
+
+def _money(cents: int | None, currency: str) -> Money | None:
+    return None if cents is None else Money(from_cents(cents), currency)
+
+
+def _memo(offer: protocol.Offer, resource: str) -> str:
+    memo = f"x402 {offer.amount.normalize():f} USDC to {offer.pay_to} for {resource}"
+    return memo[:_MEMO_LIMIT]
+
+
+# --- What the server answered ------------------------------------------------------
+
+
+def x402_settlement_record(
+    *, payment: X402Payment, payment_response: Any, now: datetime | None = None
+) -> X402Payment:
+    """Record the server's PAYMENT-RESPONSE. A success settles it (with its transaction);
+    a failure marks it failed, still counted until its valid-before has passed, as the
+    signature could still be settled until then. The same report again changes nothing;
+    a report that contradicts an earlier one is a conflict. A success reported after the
+    payment was released counts its spend again."""
+    settlement = protocol.decode_settlement(payment_response)
+    now = now or timezone.now()
+    with transaction.atomic():
+        agent_lock(agent_id=payment.agent_id)  # postings of the agent take turns
+        payment = X402Payment.objects.select_for_update().get(pk=payment.pk)
+        status = payment.status
+        if status == X402PaymentStatus.DECLINED:
+            raise Conflict("This payment was declined: nothing was signed to settle.")
+        if status == X402PaymentStatus.SETTLED:
+            if settlement.success and settlement.transaction == payment.settlement_transaction:
+                return payment
+            raise Conflict(f"This payment was settled in {payment.settlement_transaction} already.")
+        if not settlement.success:
+            if status == X402PaymentStatus.SIGNED:
+                payment.status = X402PaymentStatus.FAILED
+                payment.settlement_error = settlement.error_reason or "unknown"
+                payment.settlement_reported_at = now
+                payment.save(update_fields=["status", "settlement_error", "settlement_reported_at"])
+            return payment  # failed again, or released already: nothing changes
+        if status == X402PaymentStatus.RELEASED:
+            payment.late_entry = _respend(payment, now)
+        payment.status = X402PaymentStatus.SETTLED
+        payment.settlement_transaction = settlement.transaction
+        payment.settlement_error = ""
+        payment.settlement_reported_at = now
+        payment.save(
+            update_fields=[
+                "status",
+                "settlement_transaction",
+                "settlement_error",
+                "settlement_reported_at",
+                "late_entry",
+            ]
+        )
+        return payment
+
+
+def _respend(payment: X402Payment, now: datetime) -> LedgerEntry:
+    """A payment released as unsettled turned out settled: its spend counts again."""
+    spent = payment.entry
+    entry = LedgerEntry(
+        kind=EntryKind.X402_PAYMENT,
+        rail=Rail.USDC,
+        agent=payment.agent,
+        vendor_id=spent.vendor_id,
+        trace_id=spent.trace_id,
+        network_txn_id=f"x402:{payment.pk}:late",
+        amount=spent.amount,
+        cap_amount=spent.cap_amount,
+        cap_cents=spent.cap_cents,
+        fx_rate=spent.fx_rate,
+        memo=f"settled after its release: {spent.memo}"[:_MEMO_LIMIT],
+        created_at=now,
+        effective_at=spent.effective_at,
+    )
+    entries_post([entry], payment.agent)
+    return entry
+
+
+def x402_release_lapsed(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Release the spend of every payment not settled by its valid-before plus the
+    margin: after valid-before no one can settle it, and a late report had its margin.
+    Each exactly once (the row lock, its status and the release entry's unique id).
+    Returns how many were released."""
+    now = now or timezone.now()
+    margin = timedelta(seconds=settings.AGENTWALLET_X402_RELEASE_MARGIN_SECONDS)
+    lapsed = list(
+        X402Payment.objects.filter(
+            status__in=[X402PaymentStatus.SIGNED, X402PaymentStatus.FAILED],
+            valid_before__lt=now - margin,
+        )
+        .order_by("valid_before")
+        .values_list("pk", "agent_id")[:limit]
+    )
+    released = 0
+    for payment_id, agent_id in lapsed:
+        with transaction.atomic():
+            agent = agent_lock(agent_id=agent_id)
+            payment = X402Payment.objects.select_for_update().get(pk=payment_id)
+            if payment.status not in (X402PaymentStatus.SIGNED, X402PaymentStatus.FAILED):
+                continue  # settled or released meanwhile
+            spent = payment.entry
+            entry = LedgerEntry(
+                kind=EntryKind.RELEASE,
+                rail=Rail.USDC,
+                agent=agent,
+                vendor_id=spent.vendor_id,
+                trace_id=spent.trace_id,
+                network_txn_id=f"x402:{payment.pk}:release",
+                amount=spent.amount,
+                cap_amount=-spent.cap_amount,
+                cap_cents=-spent.cap_cents,
+                fx_rate=spent.fx_rate,
+                memo=f"released, not settled by its valid-before: {spent.memo}"[:_MEMO_LIMIT],
+                created_at=now,
+                effective_at=spent.effective_at,
+            )
+            entries_post([entry], agent)
+            payment.status = X402PaymentStatus.RELEASED
+            payment.release_entry = entry
+            payment.released_at = now
+            payment.save(update_fields=["status", "release_entry", "released_at"])
+            released += 1
+    return released
