@@ -17,8 +17,8 @@ import pytest
 import requests
 from agentwallet_client import AgentWallet, PaymentDeclined, X402Transport
 from agentwallet_client.x402 import X402Adapter
-from django.core.wsgi import get_wsgi_application
 from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, connection
 from eth_account import Account
 from x402 import x402ClientSync
