@@ -30,8 +30,25 @@ def check_card_key(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return [
         Warning(
             "AGENTWALLET_CARD_KEY is SECRET_KEY (its default): rotating SECRET_KEY would "
-            "make every stored card number unreadable.",
+            "make every stored card number and USDC wallet key unreadable.",
             hint="Set AGENTWALLET_CARD_KEY to a separate secret and keep it.",
             id="agentwallet.W001",
+        )
+    ]
+
+
+@register()
+def check_x402_networks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A network the wallets cannot pay on would decline every x402 payment silently."""
+    from wallets.x402.networks import KNOWN
+
+    unknown = [name for name in settings.AGENTWALLET_X402_NETWORKS if name not in KNOWN]
+    if not unknown:
+        return []
+    return [
+        Error(
+            f"AGENTWALLET_X402_NETWORKS names networks without a pinned USDC: {unknown}.",
+            hint=f"Use CAIP-2 names among {sorted(KNOWN)}.",
+            id="agentwallet.E002",
         )
     ]

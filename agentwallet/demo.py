@@ -634,3 +634,72 @@ def seed_demo_spend(*, now: datetime | None = None, seed: int = 2026) -> DemoSum
         declines=dict(sorted(demo.declines.items())),
         approvals=approvals,
     )
+
+
+# --- x402: pay-per-call APIs paid in USDC ----------------------------------------------
+
+# (hours ago, trace, price in USDC's smallest unit, what the server said)
+DEMO_X402 = [
+    (30, "PR-4870", "10000", "settled"),
+    (29, "PR-4870", "250000", "settled"),
+    (26, "PR-4870", "6000000", "declined"),  # above the starter policy's $5 a call
+    (7, "PR-4881", "1500000", "settled"),
+    (5, "PR-4881", "50000", "never"),  # never settled: released once it lapsed
+    (2, "PR-4881", "1500", "settled"),  # 0.0015 USDC: exact, counted as a cent
+]
+DEMO_X402_PAYEE = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
+
+
+def seed_demo_x402(*, now: datetime | None = None) -> int:
+    """claude-code-main's x402 calls to a paid search API over the last day and a half,
+    decided and signed by the real wallet (Base Sepolia: test money), with settlements
+    reported and the one that never settled released. Returns how many were asked."""
+    import base64
+    import json
+    import secrets
+
+    from wallets.x402.services import (
+        PayRequest,
+        x402_pay,
+        x402_release_lapsed,
+        x402_settlement_record,
+    )
+
+    now = now or timezone.now()
+    agent = Agent.objects.get(name="claude-code-main")
+    for n, (hours_ago, trace_id, atomic, outcome) in enumerate(DEMO_X402):
+        at = now - timedelta(hours=hours_ago)
+        required = {
+            "x402Version": 2,
+            "resource": {"url": "https://search.example.dev/v1/query"},
+            "accepts": [
+                {
+                    "scheme": "exact",
+                    "network": "eip155:84532",
+                    "amount": atomic,
+                    "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+                    "payTo": DEMO_X402_PAYEE,
+                    "maxTimeoutSeconds": 60,
+                    "extra": {"name": "USDC", "version": "2"},
+                }
+            ],
+        }
+        paid = x402_pay(
+            request=PayRequest(
+                agent_id=agent.pk,
+                idempotency_key=f"demo-x402-{n}",
+                payment_required=base64.b64encode(json.dumps(required).encode()).decode(),
+                resource="https://search.example.dev/v1/query",
+                trace_id=trace_id,
+            ),
+            now=at,
+        )
+        if outcome == "settled" and paid.payment.status == "signed":
+            response = {"success": True, "transaction": "0x" + secrets.token_hex(32)}
+            x402_settlement_record(
+                payment=paid.payment,
+                payment_response=base64.b64encode(json.dumps(response).encode()).decode(),
+                now=at + timedelta(seconds=1),
+            )
+    x402_release_lapsed(now=now)
+    return len(DEMO_X402)

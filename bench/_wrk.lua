@@ -1,6 +1,7 @@
--- wrk script for bench/authorize.py: sends pre-signed authorization requests (one per
--- unique network id, read from the file in WRK_REQUESTS, separated by NUL bytes),
--- counts the decisions in the answers and prints the figures as one JSON line.
+-- wrk script for bench/authorize.py and bench/x402.py: sends pre-built requests (each
+-- with its own network id or idempotency key, read from the file in WRK_REQUESTS,
+-- separated by NUL bytes), counts the decisions in the answers (a 201 is a signed x402
+-- payment) and prints the figures as one JSON line.
 local threads = {}
 local counter = 0
 
@@ -40,7 +41,9 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= 200 then
+  if status == 201 then
+    approved = approved + 1
+  elseif status ~= 200 then
     other = other + 1
   elseif string.find(body, '"decision":"approved"', 1, true) then
     approved = approved + 1

@@ -339,7 +339,9 @@ def gunicorn(code: Path, *, workers: int = 3, env: dict[str, str] | None = None)
         log.unlink(missing_ok=True)
 
 
-def wrk(port: int, requests: list[bytes], *, clients: int, seconds: float) -> dict[str, Any]:
+def wrk(
+    port: int, requests: list[bytes], *, clients: int, seconds: float, path: str = AUTH_PATH
+) -> dict[str, Any]:
     """A closed-loop HTTP level with wrk on pre-signed raw requests (each sent once)."""
     if shutil.which("wrk") is None:
         raise SystemExit("The HTTP part needs wrk (apt-get install wrk).")
@@ -348,7 +350,7 @@ def wrk(port: int, requests: list[bytes], *, clients: int, seconds: float) -> di
     threads = min(2, clients)
     command = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{max(1, round(seconds))}s"]
     command += ["--timeout", "30s", "-s", str(Path(__file__).with_name("_wrk.lua"))]
-    command.append(f"http://127.0.0.1:{port}{AUTH_PATH}")
+    command.append(f"http://127.0.0.1:{port}{path}")
     env = {**os.environ, "WRK_REQUESTS": out.name, "WRK_THREADS": str(threads)}
     cpu_before = postgres_cpu()
     finished = subprocess.run(command, capture_output=True, env=env, timeout=seconds + 120)

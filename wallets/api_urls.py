@@ -12,6 +12,16 @@ urlpatterns = [
     path("agents/<uuid:agent_id>/wallet", x402_apis.WalletApi.as_view(), name="agent-wallet"),
     path("agents/<uuid:agent_id>/x402/pay", x402_apis.X402PayApi.as_view(), name="agent-x402-pay"),
     path(
+        "agents/<uuid:agent_id>/x402/payments",
+        x402_apis.X402PaymentListApi.as_view(),
+        name="agent-x402-payments",
+    ),
+    path(
+        "agents/<uuid:agent_id>/x402/payments/<uuid:payment_id>",
+        x402_apis.X402PaymentDetailApi.as_view(),
+        name="agent-x402-payment",
+    ),
+    path(
         "agents/<uuid:agent_id>/x402/payments/<uuid:payment_id>/settled",
         x402_apis.X402SettledApi.as_view(),
         name="agent-x402-settled",

@@ -160,10 +160,34 @@ class X402SettledInputSerializer(StrictInputSerializer):
 
 
 class X402PaymentStateOutputSerializer(serializers.Serializer[Any]):
+    """One x402 payment as recorded: what was paid, to whom, for what, and what became
+    of it (the ledger entries are its money)."""
+
     payment_id = serializers.UUIDField(source="id")
-    status = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=["declined", "signed", "settled", "failed", "released"],
+        help_text="signed: counted as spent until settled or released after valid_before.",
+    )
+    reason = serializers.CharField(help_text="The decline's code.")
+    x402_version = serializers.IntegerField()
+    amount = serializers.SerializerMethodField(help_text="In USDC, exact; null if unknown.")
+    cap_amount = MoneyField(allow_null=True, help_text="As counted against caps.")
+    network = serializers.CharField()
+    pay_to = serializers.CharField()
+    vendor = serializers.CharField(
+        source="vendor.slug", allow_null=True, default=None, help_text="Known payee's vendor."
+    )
+    resource = serializers.CharField(source="resource_url")
+    trace_id = serializers.CharField()
+    nonce = serializers.CharField(allow_null=True)
+    valid_before = serializers.DateTimeField(allow_null=True)
     transaction = serializers.CharField(source="settlement_transaction")
     error_reason = serializers.CharField(source="settlement_error")
-    valid_before = serializers.DateTimeField()
+    approval_id = serializers.IntegerField(source="approval_request_id", allow_null=True)
     ledger_entry_id = serializers.IntegerField(source="entry_id", allow_null=True)
     release_entry_id = serializers.IntegerField(allow_null=True)
+    decided_at = serializers.DateTimeField()
+
+    @extend_schema_field(MoneySerializer(allow_null=True))
+    def get_amount(self, payment: Any) -> dict[str, str] | None:
+        return x402_amount_json(payment) if payment.atomic_amount else None

@@ -70,3 +70,12 @@ def test_check_deploy_fails_in_production_without_a_network_secret():
     output = result.stdout + result.stderr
     assert "agentwallet.E001" in output
     assert "agentwallet.W001" in output  # AGENTWALLET_CARD_KEY was left to its default
+
+
+def test_an_x402_network_without_a_pinned_usdc_is_an_error(settings):
+    settings.AGENTWALLET_X402_NETWORKS = ["eip155:84532", "eip155:1"]
+    message = {m.id: m for m in run_checks()}["agentwallet.E002"]
+    assert message.level == ERROR
+    assert "eip155:1" in message.msg
+    settings.AGENTWALLET_X402_NETWORKS = ["eip155:8453", "eip155:84532"]
+    assert "agentwallet.E002" not in {m.id for m in run_checks()}

@@ -612,10 +612,13 @@ def _entry(
     )
 
 
-def entries_post(entries: list[LedgerEntry], agent: Agent) -> None:
-    """Write ledger entries and add them to the spend counters, in the caller's transaction."""
+def entries_post(
+    entries: list[LedgerEntry], agent: Agent, *, month_time_zone: str | None = None
+) -> None:
+    """Write ledger entries and add them to the spend counters, in the caller's
+    transaction. `month_time_zone`: the agent's (agent_month_time_zone), if read already."""
     LedgerEntry.objects.bulk_create(entries)
-    zone = agent_month_time_zone(agent=agent)
+    zone = month_time_zone or agent_month_time_zone(agent=agent)
     with connection.cursor() as cursor:
         sql.counters_add(
             cursor,

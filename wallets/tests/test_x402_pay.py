@@ -486,3 +486,66 @@ def test_the_window_is_capped_whatever_the_server_asks(alice, alice_client, sett
     assert int(auth["validAfter"]) <= before - 600 + 2
     assert SpendCounter.objects.filter(scope=f"agent:{alice.agent.pk}").exists()
     assert BASE_SEPOLIA.usdc == USDC_SEPOLIA
+
+
+def test_payments_are_listed_and_shown_to_their_agent_only(alice, alice_client, bob_client):
+    signed = pay(alice_client, alice.agent, v2_header(), trace_id="PR-1").json()
+    pay(alice_client, alice.agent, v2_header(requirement("6000000")), key="key-2")
+
+    listed = alice_client.get(f"/api/agents/{alice.agent.pk}/x402/payments").json()["results"]
+    assert [row["status"] for row in listed] == ["declined", "signed"]
+    shown = alice_client.get(f"/api/agents/{alice.agent.pk}/x402/payments/{signed['payment_id']}")
+    assert shown.json() | {"decided_at": None, "nonce": None, "valid_before": None} == {
+        "payment_id": signed["payment_id"],
+        "status": "signed",
+        "reason": "",
+        "x402_version": 2,
+        "amount": {"amount": "0.01", "currency": "USD"},
+        "cap_amount": {"amount": "0.01", "currency": "USD"},
+        "network": "eip155:84532",
+        "pay_to": PAY_TO,
+        "vendor": None,
+        "resource": RESOURCE,
+        "trace_id": "PR-1",
+        "nonce": None,
+        "valid_before": None,
+        "transaction": "",
+        "error_reason": "",
+        "approval_id": None,
+        "ledger_entry_id": signed["ledger_entry_id"],
+        "release_entry_id": None,
+        "decided_at": None,
+    }
+    assert "value" not in shown.json()  # the signed header is the agent's once, at pay
+    foreign = f"/api/agents/{alice.agent.pk}/x402/payments/{signed['payment_id']}"
+    assert bob_client.get(foreign).status_code == 404
+    assert bob_client.get(f"/api/agents/{alice.agent.pk}/x402/payments").status_code == 404
+
+
+def test_the_portal_shows_the_wallet_payments_and_their_trace(alice, alice_client, client):
+    from django.contrib.auth.models import User
+
+    pay(alice_client, alice.agent, v2_header(requirement("1230000")), trace_id="PR-55")
+    pay(alice_client, alice.agent, v2_header(requirement("6000000")), key="key-2")
+    User.objects.create_superuser("root", password="pw-123456789")
+    client.login(username="root", password="pw-123456789")
+
+    agent_page = client.get(f"/agents/{alice.agent.pk}/").content.decode()
+    wallet = UsdcWallet.objects.get(agent=alice.agent)
+    assert wallet.address in agent_page
+    assert "x402_per_call_cap_exceeded" in agent_page
+    ledger = client.get("/ledger/", {"rail": "usdc"})
+    assert ledger.status_code == 200
+    assert "1.23" in ledger.content.decode()
+    trace = client.get("/traces/PR-55/")
+    assert trace.status_code == 200
+    assert "1.23" in trace.content.decode()
+    assert client.get("/traces/").status_code == 200
+    assert client.get("/").status_code == 200
+    export = client.get("/ledger/export.csv", {"rail": "usdc"})
+    assert "x402_payment" in b"".join(export.streaming_content).decode()
+    api_trace = alice_client.get("/api/traces/PR-55").json()
+    assert (api_trace["spent"], api_trace["entries"]) == (
+        {"amount": "1.23", "currency": "USD"},
+        1,
+    )

@@ -17,10 +17,11 @@ from rest_framework.views import APIView
 
 from agentwallet.api.exceptions import error_body
 from agentwallet.api.fields import validate_input
+from agentwallet.api.pagination import CreatedCursorPagination
 from agentwallet.lib.money import money_json
 from wallets import selectors
 from wallets.actors import actor_from_request
-from wallets.models import X402Payment, X402PaymentStatus
+from wallets.models import Agent, X402Payment, X402PaymentStatus
 from wallets.serializers import (
     WalletOutputSerializer,
     X402PayInputSerializer,
@@ -32,6 +33,11 @@ from wallets.serializers import (
 from wallets.x402.keys import wallet_ensure
 from wallets.x402.protocol import MalformedPaymentRequired
 from wallets.x402.services import PayOutcome, PayRequest, x402_pay, x402_settlement_record
+
+
+class DecidedCursorPagination(CreatedCursorPagination):
+    ordering = ("-decided_at", "-id")
+
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)  # visible ASCII
 
@@ -98,11 +104,15 @@ class X402PayApi(APIView):
         "error shape, with the cap that stopped it; nothing is signed.",
     )
     def post(self, request: Request, agent_id: uuid.UUID) -> Response:
-        agent = selectors.agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
+        # The agent itself is read (and locked) by the payment: one statement less here.
+        if not actor_from_request(request).can_act_on(agent_id):
+            raise Http404("No such agent.")
         key = _idempotency_key(request)
         data = validate_input(X402PayInputSerializer, request.data)
         try:
-            outcome = x402_pay(request=PayRequest(agent_id=agent.pk, idempotency_key=key, **data))
+            outcome = x402_pay(request=PayRequest(agent_id=agent_id, idempotency_key=key, **data))
+        except Agent.DoesNotExist as exc:
+            raise Http404("No such agent.") from exc
         except MalformedPaymentRequired as error:
             return Response(
                 error_body(
@@ -128,15 +138,47 @@ class X402SettledApi(APIView):
     def post(self, request: Request, agent_id: uuid.UUID, payment_id: uuid.UUID) -> Response:
         agent = selectors.agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
         data = validate_input(X402SettledInputSerializer, request.data)
-        try:
-            payment = X402Payment.objects.get(pk=payment_id, agent=agent)
-        except X402Payment.DoesNotExist as exc:
-            raise Http404("No such payment.") from exc
+        payment = _payment_of(agent, payment_id)
         try:
             payment = x402_settlement_record(payment=payment, **data)
         except MalformedPaymentRequired as error:
             raise ValidationError({"payment_response": [str(error)]}) from error
         return Response(X402PaymentStateOutputSerializer(payment).data)
+
+
+class X402PaymentListApi(APIView):
+    pagination_class = DecidedCursorPagination
+
+    @extend_schema(
+        operation_id="agents_x402_payments_list",
+        responses=X402PaymentStateOutputSerializer(many=True),
+    )
+    def get(self, request: Request, agent_id: uuid.UUID) -> Response:
+        agent = selectors.agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
+        payments = X402Payment.objects.filter(agent=agent).select_related("vendor")
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(payments, request, view=self)
+        return paginator.get_paginated_response(
+            X402PaymentStateOutputSerializer(page, many=True).data
+        )
+
+
+class X402PaymentDetailApi(APIView):
+    @extend_schema(
+        operation_id="agents_x402_payments_retrieve",
+        responses=X402PaymentStateOutputSerializer,
+    )
+    def get(self, request: Request, agent_id: uuid.UUID, payment_id: uuid.UUID) -> Response:
+        agent = selectors.agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
+        return Response(X402PaymentStateOutputSerializer(_payment_of(agent, payment_id)).data)
+
+
+def _payment_of(agent: Any, payment_id: uuid.UUID) -> X402Payment:
+    """The agent's payment; 404 alike for another agent's and for none."""
+    try:
+        return X402Payment.objects.select_related("vendor").get(pk=payment_id, agent=agent)
+    except X402Payment.DoesNotExist as exc:
+        raise Http404("No such payment.") from exc
 
 
 class WalletApi(APIView):

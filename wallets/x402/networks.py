@@ -59,4 +59,4 @@ def network_named(name: str) -> UsdcNetwork | None:
 
 def accepted_networks() -> tuple[UsdcNetwork, ...]:
     """The networks this deployment pays on (AGENTWALLET_X402_NETWORKS)."""
-    return tuple(KNOWN[name] for name in settings.AGENTWALLET_X402_NETWORKS)
+    return tuple(KNOWN[name] for name in settings.AGENTWALLET_X402_NETWORKS if name in KNOWN)

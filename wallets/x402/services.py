@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -33,8 +34,7 @@ from approvals.selectors import bumps_by_scope
 from approvals.services import DeclineContext, approval_request_for_decline
 from ledger import sql
 from ledger.fx import fx_quote
-from ledger.models import EntryKind, LedgerEntry, Rail
-from ledger.selectors import agent_month_time_zone
+from ledger.models import EntryKind, LedgerEntry, MonthCounterZone, Rail
 from ledger.services.postings import entries_post
 from policies import rules
 from policies.models import PolicyVendorCap, Vendor
@@ -87,19 +87,14 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
     writes nothing; the same key with another body raises Conflict."""
     document = protocol.decode_payment_required(request.payment_required)
     choice = protocol.choose_offer(document)
-    agent = Agent.objects.get(pk=request.agent_id)
-    wallet = wallet_ensure(agent=agent)
     now = now or timezone.now()
     with transaction.atomic(durable=True), connection.cursor() as cursor:
         deadline.transaction_timeouts(cursor)
         # 1. The agent's row, the lock its card decisions take: one decision at a time.
-        agent = agent_lock(agent_id=request.agent_id)
-        wallet = UsdcWallet.objects.get(pk=wallet.pk)  # its status as of the lock
-        existing = X402Payment.objects.filter(
-            agent=agent, idempotency_key=request.idempotency_key
-        ).first()
-        if existing is not None:
-            return _replay(existing, request)
+        agent = _agent_lock(request.agent_id, request.idempotency_key)
+        if agent.paid_with_key is not None:
+            return _replay(X402Payment.objects.get(pk=agent.paid_with_key), request)
+        wallet = _wallet_of(agent)
         payment = X402Payment(
             agent=agent,
             idempotency_key=request.idempotency_key,
@@ -127,7 +122,7 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
 
         # 3. Spend, read under the locks, and the payment in the cap currency (USDC
         # counts as US dollars), rounded up to the cent.
-        zone = agent_month_time_zone(agent=agent)
+        zone = agent.month_zone or policy.time_zone
         spend = sql.spend_read(
             cursor,
             agent_id=agent.pk,
@@ -186,7 +181,7 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
             created_at=now,
             effective_at=now,
         )
-        entries_post([entry], agent)
+        entries_post([entry], agent, month_time_zone=zone)
         authorization = TransferAuthorization(
             payer=wallet.address,
             pay_to=offer.pay_to,
@@ -206,6 +201,35 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
         payment.header_value_encrypted = seal(_HEADER_VALUE, header_value)
         payment.save(force_insert=True)
         return PayOutcome(payment=payment)
+
+
+def _agent_lock(agent_id: uuid.UUID, idempotency_key: str) -> Agent:
+    """The agent, its row locked (as wallets.selectors.agent_lock), in one statement with
+    its policy, its wallet, the zone its month counters are cut in and the payment this
+    key made already, if any (a decision holds the lock while it waits on these)."""
+    return (
+        Agent.objects.select_for_update(of=("self",))
+        .select_related("policy", "usdc_wallet")
+        .annotate(
+            month_zone=Subquery(
+                MonthCounterZone.objects.filter(agent=OuterRef("pk")).values("time_zone")
+            ),
+            paid_with_key=Subquery(
+                X402Payment.objects.filter(
+                    agent=OuterRef("pk"), idempotency_key=idempotency_key
+                ).values("pk")
+            ),
+        )
+        .get(pk=agent_id)
+    )
+
+
+def _wallet_of(agent: Agent) -> UsdcWallet:
+    """The agent's wallet: made on its first payment when provisioning made none."""
+    try:
+        return agent.usdc_wallet
+    except UsdcWallet.DoesNotExist:
+        return wallet_ensure(agent=agent)
 
 
 def _validity_seconds(offer: protocol.Offer) -> int:

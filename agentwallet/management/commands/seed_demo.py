@@ -22,6 +22,7 @@ from agentwallet.demo import (
     EXAMPLE_TRACE,
     TRY_VENDOR,
     seed_demo_spend,
+    seed_demo_x402,
     try_command,
     vendor_merchant,
 )
@@ -39,7 +40,7 @@ from ledger.services.rollups import spend_rollups_advance
 from policies.models import Policy, Vendor
 from policies.services import policy_create, policy_update
 from wallets.actors import Actor
-from wallets.models import Agent, ApiKey, ApiKeyKind, TeamLead
+from wallets.models import Agent, ApiKey, ApiKeyKind, TeamLead, X402Payment
 from wallets.services import agent_provision, api_key_create
 
 DEMO_POLICIES: list[dict[str, Any]] = [
@@ -165,6 +166,10 @@ class Command(BaseCommand):
                 f"approval requests: {approvals}"
             )
             self._print_example()
+
+        if not X402Payment.objects.exists():
+            paid = seed_demo_x402()
+            self.stdout.write(f"{paid} demo x402 payments (claude-code-main, USDC on Base Sepolia)")
 
         if not _staff_key_exists():
             _, raw_key = api_key_create(name="demo staff key", agent=None, created_by=actor)
