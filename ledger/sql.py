@@ -5,7 +5,7 @@ the agent's other decisions wait. They are plain SQL where the ORM measurably co
 more than the statement itself (about three times, for the load and the inserts; see
 bench/README.md); everything else in the ledger uses the ORM. They run unchanged on
 PostgreSQL and SQLite. Only table and column names are written into the SQL, every value
-is a parameter; on SQLite values are passed in the forms Django stores (`_db_values`).
+is a parameter; on SQLite values are passed in the forms Django stores (`db_values`).
 
 Spend is kept in counters (ledger_spendcounter), written with the ledger entry in the
 same transaction, so that reading a window costs a bounded number of rows whatever it
@@ -152,7 +152,7 @@ def card_facts_lock(cursor: Any, *, card_id: str, network_id: str) -> CardFacts 
     except ValueError:
         return None
     lock = " FOR UPDATE OF a" if connection.vendor == "postgresql" else ""
-    cursor.execute(CARD_FACTS + lock, _db_values({"card_id": card_uuid, "network_id": network_id}))
+    cursor.execute(CARD_FACTS + lock, db_values({"card_id": card_uuid, "network_id": network_id}))
     row = cursor.fetchone()
     if row is None:
         return None
@@ -160,13 +160,13 @@ def card_facts_lock(cursor: Any, *, card_id: str, network_id: str) -> CardFacts 
     return CardFacts(
         card_id=card_uuid,
         card_status=got["card_status"],
-        card_expires_at=_datetime(got["card_expires_at"]),
+        card_expires_at=datetime_of(got["card_expires_at"]),
         exp_year=got["exp_year"],
         exp_month=got["exp_month"],
-        allowed_mccs=tuple(_json(got["allowed_mccs"])),
-        allowed_merchant_ids=tuple(_json(got["allowed_merchant_ids"]) or ()),
+        allowed_mccs=tuple(json_of(got["allowed_mccs"])),
+        allowed_merchant_ids=tuple(json_of(got["allowed_merchant_ids"]) or ()),
         learned_merchant_id=got["learned_merchant_id"],
-        card_cap_cents=_cents(got["card_cap"]),
+        card_cap_cents=cents_of(got["card_cap"]),
         single_use=bool(got["single_use"]),
         card_trace_id=got["card_trace_id"],
         vendor_id=got["vendor_id"],
@@ -174,23 +174,23 @@ def card_facts_lock(cursor: Any, *, card_id: str, network_id: str) -> CardFacts 
         vendor_name=got["vendor_name"],
         merchant_lock=rules.MerchantLock(
             descriptors=_descriptors(got["vendor_descriptors"]),
-            network_ids=tuple(_json(got["vendor_network_ids"]) or ()),
+            network_ids=tuple(json_of(got["vendor_network_ids"]) or ()),
             descriptor_lock=bool(got["descriptor_lock"]),
             merchant_id_lock=bool(got["merchant_id_lock"]),
         ),
-        vendor_cap_cents=_cents(got["vendor_cap"]),
-        agent_id=_uuid(got["agent_id"]),
+        vendor_cap_cents=cents_of(got["vendor_cap"]),
+        agent_id=uuid_of(got["agent_id"]),
         agent_status=got["agent_status"],
         agent_trace_id=got["agent_trace_id"],
-        agent_trace_expires_at=_datetime(got["agent_trace_expires_at"]),
-        bumps_valid_until=_datetime(got["bumps_valid_until"]),
+        agent_trace_expires_at=datetime_of(got["agent_trace_expires_at"]),
+        bumps_valid_until=datetime_of(got["bumps_valid_until"]),
         currency=got["currency"],
-        daily_cap_cents=_cents(got["daily_cap"]) or 0,
-        monthly_cap_cents=_cents(got["monthly_cap"]) or 0,
-        per_trace_cap_cents=_cents(got["per_trace_cap"]),
-        per_authorization_cap_cents=_cents(got["per_authorization_cap"]),
+        daily_cap_cents=cents_of(got["daily_cap"]) or 0,
+        monthly_cap_cents=cents_of(got["monthly_cap"]) or 0,
+        per_trace_cap_cents=cents_of(got["per_trace_cap"]),
+        per_authorization_cap_cents=cents_of(got["per_authorization_cap"]),
         velocity_per_hour=got["velocity_per_hour"],
-        warning_thresholds=tuple(_json(got["warning_thresholds"]) or ()),
+        warning_thresholds=tuple(json_of(got["warning_thresholds"]) or ()),
         month_time_zone=got["month_time_zone"],
         event_id_taken=bool(got["event_id_taken"]),
     )
@@ -338,7 +338,7 @@ def spend_read(
     cursor.execute(
         f"SELECT figure, scope, SUM(cents), SUM(holds) FROM ({query}) AS parts "
         "GROUP BY figure, scope",
-        _db_values(params),
+        db_values(params),
     )
     figures = {"day": 0, "hour": 0}
     card_month = dict.fromkeys(card_ids, 0)
@@ -430,7 +430,7 @@ APPROVAL_INSERT = (
 def authorization_insert(cursor: Any, row: Mapping[str, Any]) -> int | None:
     """Insert a declined authorization (`row`: a value for each of AUTHORIZATION_COLUMNS).
     None when its network id is taken: it was decided before, or a replay raced us."""
-    cursor.execute(AUTHORIZATION_INSERT, _db_values(row))
+    cursor.execute(AUTHORIZATION_INSERT, db_values(row))
     found = cursor.fetchone()
     return None if found is None else int(found[0])
 
@@ -530,7 +530,7 @@ def _counters_upsert(cursor: Any, buckets: Mapping[Bucket, list[int]]) -> None:
     cursor.execute(
         "INSERT INTO ledger_spendcounter (scope, grain, bucket_start, cents, holds) "
         f"VALUES {', '.join(values)} {_COUNTERS_ADD}",
-        _db_values(params),
+        db_values(params),
     )
 
 
@@ -544,7 +544,7 @@ def _counter_arrays(buckets: Mapping[Bucket, list[int]]) -> dict[str, list[Any]]
 # --- Values in and out ---------------------------------------------------------------
 
 
-def _db_values(params: Mapping[str, Any]) -> dict[str, Any]:
+def db_values(params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as the database stores them: psycopg takes Python values as they are;
     for SQLite, Django stores datetimes as naive UTC text and UUIDs as 32 hex digits."""
     if connection.vendor != "sqlite":
@@ -564,22 +564,22 @@ def _db_values(params: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _datetime(value: Any) -> datetime | None:
+def datetime_of(value: Any) -> datetime | None:
     if value is None:
         return None
     parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)  # SQLite: naive UTC
 
 
-def _uuid(value: Any) -> uuid.UUID:
+def uuid_of(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _json(value: Any) -> Any:
+def json_of(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _cents(value: Any) -> int | None:
+def cents_of(value: Any) -> int | None:
     if value is None:
         return None
     amount = value if isinstance(value, Decimal) else Decimal(str(value))  # SQLite: text

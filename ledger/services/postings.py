@@ -617,19 +617,30 @@ def entries_post(
 ) -> None:
     """Write ledger entries and add them to the spend counters, in the caller's
     transaction. `month_time_zone`: the agent's (agent_month_time_zone), if read already."""
+    entries_write(
+        entries,
+        agent_id=agent.pk,
+        currency=agent.policy.currency,
+        month_time_zone=month_time_zone or agent_month_time_zone(agent=agent),
+    )
+
+
+def entries_write(
+    entries: list[LedgerEntry], *, agent_id: uuid.UUID, currency: str, month_time_zone: str
+) -> None:
+    """entries_post for a caller that read the agent's cap currency and month zone."""
     LedgerEntry.objects.bulk_create(entries)
-    zone = month_time_zone or agent_month_time_zone(agent=agent)
     with connection.cursor() as cursor:
         sql.counters_add(
             cursor,
             (
                 sql.Posting(
-                    agent_id=agent.pk,
+                    agent_id=agent_id,
                     card_id=entry.card_id,
                     vendor_id=entry.vendor_id,
                     trace_id=entry.trace_id,
-                    currency=agent.policy.currency,
-                    month_time_zone=zone,
+                    currency=currency,
+                    month_time_zone=month_time_zone,
                     effective_at=entry.effective_at,
                     cents=entry.cap_cents,
                     is_hold=entry.kind == EntryKind.HOLD,

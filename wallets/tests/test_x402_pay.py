@@ -549,3 +549,22 @@ def test_the_portal_shows_the_wallet_payments_and_their_trace(alice, alice_clien
         {"amount": "1.23", "currency": "USD"},
         1,
     )
+
+
+def test_an_agent_frozen_before_it_had_a_wallet_pays_nothing(alice, alice_client, staff_client):
+    UsdcWallet.objects.filter(agent=alice.agent).delete()  # as if provisioned without x402
+    staff_client.post(f"/api/agents/{alice.agent.pk}/freeze", {"reason": "x"}, format="json")
+
+    response = pay(alice_client, alice.agent, v2_header())
+
+    assert response.json()["error"]["code"] == "wallet_frozen"
+
+
+def test_the_first_payment_makes_the_wallet(alice, alice_client):
+    UsdcWallet.objects.filter(agent=alice.agent).delete()
+
+    response = pay(alice_client, alice.agent, v2_header())
+
+    assert response.status_code == 201
+    wallet = UsdcWallet.objects.get(agent=alice.agent)
+    assert recovered_signer(response.json()["value"]) == wallet.address

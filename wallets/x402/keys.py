@@ -34,13 +34,16 @@ def wallet_ensure(*, agent: Agent) -> UsdcWallet:
         return UsdcWallet.objects.get(agent=agent)
 
 
-def wallet_private_key(wallet: UsdcWallet) -> str:
-    """The key, for signing only (wallets.x402.signing); never returned or logged."""
-    return unseal(_PRIVATE_KEY, wallet.private_key_encrypted)
+def unseal_private_key(sealed: str) -> str:
+    """A wallet's key (UsdcWallet.private_key_encrypted), for signing only
+    (wallets.x402.signing); never returned or logged."""
+    return unseal(_PRIVATE_KEY, sealed)
 
 
 def wallet_status_set(*, agent: Agent, frozen: bool) -> None:
-    """The kill switch: an agent's freeze stops its x402 payments with its cards."""
-    UsdcWallet.objects.filter(agent=agent).update(
-        status=WalletStatus.FROZEN if frozen else WalletStatus.ACTIVE
-    )
+    """The kill switch: an agent's freeze stops its x402 payments with its cards. An
+    agent without a wallet gets one, frozen, so that no first payment makes it active."""
+    status = WalletStatus.FROZEN if frozen else WalletStatus.ACTIVE
+    if not UsdcWallet.objects.filter(agent=agent).update(status=status) and frozen:
+        wallet_ensure(agent=agent)
+        UsdcWallet.objects.filter(agent=agent).update(status=status)

@@ -22,7 +22,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -34,14 +33,14 @@ from approvals.selectors import bumps_by_scope
 from approvals.services import DeclineContext, approval_request_for_decline
 from ledger import sql
 from ledger.fx import fx_quote
-from ledger.models import EntryKind, LedgerEntry, MonthCounterZone, Rail
-from ledger.services.postings import entries_post
+from ledger.models import EntryKind, LedgerEntry, Rail
+from ledger.services.postings import entries_post, entries_write
 from policies import rules
-from policies.models import PolicyVendorCap, Vendor
-from wallets.models import Agent, UsdcWallet, X402Payment, X402PaymentStatus
+from wallets.models import Agent, WalletStatus, X402Payment, X402PaymentStatus
 from wallets.selectors import agent_lock
 from wallets.x402 import protocol
-from wallets.x402.keys import wallet_ensure, wallet_private_key
+from wallets.x402 import sql as x402_sql
+from wallets.x402.keys import unseal_private_key, wallet_ensure
 from wallets.x402.signing import TransferAuthorization, sign_transfer
 
 _HEADER_VALUE = b"agentwallet.x402-payment-header.v1"
@@ -84,19 +83,29 @@ class PayOutcome:
 def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
     """Decide one payment, once per idempotency key; sign it only when approved and in
     the ledger. A 402 that is not x402 raises protocol.MalformedPaymentRequired and
-    writes nothing; the same key with another body raises Conflict."""
+    writes nothing; an unknown agent raises Agent.DoesNotExist; the same key with
+    another body raises Conflict."""
     document = protocol.decode_payment_required(request.payment_required)
     choice = protocol.choose_offer(document)
+    pay_to = choice.pay_to if isinstance(choice, protocol.Offer) else ""
     now = now or timezone.now()
     with transaction.atomic(durable=True), connection.cursor() as cursor:
         deadline.transaction_timeouts(cursor)
         # 1. The agent's row, the lock its card decisions take: one decision at a time.
-        agent = _agent_lock(request.agent_id, request.idempotency_key)
-        if agent.paid_with_key is not None:
-            return _replay(X402Payment.objects.get(pk=agent.paid_with_key), request)
-        wallet = _wallet_of(agent)
+        # One statement reads its policy, wallet, month zone, the payee's vendor and
+        # whether this key paid already.
+        facts = x402_sql.payer_facts_lock(
+            cursor,
+            agent_id=request.agent_id,
+            idempotency_key=request.idempotency_key,
+            pay_to=pay_to,
+        )
+        if facts is None:
+            raise Agent.DoesNotExist(f"No agent {request.agent_id}.")
+        if facts.paid_with_key is not None:
+            return _replay(X402Payment.objects.get(pk=facts.paid_with_key), request)
         payment = X402Payment(
-            agent=agent,
+            agent_id=request.agent_id,
             idempotency_key=request.idempotency_key,
             request_sha256=request.sha256,
             x402_version=choice.x402_version,
@@ -108,60 +117,55 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
 
         # 2. What is paid, to whom, for which trace; the trace's budget row if capped.
         offer = choice
-        policy = agent.policy
-        vendor = _vendor_paid_at(offer.pay_to)
-        trace_id = request.trace_id or agent.active_trace_at(now)
-        trace_capped = bool(trace_id) and policy.per_trace_cap is not None
+        trace_id = request.trace_id or facts.active_trace_at(now)
+        trace_capped = bool(trace_id) and facts.per_trace_cap_cents is not None
         if trace_capped:
             sql.trace_lock(cursor, trace_id=trace_id, now=now)
         payment.network = offer.network.caip2
         payment.pay_to = offer.pay_to
         payment.atomic_amount = Decimal(offer.atomic_amount)
         payment.trace_id = trace_id
-        payment.vendor = vendor
+        payment.vendor_id = facts.vendor_id
 
         # 3. Spend, read under the locks, and the payment in the cap currency (USDC
         # counts as US dollars), rounded up to the cent.
-        zone = agent.month_zone or policy.time_zone
         spend = sql.spend_read(
             cursor,
-            agent_id=agent.pk,
-            currency=policy.currency,
-            month_time_zone=zone,
+            agent_id=request.agent_id,
+            currency=facts.currency,
+            month_time_zone=facts.month_time_zone,
             now=now,
-            vendor_ids=[vendor.pk] if vendor else [],
+            vendor_ids=[facts.vendor_id] if facts.vendor_id else [],
             trace_ids=[trace_id] if trace_capped else [],
         )
-        quote = fx_quote("USD", policy.currency)
+        quote = fx_quote("USD", facts.currency)
         cap_cents = None if quote is None else to_cents(convert_up(offer.amount, quote.rate))
         if quote is not None and cap_cents is not None:
-            payment.cap_amount = Money(from_cents(cap_cents), policy.currency)
+            payment.cap_amount = Money(from_cents(cap_cents), facts.currency)
             payment.fx_rate = quote.rate
 
         # 4. The rules.
-        limits = _limits(agent, spend, vendor, trace_id if trace_capped else "", now)
         decision = rules.decide_x402(
             payment=rules.X402Facts(
-                agent_status=agent.status,
-                wallet_status=wallet.status,
-                x402_allowed=policy.x402_allowed,
-                per_call_cap_cents=None
-                if policy.x402_per_call_cap is None
-                else to_cents(policy.x402_per_call_cap.amount),
-                payees=tuple(str(payee).lower() for payee in policy.x402_payees or ()),
+                agent_status=facts.agent_status,
+                # No wallet yet: the first payment makes it, if approved.
+                wallet_status=facts.wallet_status or WalletStatus.ACTIVE,
+                x402_allowed=facts.x402_allowed,
+                per_call_cap_cents=facts.per_call_cap_cents,
+                payees=facts.payees,
                 pay_to=offer.pay_to,
                 cap_cents=cap_cents,
             ),
-            limits=limits,
+            limits=_limits(request.agent_id, facts, spend, trace_id if trace_capped else "", now),
         )
         if not decision.approved or cap_cents is None or quote is None:
             if decision.scope:
                 payment.cap_scope = decision.scope
-                payment.cap_limit = _money(decision.limit_cents, policy.currency)
-                payment.cap_remaining = _money(decision.remaining_cents, policy.currency)
+                payment.cap_limit = _money(decision.limit_cents, facts.currency)
+                payment.cap_remaining = _money(decision.remaining_cents, facts.currency)
             if decision.is_cap_decline and cap_cents is not None:
                 payment.approval_request = _approval_request(
-                    payment, offer, decision, cap_cents, now
+                    payment, facts, offer, decision, cap_cents, now
                 )
             return _declined(payment, decision.reason)
 
@@ -169,28 +173,34 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
         entry = LedgerEntry(
             kind=EntryKind.X402_PAYMENT,
             rail=Rail.USDC,
-            agent=agent,
-            vendor=vendor,
+            agent_id=request.agent_id,
+            vendor_id=facts.vendor_id,
             trace_id=trace_id,
             network_txn_id=f"x402:{payment.pk}",
             amount=Money(round_against_agent(offer.amount), "USD"),
-            cap_amount=Money(from_cents(cap_cents), policy.currency),
+            cap_amount=Money(from_cents(cap_cents), facts.currency),
             cap_cents=cap_cents,
             fx_rate=quote.rate,
             memo=_memo(offer, request.resource),
             created_at=now,
             effective_at=now,
         )
-        entries_post([entry], agent, month_time_zone=zone)
+        entries_write(
+            [entry],
+            agent_id=request.agent_id,
+            currency=facts.currency,
+            month_time_zone=facts.month_time_zone,
+        )
+        address, sealed_key = _wallet_of(request.agent_id, facts)
         authorization = TransferAuthorization(
-            payer=wallet.address,
+            payer=address,
             pay_to=offer.pay_to,
             value=offer.atomic_amount,
             valid_after=int((now - _CLOCK_SKEW).timestamp()),
             valid_before=int(now.timestamp()) + _validity_seconds(offer),
             nonce=secrets.token_bytes(32),
         )
-        signature = sign_transfer(wallet_private_key(wallet), offer.network, authorization)
+        signature = sign_transfer(unseal_private_key(sealed_key), offer.network, authorization)
         header_value = protocol.payment_header_value(offer, signature, authorization.as_json())
         payment.status = X402PaymentStatus.SIGNED
         payment.entry = entry
@@ -203,81 +213,47 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
         return PayOutcome(payment=payment)
 
 
-def _agent_lock(agent_id: uuid.UUID, idempotency_key: str) -> Agent:
-    """The agent, its row locked (as wallets.selectors.agent_lock), in one statement with
-    its policy, its wallet, the zone its month counters are cut in and the payment this
-    key made already, if any (a decision holds the lock while it waits on these)."""
-    return (
-        Agent.objects.select_for_update(of=("self",))
-        .select_related("policy", "usdc_wallet")
-        .annotate(
-            month_zone=Subquery(
-                MonthCounterZone.objects.filter(agent=OuterRef("pk")).values("time_zone")
-            ),
-            paid_with_key=Subquery(
-                X402Payment.objects.filter(
-                    agent=OuterRef("pk"), idempotency_key=idempotency_key
-                ).values("pk")
-            ),
-        )
-        .get(pk=agent_id)
-    )
-
-
-def _wallet_of(agent: Agent) -> UsdcWallet:
-    """The agent's wallet: made on its first payment when provisioning made none."""
-    try:
-        return agent.usdc_wallet
-    except UsdcWallet.DoesNotExist:
-        return wallet_ensure(agent=agent)
+def _wallet_of(agent_id: uuid.UUID, facts: x402_sql.PayerFacts) -> tuple[str, str]:
+    """The wallet's address and sealed key: made on the agent's first payment when
+    provisioning made none (its policy did not allow x402 then)."""
+    if facts.wallet_address is not None and facts.wallet_key is not None:
+        return facts.wallet_address, facts.wallet_key
+    wallet = wallet_ensure(agent=Agent.objects.get(pk=agent_id))
+    return wallet.address, wallet.private_key_encrypted
 
 
 def _validity_seconds(offer: protocol.Offer) -> int:
     return min(offer.max_timeout_seconds, settings.AGENTWALLET_X402_MAX_VALIDITY_SECONDS)
 
 
-def _vendor_paid_at(pay_to: str) -> Vendor | None:
-    """The vendor that lists this address among those it is paid at over x402."""
-    wanted = pay_to.lower()
-    for vendor in Vendor.objects.exclude(x402_pay_to=[]).only("id", "slug", "name", "x402_pay_to"):
-        if any(str(address).lower() == wanted for address in vendor.x402_pay_to or ()):
-            return vendor
-    return None
-
-
 def _limits(
-    agent: Agent, spend: sql.Spend, vendor: Vendor | None, capped_trace: str, now: datetime
+    agent_id: uuid.UUID,
+    facts: x402_sql.PayerFacts,
+    spend: sql.Spend,
+    capped_trace: str,
+    now: datetime,
 ) -> rules.Limits:
     """The caps a payment counts against (the agent's, its vendor's, its trace's), each
     with what is spent and the bumps approved on it: the same as a card's."""
-    policy = agent.policy
     bumps = (
-        bumps_by_scope(agent_id=agent.pk, now=now)
-        if agent.bumps_valid_until is not None and agent.bumps_valid_until > now
+        bumps_by_scope(agent_id=agent_id, now=now)
+        if facts.bumps_valid_until is not None and facts.bumps_valid_until > now
         else {}
     )
-    vendor_cap = None
-    if vendor is not None:
-        cap = PolicyVendorCap.objects.filter(policy=policy, vendor=vendor).first()
-        vendor_cap = to_cents(cap.monthly_cap.amount) if cap else None
-    vendor_key = rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=vendor.slug if vendor else "")
+    vendor_key = rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=facts.vendor_slug)
     trace_key = rules.cap_key(rules.SCOPE_TRACE, trace_id=capped_trace)
     return rules.Limits(
         vendor=rules.Limit(
-            vendor_cap,
-            spend.vendor_month_cents.get(vendor.pk, 0) if vendor else 0,
+            facts.vendor_cap_cents,
+            spend.vendor_month_cents.get(facts.vendor_id, 0) if facts.vendor_id else 0,
             bumps.get(vendor_key, 0),
         ),
-        daily=rules.Limit(
-            to_cents(policy.daily_cap.amount), spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)
-        ),
+        daily=rules.Limit(facts.daily_cap_cents, spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)),
         monthly=rules.Limit(
-            to_cents(policy.monthly_cap.amount),
-            spend.month_cents,
-            bumps.get(rules.SCOPE_MONTHLY, 0),
+            facts.monthly_cap_cents, spend.month_cents, bumps.get(rules.SCOPE_MONTHLY, 0)
         ),
         trace=rules.Limit(
-            to_cents(policy.per_trace_cap.amount) if capped_trace else None,
+            facts.per_trace_cap_cents if capped_trace else None,
             spend.trace_cents.get(capped_trace, 0),
             bumps.get(trace_key, 0),
         ),
@@ -286,26 +262,26 @@ def _limits(
 
 def _approval_request(
     payment: X402Payment,
+    facts: x402_sql.PayerFacts,
     offer: protocol.Offer,
     decision: rules.RuleDecision,
     cap_cents: int,
     now: datetime,
 ) -> Any:
     """A cap stopped the payment: the lead hears of it as of a card's decline."""
-    vendor = payment.vendor
-    currency = payment.agent.policy.currency
+    currency = facts.currency
     return approval_request_for_decline(
         agent_id=payment.agent_id,
         decision=decision,
         currency=currency,
         requested_cents=cap_cents,
         card_id="",
-        vendor_id=vendor.pk if vendor else None,
-        vendor_slug=vendor.slug if vendor else "",
+        vendor_id=facts.vendor_id,
+        vendor_slug=facts.vendor_slug,
         trace_id=payment.trace_id,
         now=now,
         context=DeclineContext(
-            vendor_name=vendor.name if vendor else f"x402 {offer.pay_to}",
+            vendor_name=facts.vendor_name or f"x402 {offer.pay_to}",
             amount=Money(round_against_agent(offer.amount), "USD"),
             cap_amount=Money(from_cents(cap_cents), currency),
             trace_id=payment.trace_id,
