@@ -19,6 +19,7 @@ from agentwallet.portal.selectors import PortalScope, dashboard_read, portal_sco
 from approvals.models import ApprovalRequest, ApprovalStatus, DecisionChannel
 from approvals.services import approval_deny, approval_grant
 from ledger.selectors import agents_top_traces, approvals_declined_charges
+from wallets.selectors import approvals_declined_x402_payments
 
 DECIDED_SHOWN = 20
 TOP_TRACES_OVER = timedelta(days=1)
@@ -38,10 +39,13 @@ def _queue_context(request, scope: PortalScope, **extra) -> dict:
         agent_ids={request.agent_id for request in pending},
         since=timezone.now() - TOP_TRACES_OVER,
     )
-    charges = approvals_declined_charges(approval_ids=[request.pk for request in pending])
+    pending_ids = [request.pk for request in pending]
+    charges = approvals_declined_charges(approval_ids=pending_ids)
+    payments = approvals_declined_x402_payments(approval_ids=pending_ids)
     for approval in pending:
         approval.top_traces = tops.get(approval.agent_id, [])
         approval.declined_charge = charges.get(approval.pk)
+        approval.declined_x402 = payments.get(approval.pk)
     return {
         "pending": pending,
         "decided": list(

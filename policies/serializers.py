@@ -18,6 +18,10 @@ MCC_FIELD = StrictRegexField(
 )
 
 
+def evm_address_field() -> StrictRegexField:
+    return StrictRegexField(r"^0x[0-9a-fA-F]{40}$", max_length=42)
+
+
 class VendorOutputSerializer(serializers.ModelSerializer[Vendor]):
     class Meta:
         model = Vendor
@@ -31,6 +35,7 @@ class VendorOutputSerializer(serializers.ModelSerializer[Vendor]):
             "descriptor_lock",
             "merchant_id_lock",
             "currencies",
+            "x402_pay_to",
             "is_curated",
         ]
         read_only_fields = fields
@@ -54,6 +59,13 @@ class VendorCreateInputSerializer(StrictInputSerializer):
     )
     network_ids = serializers.ListField(
         child=serializers.CharField(max_length=64), max_length=50, default=list
+    )
+    x402_pay_to = serializers.ListField(
+        child=evm_address_field(),
+        max_length=20,
+        default=list,
+        help_text="The addresses this vendor is paid at over x402: names a payment's vendor "
+        "(and its monthly cap applies).",
     )
     descriptor_lock = serializers.BooleanField(
         default=True,
@@ -100,6 +112,7 @@ class PolicyOutputSerializer(serializers.ModelSerializer[Policy]):
             "velocity_per_hour",
             "x402_allowed",
             "x402_per_call_cap",
+            "x402_payees",
             "time_zone",
             "warning_thresholds",
             "approvals_channel",
@@ -125,6 +138,12 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
     )
     x402_allowed = serializers.BooleanField(required=False)
     x402_per_call_cap = MoneyField(required=False, allow_null=True)
+    x402_payees = serializers.ListField(
+        child=evm_address_field(),
+        max_length=100,
+        required=False,
+        help_text="When set, x402 pays only these addresses; empty: any payee.",
+    )
     time_zone = serializers.CharField(max_length=64, required=False)
     warning_thresholds = serializers.ListField(
         child=StrictIntegerField(min_value=1, max_value=100),

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
+from eth_utils import to_checksum_address
 
 from agentwallet.audit import audit_record
 from agentwallet.lib.money import money_json
@@ -38,7 +39,13 @@ PLAIN_FIELDS = (
     "approvals_channel",
     "bump_valid_hours",
     "runaway",
+    "x402_payees",
 )
+
+
+def _addresses(addresses: Iterable[str]) -> list[str]:
+    """EVM addresses checksummed, each once, in order (x402 payees)."""
+    return list(dict.fromkeys(to_checksum_address(address) for address in addresses))
 
 
 def _clean_mccs(mccs: Iterable[str]) -> list[str]:
@@ -63,6 +70,7 @@ def vendor_create(
     descriptor_lock: bool = True,
     merchant_id_lock: bool = True,
     currencies: Iterable[str] = ("USD",),
+    x402_pay_to: Iterable[str] = (),
     is_curated: bool = False,
     actor: Actor | None = None,
 ) -> Vendor:
@@ -83,6 +91,7 @@ def vendor_create(
         descriptor_lock=descriptor_lock,
         merchant_id_lock=merchant_id_lock,
         currencies=list(currencies),
+        x402_pay_to=_addresses(x402_pay_to),
         is_curated=is_curated,
     )
     vendor.full_clean()
@@ -137,6 +146,7 @@ def policy_create(
     velocity_per_hour: int | None = None,
     x402_allowed: bool = False,
     x402_per_call_cap: Decimal | None = None,
+    x402_payees: Iterable[str] = (),
     time_zone: str = "UTC",
     description: str = "",
     default_vendors: Iterable[Vendor] = (),
@@ -163,6 +173,7 @@ def policy_create(
         velocity_per_hour=velocity_per_hour,
         x402_allowed=x402_allowed,
         x402_per_call_cap=_cap(x402_per_call_cap, currency),
+        x402_payees=_addresses(x402_payees),
         time_zone=time_zone,
         warning_thresholds=sorted(set(warning_thresholds)),
         approvals_channel=approvals_channel,
@@ -207,7 +218,8 @@ def policy_update(
     updated: list[str] = []
     for field in PLAIN_FIELDS:
         if field in changes:
-            setattr(policy, field, changes[field])
+            value = changes[field]
+            setattr(policy, field, _addresses(value) if field == "x402_payees" else value)
             updated.append(field)
     for field in CAP_FIELDS:
         if field in changes:

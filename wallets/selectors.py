@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import uuid
 
+from collections.abc import Iterable
+
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -48,3 +50,15 @@ def x402_payments_latest(*, agent: Agent, limit: int = 10) -> list[X402Payment]:
 
 def wallet_of(*, agent: Agent) -> UsdcWallet | None:
     return UsdcWallet.objects.filter(agent=agent).first()
+
+
+def approvals_declined_x402_payments(*, approval_ids: Iterable[int]) -> dict[int, X402Payment]:
+    """The declined x402 payment that raised each approval request (its first), as
+    ledger.selectors.approvals_declined_charges finds card charges."""
+    payments = X402Payment.objects.filter(approval_request_id__in=list(approval_ids)).order_by(
+        "decided_at", "id"
+    )
+    first: dict[int, X402Payment] = {}
+    for payment in payments.select_related("vendor"):
+        first.setdefault(payment.approval_request_id, payment)
+    return first

@@ -167,3 +167,22 @@ def test_the_queue_shows_the_declined_charge_and_the_agents_top_traces(alice, ne
     assert '<span class="money">20.00 USD</span>' in page
     assert page.index("owner/repo#12</a>") < page.index('PR-7</a> <span class="money">12.00 USD')
     assert 'href="/traces/owner%2Frepo%2312/"' in page
+
+
+def test_the_queue_shows_a_declined_x402_payment(alice, alice_client, starter_policy):
+    from wallets.tests.x402_requirements import PAY_TO, requirement, v2_header
+
+    starter_policy.daily_cap = "1.00"
+    starter_policy.save()
+    declined = alice_client.post(
+        f"/api/agents/{alice.agent.pk}/x402/pay",
+        {"payment_required": v2_header(requirement("2000000")), "resource": "https://x.dev/a"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
+    assert declined.json()["error"]["code"] == "daily_cap_exceeded"
+
+    page = signed_in(user_with("Finance")).get("/approvals/").content.decode()
+
+    assert f"x402 to <code class=\"small\">{PAY_TO[:11]}…</code>" in page
+    assert '<span class="money">2.00 USD</span> <span class="muted small">USDC</span>' in page

@@ -191,3 +191,21 @@ def test_a_policy_change_in_the_admin_goes_through_the_service(admin_client, sta
     assert (change.field, change.actor) == ("daily_cap", "user:admin")
     assert change.new_value == money("600.00")
     assert Policy.objects.get(pk=starter_policy.pk).daily_cap.amount == Decimal("600")
+
+
+def test_x402_payees_and_vendor_pay_to_are_set_checksummed(staff_client):
+    lower = "0x209693bc6afc0c5328ba36faf03c514ef312287c"
+    patched = staff_client.patch(
+        "/api/policies/starter", {"x402_payees": [lower, lower]}, format="json"
+    )
+    assert patched.status_code == 200, patched.json()
+    assert patched.json()["x402_payees"] == ["0x209693Bc6afc0C5328bA36FaF03C514EF312287C"]
+    bad = staff_client.patch("/api/policies/starter", {"x402_payees": ["0x12"]}, format="json")
+    assert bad.status_code == 400
+    vendor = staff_client.post(
+        "/api/vendors",
+        {"slug": "search-api", "name": "Search API", "mccs": ["7372"], "x402_pay_to": [lower]},
+        format="json",
+    )
+    assert vendor.status_code == 201, vendor.json()
+    assert vendor.json()["x402_pay_to"] == ["0x209693Bc6afc0C5328bA36FaF03C514EF312287C"]
