@@ -40,7 +40,7 @@ from ledger.serializers import (
     TraceSummaryOutputSerializer,
 )
 from wallets.actors import actor_from_request
-from wallets.selectors import agent_get_for_actor
+from wallets.selectors import agent_get_for_actor, x402_standing
 
 logger = logging.getLogger("agentwallet.network")
 
@@ -52,7 +52,10 @@ class AgentBudgetApi(APIView):
     def get(self, request: Request, agent_id: uuid.UUID) -> Response:
         agent = agent_get_for_actor(actor=actor_from_request(request), agent_id=agent_id)
         budget = selectors.agent_budget(agent=agent)
-        return Response(AgentBudgetOutputSerializer(AgentBudgetOutputSerializer.shape(budget)).data)
+        x402 = x402_standing(agent=agent)
+        return Response(
+            AgentBudgetOutputSerializer(AgentBudgetOutputSerializer.shape(budget, x402)).data
+        )
 
 
 class LedgerEntryPagination(CreatedCursorPagination):

@@ -51,6 +51,13 @@ class BudgetBumpOutputSerializer(serializers.Serializer[Any]):
 class X402BudgetOutputSerializer(serializers.Serializer[Any]):
     allowed = serializers.BooleanField()
     per_call_cap = MoneyField(allow_null=True)
+    wallet_address = serializers.CharField(allow_null=True, help_text="null: no wallet yet.")
+    wallet_status = serializers.CharField(allow_null=True)
+    unsettled = MoneyField(
+        help_text="Signed payments not settled nor released yet: counted as spent, as "
+        "their signatures can still be settled until their valid-before."
+    )
+    unsettled_payments = serializers.IntegerField()
 
 
 class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
@@ -67,7 +74,7 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
     x402 = X402BudgetOutputSerializer()
 
     @staticmethod
-    def shape(budget: AgentBudget) -> dict[str, Any]:
+    def shape(budget: AgentBudget, x402: Any) -> dict[str, Any]:
         def window(figure: CapFigure, start: Any, end: Any) -> dict[str, Any]:
             return {
                 "cap": figure.cap,
@@ -90,7 +97,14 @@ class AgentBudgetOutputSerializer(serializers.Serializer[Any]):
             "cards": budget.cards,
             "traces": budget.traces,
             "bumps": budget.bumps,
-            "x402": {"allowed": policy.x402_allowed, "per_call_cap": policy.x402_per_call_cap},
+            "x402": {
+                "allowed": policy.x402_allowed,
+                "per_call_cap": policy.x402_per_call_cap,
+                "wallet_address": x402.wallet_address,
+                "wallet_status": x402.wallet_status,
+                "unsettled": x402.unsettled,
+                "unsettled_payments": x402.unsettled_payments,
+            },
         }
 
 

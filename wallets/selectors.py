@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import uuid
-
 from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
+from djmoney.money import Money
 
 from wallets.actors import Actor
-from wallets.models import Agent, UsdcWallet, X402Payment
+from wallets.models import Agent, UsdcWallet, X402Payment, X402PaymentStatus
 
 
 def agent_list_for_actor(*, actor: Actor) -> QuerySet[Agent]:
@@ -62,3 +64,29 @@ def approvals_declined_x402_payments(*, approval_ids: Iterable[int]) -> dict[int
     for payment in payments.select_related("vendor"):
         first.setdefault(payment.approval_request_id, payment)
     return first
+
+
+@dataclass(frozen=True)
+class X402Standing:
+    """The agent's wallet as its budget shows it."""
+
+    wallet_address: str | None
+    wallet_status: str | None
+    # Signed, not settled and not yet released: counted as spent, as whoever holds the
+    # signatures can still settle them.
+    unsettled: Money
+    unsettled_payments: int
+
+
+def x402_standing(*, agent: Agent) -> X402Standing:
+    wallet = wallet_of(agent=agent)
+    currency = agent.policy.currency
+    open_payments = X402Payment.objects.filter(
+        agent=agent, status__in=[X402PaymentStatus.SIGNED, X402PaymentStatus.FAILED]
+    ).aggregate(total=Sum("cap_amount"), count=Count("id"))
+    return X402Standing(
+        wallet_address=wallet.address if wallet else None,
+        wallet_status=wallet.status if wallet else None,
+        unsettled=Money(open_payments["total"] or Decimal("0.00"), currency),
+        unsettled_payments=open_payments["count"],
+    )

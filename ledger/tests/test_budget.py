@@ -24,6 +24,10 @@ def test_budget_of_a_new_agent_spends_nothing(alice, alice_client):
     assert body["x402"] == {
         "allowed": True,
         "per_call_cap": {"amount": "5.00", "currency": "USD"},
+        "wallet_address": alice.agent.usdc_wallet.address,
+        "wallet_status": "active",
+        "unsettled": {"amount": "0.00", "currency": "USD"},
+        "unsettled_payments": 0,
     }
 
 

@@ -382,6 +382,15 @@ def test_the_budget_and_ledger_show_x402(alice, alice_client):
 
     budget = alice_client.get(f"/api/agents/{alice.agent.pk}/budget").json()
     assert budget["rolling_24h"]["spent"] == {"amount": "0.25", "currency": "USD"}
+    wallet = UsdcWallet.objects.get(agent=alice.agent)
+    assert budget["x402"] == {
+        "allowed": True,
+        "per_call_cap": {"amount": "5.00", "currency": "USD"},
+        "wallet_address": wallet.address,
+        "wallet_status": "active",
+        "unsettled": {"amount": "0.25", "currency": "USD"},
+        "unsettled_payments": 1,
+    }
     ledger = alice_client.get("/api/ledger", {"rail": "usdc"}).json()["results"]
     assert [(row["kind"], row["trace_id"]) for row in ledger] == [("x402_payment", "PR-3")]
     assert alice_client.get("/api/ledger", {"rail": "card"}).json()["results"] == []
