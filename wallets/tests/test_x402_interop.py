@@ -250,3 +250,32 @@ def _request(provisioned, key: str, atomic: str) -> PayRequest:
         payment_required=v2_header(requirement(atomic)),
         resource="https://api.example.com/premium",
     )
+
+
+class _LosesFirstAnswer(httpx.BaseTransport):
+    """AgentWallet decides and signs, but the agent never hears back the first time."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.lost = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path.endswith("/x402/pay") and not self.lost:
+            self.lost += 1
+            raise httpx.ReadError("connection reset", request=request)
+        return response
+
+
+def test_a_lost_answer_is_asked_again_and_never_paid_twice(alice, funded, x402_network):
+    flaky = _LosesFirstAnswer(httpx.WSGITransport(app=get_wsgi_application()))
+    wallet = AgentWallet("http://testserver", alice.raw_key, transport=flaky)
+    client = httpx.Client(transport=X402Transport(wallet), timeout=30)
+
+    response = client.get(f"{x402_network.server_url}/cheap")
+
+    assert response.status_code == 200
+    assert flaky.lost == 1
+    assert X402Payment.objects.filter(agent=alice.agent).count() == 1
+    assert LedgerEntry.objects.filter(agent=alice.agent).count() == 1
+    assert x402_network.balance(funded) == FUNDS - 10_000
