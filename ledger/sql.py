@@ -500,6 +500,12 @@ def counters_add(
         _counters_upsert(cursor, buckets)
 
 
+def counters_upsert_params(postings: Iterable[Posting]) -> dict[str, list[Any]]:
+    """COUNTERS_UPSERT's parameters (PostgreSQL) for these postings, for a statement that
+    adds them with its own inserts (data-modifying CTEs, as APPROVAL_INSERT)."""
+    return _counter_arrays(_buckets(postings))
+
+
 Bucket = tuple[str, str, datetime]  # scope, grain, start
 
 

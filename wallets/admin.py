@@ -184,7 +184,6 @@ class X402PaymentAdmin(admin.ModelAdmin[X402Payment]):
     list_select_related = ["agent"]
     search_fields = ["id", "pay_to", "trace_id", "resource_url", "settlement_transaction"]
     date_hierarchy = "decided_at"
-    exclude = ["header_value_encrypted"]  # a bearer instrument until valid_before
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -237,13 +237,13 @@ class X402Payment(models.Model):
         blank=True,
         related_name="declined_x402_payments",
     )
-    # The signed EIP-3009 authorization: nonce (32 bytes hex) and window.
+    # The EIP-3009 authorization it signs: nonce (32 bytes hex) and window. The signature
+    # itself is never stored (a bearer instrument until valid_before): it is signed after
+    # the commit, and signed again, the same (deterministic ECDSA), for a replay.
     nonce = models.CharField(max_length=66, null=True, blank=True)
     valid_after = models.DateTimeField(null=True, blank=True)
     valid_before = models.DateTimeField(null=True, blank=True)
-    # The header to send, encrypted: a bearer instrument until valid_before.
     header_name = models.CharField(max_length=20, blank=True)
-    header_value_encrypted = models.TextField(blank=True, editable=False)
     entry = models.OneToOneField(
         "ledger.LedgerEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -288,8 +288,8 @@ class X402Payment(models.Model):
                     & Q(reason="")
                     & Q(entry__isnull=False)
                     & Q(nonce__isnull=False)
-                    & Q(valid_before__isnull=False)
-                    & ~Q(header_value_encrypted="")
+                    & Q(valid_after__isnull=False, valid_before__isnull=False)
+                    & ~Q(header_name="")
                 ),
                 name="wallets_x402payment_signed_only_when_recorded",
             ),

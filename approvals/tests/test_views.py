@@ -184,5 +184,5 @@ def test_the_queue_shows_a_declined_x402_payment(alice, alice_client, starter_po
 
     page = signed_in(user_with("Finance")).get("/approvals/").content.decode()
 
-    assert f"x402 to <code class=\"small\">{PAY_TO[:11]}…</code>" in page
+    assert f'x402 to <code class="small">{PAY_TO[:11]}…</code>' in page
     assert '<span class="money">2.00 USD</span> <span class="muted small">USDC</span>' in page

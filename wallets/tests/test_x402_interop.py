@@ -114,7 +114,7 @@ def test_above_the_per_call_cap_nothing_is_signed(alice, funded, x402_network):
     assert declined.value.cap.scope == "x402_per_call"
     assert not LedgerEntry.objects.filter(agent=alice.agent).exists()
     payment = X402Payment.objects.get(agent=alice.agent)
-    assert (payment.status, payment.header_value_encrypted) == ("declined", "")
+    assert (payment.status, payment.nonce) == ("declined", None)
     assert x402_network.transactions() == transactions_before
     assert x402_network.balance(funded) == FUNDS
 

@@ -147,7 +147,7 @@ def test_above_the_per_call_cap_nothing_is_signed_or_spent(alice, alice_client):
     assert "value" not in response.json()
     assert not LedgerEntry.objects.filter(agent=alice.agent).exists()
     payment = X402Payment.objects.get(pk=error["payment_id"])
-    assert (payment.status, payment.nonce, payment.header_value_encrypted) == ("declined", None, "")
+    assert (payment.status, payment.nonce, payment.header_name) == ("declined", None, "")
 
 
 def test_exactly_the_per_call_cap_is_paid(alice, alice_client):

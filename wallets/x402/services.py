@@ -28,13 +28,12 @@ from djmoney.money import Money
 from agentwallet.db import deadline
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import convert_up, from_cents, round_against_agent, to_cents
-from agentwallet.lib.sealing import seal, unseal
 from approvals.selectors import bumps_by_scope
 from approvals.services import DeclineContext, approval_request_for_decline
 from ledger import sql
 from ledger.fx import fx_quote
 from ledger.models import EntryKind, LedgerEntry, Rail
-from ledger.services.postings import entries_post, entries_write
+from ledger.services.postings import entries_post
 from policies import rules
 from wallets.models import Agent, WalletStatus, X402Payment, X402PaymentStatus
 from wallets.selectors import agent_lock
@@ -43,7 +42,6 @@ from wallets.x402 import sql as x402_sql
 from wallets.x402.keys import unseal_private_key, wallet_ensure
 from wallets.x402.signing import TransferAuthorization, sign_transfer
 
-_HEADER_VALUE = b"agentwallet.x402-payment-header.v1"
 # validAfter a little in the past: a facilitator whose clock runs behind ours still
 # takes it (the official clients do the same).
 _CLOCK_SKEW = timedelta(seconds=600)
@@ -72,19 +70,19 @@ class PayRequest:
 @dataclass(frozen=True)
 class PayOutcome:
     payment: X402Payment
+    header_value: str = ""  # signed payments: the header to retry the request with
     replayed: bool = False
-
-    @property
-    def header_value(self) -> str:
-        """The header to retry with (signed payments only)."""
-        return unseal(_HEADER_VALUE, self.payment.header_value_encrypted)
 
 
 def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
     """Decide one payment, once per idempotency key; sign it only when approved and in
     the ledger. A 402 that is not x402 raises protocol.MalformedPaymentRequired and
     writes nothing; an unknown agent raises Agent.DoesNotExist; the same key with
-    another body raises Conflict."""
+    another body raises Conflict.
+
+    The signature is made after the commit, outside the agent's lock, and never stored:
+    the same key again signs the same authorization again, which gives the same bytes
+    (ECDSA with RFC 6979 nonces is deterministic)."""
     document = protocol.decode_payment_required(request.payment_required)
     choice = protocol.choose_offer(document)
     pay_to = choice.pay_to if isinstance(choice, protocol.Offer) else ""
@@ -103,114 +101,160 @@ def x402_pay(*, request: PayRequest, now: datetime | None = None) -> PayOutcome:
         if facts is None:
             raise Agent.DoesNotExist(f"No agent {request.agent_id}.")
         if facts.paid_with_key is not None:
-            return _replay(X402Payment.objects.get(pk=facts.paid_with_key), request)
-        payment = X402Payment(
-            agent_id=request.agent_id,
-            idempotency_key=request.idempotency_key,
-            request_sha256=request.sha256,
-            x402_version=choice.x402_version,
-            resource_url=request.resource,
-            decided_at=now,
+            payment = _replay(X402Payment.objects.get(pk=facts.paid_with_key), request)
+            wallet = (
+                None
+                if payment.status == X402PaymentStatus.DECLINED
+                else _wallet_of(request.agent_id, facts)
+            )
+            decided = False
+        else:
+            payment, wallet = _decide(cursor, request, choice, facts, now)
+            decided = True
+    # Committed: the payment counts. Only now is it signed (declines never are).
+    if payment.status == X402PaymentStatus.DECLINED or wallet is None:
+        return PayOutcome(payment=payment, replayed=not decided)
+    if not isinstance(choice, protocol.Offer):  # the deployment stopped paying its network
+        raise Conflict(
+            f"Payment {payment.pk} was signed on {payment.network}, which this deployment "
+            "no longer pays on (AGENTWALLET_X402_NETWORKS)."
         )
-        if isinstance(choice, protocol.Refusal):
-            return _declined(payment, choice.reason)
+    return PayOutcome(
+        payment=payment, header_value=_signed_header(choice, payment, wallet), replayed=not decided
+    )
 
-        # 2. What is paid, to whom, for which trace; the trace's budget row if capped.
-        offer = choice
-        trace_id = request.trace_id or facts.active_trace_at(now)
-        trace_capped = bool(trace_id) and facts.per_trace_cap_cents is not None
-        if trace_capped:
-            sql.trace_lock(cursor, trace_id=trace_id, now=now)
-        payment.network = offer.network.caip2
-        payment.pay_to = offer.pay_to
-        payment.atomic_amount = Decimal(offer.atomic_amount)
-        payment.trace_id = trace_id
-        payment.vendor_id = facts.vendor_id
 
-        # 3. Spend, read under the locks, and the payment in the cap currency (USDC
-        # counts as US dollars), rounded up to the cent.
-        spend = sql.spend_read(
-            cursor,
-            agent_id=request.agent_id,
-            currency=facts.currency,
-            month_time_zone=facts.month_time_zone,
-            now=now,
-            vendor_ids=[facts.vendor_id] if facts.vendor_id else [],
-            trace_ids=[trace_id] if trace_capped else [],
-        )
-        quote = fx_quote("USD", facts.currency)
-        cap_cents = None if quote is None else to_cents(convert_up(offer.amount, quote.rate))
-        if quote is not None and cap_cents is not None:
-            payment.cap_amount = Money(from_cents(cap_cents), facts.currency)
-            payment.fx_rate = quote.rate
+def _decide(
+    cursor: Any,
+    request: PayRequest,
+    choice: protocol.Offer | protocol.Refusal,
+    facts: x402_sql.PayerFacts,
+    now: datetime,
+) -> tuple[X402Payment, tuple[str, str] | None]:
+    """Steps 2 to 5, under the agent's lock: the payment as decided and written, and the
+    wallet (address, sealed key) to sign it with when approved."""
+    payment = X402Payment(
+        agent_id=request.agent_id,
+        idempotency_key=request.idempotency_key,
+        request_sha256=request.sha256,
+        x402_version=choice.x402_version,
+        resource_url=request.resource,
+        decided_at=now,
+    )
+    if isinstance(choice, protocol.Refusal):
+        return _declined(payment, choice.reason), None
 
-        # 4. The rules.
-        decision = rules.decide_x402(
-            payment=rules.X402Facts(
-                agent_status=facts.agent_status,
-                # No wallet yet: the first payment makes it, if approved.
-                wallet_status=facts.wallet_status or WalletStatus.ACTIVE,
-                x402_allowed=facts.x402_allowed,
-                per_call_cap_cents=facts.per_call_cap_cents,
-                payees=facts.payees,
-                pay_to=offer.pay_to,
-                cap_cents=cap_cents,
-            ),
-            limits=_limits(request.agent_id, facts, spend, trace_id if trace_capped else "", now),
-        )
-        if not decision.approved or cap_cents is None or quote is None:
-            if decision.scope:
-                payment.cap_scope = decision.scope
-                payment.cap_limit = _money(decision.limit_cents, facts.currency)
-                payment.cap_remaining = _money(decision.remaining_cents, facts.currency)
-            if decision.is_cap_decline and cap_cents is not None:
-                payment.approval_request = _approval_request(
-                    payment, facts, offer, decision, cap_cents, now
-                )
-            return _declined(payment, decision.reason)
+    # 2. What is paid, to whom, for which trace; the trace's budget row if capped.
+    offer = choice
+    trace_id = request.trace_id or facts.active_trace_at(now)
+    trace_capped = bool(trace_id) and facts.per_trace_cap_cents is not None
+    if trace_capped:
+        sql.trace_lock(cursor, trace_id=trace_id, now=now)
+    payment.network = offer.network.caip2
+    payment.pay_to = offer.pay_to
+    payment.atomic_amount = Decimal(offer.atomic_amount)
+    payment.trace_id = trace_id
+    payment.vendor_id = facts.vendor_id
 
-        # 5. Approved: the ledger entry first, then the signature, in this transaction.
-        entry = LedgerEntry(
-            kind=EntryKind.X402_PAYMENT,
-            rail=Rail.USDC,
-            agent_id=request.agent_id,
-            vendor_id=facts.vendor_id,
-            trace_id=trace_id,
-            network_txn_id=f"x402:{payment.pk}",
-            amount=Money(round_against_agent(offer.amount), "USD"),
-            cap_amount=Money(from_cents(cap_cents), facts.currency),
-            cap_cents=cap_cents,
-            fx_rate=quote.rate,
-            memo=_memo(offer, request.resource),
-            created_at=now,
-            effective_at=now,
-        )
-        entries_write(
-            [entry],
-            agent_id=request.agent_id,
-            currency=facts.currency,
-            month_time_zone=facts.month_time_zone,
-        )
-        address, sealed_key = _wallet_of(request.agent_id, facts)
-        authorization = TransferAuthorization(
-            payer=address,
+    # 3. Spend, read under the locks, and the payment in the cap currency (USDC counts
+    # as US dollars), rounded up to the cent.
+    spend = sql.spend_read(
+        cursor,
+        agent_id=request.agent_id,
+        currency=facts.currency,
+        month_time_zone=facts.month_time_zone,
+        now=now,
+        vendor_ids=[facts.vendor_id] if facts.vendor_id else [],
+        trace_ids=[trace_id] if trace_capped else [],
+    )
+    quote = fx_quote("USD", facts.currency)
+    cap_cents = None if quote is None else to_cents(convert_up(offer.amount, quote.rate))
+    if quote is not None and cap_cents is not None:
+        payment.cap_amount = Money(from_cents(cap_cents), facts.currency)
+        payment.fx_rate = quote.rate
+
+    # 4. The rules.
+    decision = rules.decide_x402(
+        payment=rules.X402Facts(
+            agent_status=facts.agent_status,
+            # No wallet yet: the first payment makes it, if approved.
+            wallet_status=facts.wallet_status or WalletStatus.ACTIVE,
+            x402_allowed=facts.x402_allowed,
+            per_call_cap_cents=facts.per_call_cap_cents,
+            payees=facts.payees,
             pay_to=offer.pay_to,
-            value=offer.atomic_amount,
-            valid_after=int((now - _CLOCK_SKEW).timestamp()),
-            valid_before=int(now.timestamp()) + _validity_seconds(offer),
-            nonce=secrets.token_bytes(32),
-        )
-        signature = sign_transfer(unseal_private_key(sealed_key), offer.network, authorization)
-        header_value = protocol.payment_header_value(offer, signature, authorization.as_json())
-        payment.status = X402PaymentStatus.SIGNED
+            cap_cents=cap_cents,
+        ),
+        limits=_limits(request.agent_id, facts, spend, trace_id if trace_capped else "", now),
+    )
+    if not decision.approved or cap_cents is None or quote is None:
+        if decision.scope:
+            payment.cap_scope = decision.scope
+            payment.cap_limit = _money(decision.limit_cents, facts.currency)
+            payment.cap_remaining = _money(decision.remaining_cents, facts.currency)
+        if decision.is_cap_decline and cap_cents is not None:
+            payment.approval_request = _approval_request(
+                payment, facts, offer, decision, cap_cents, now
+            )
+        return _declined(payment, decision.reason), None
+
+    # 5. Approved: the ledger entry (with its counters) and the payment, the
+    # authorization it will sign fixed: who pays whom, how much, nonce and window.
+    wallet = _wallet_of(request.agent_id, facts)
+    payment.status = X402PaymentStatus.SIGNED
+    payment.nonce = "0x" + secrets.token_bytes(32).hex()
+    payment.valid_after = (now - _CLOCK_SKEW).replace(microsecond=0)
+    payment.valid_before = now.replace(microsecond=0) + timedelta(seconds=_validity_seconds(offer))
+    payment.header_name = offer.header_name
+    entry = LedgerEntry(
+        kind=EntryKind.X402_PAYMENT,
+        rail=Rail.USDC,
+        agent_id=request.agent_id,
+        vendor_id=facts.vendor_id,
+        trace_id=trace_id,
+        network_txn_id=f"x402:{payment.pk}",
+        amount=Money(round_against_agent(offer.amount), "USD"),
+        cap_amount=Money(from_cents(cap_cents), facts.currency),
+        cap_cents=cap_cents,
+        fx_rate=quote.rate,
+        memo=_memo(offer, request.resource),
+        created_at=now,
+        effective_at=now,
+    )
+    posting = sql.Posting(
+        agent_id=request.agent_id,
+        card_id=None,
+        vendor_id=facts.vendor_id,
+        trace_id=trace_id,
+        currency=facts.currency,
+        month_time_zone=facts.month_time_zone,
+        effective_at=now,
+        cents=cap_cents,
+        is_hold=False,
+    )
+    if connection.vendor == "postgresql":
+        x402_sql.payment_insert(cursor, entry, payment, posting)
+    else:  # SQLite serializes writers already: the same rows, one statement each
+        LedgerEntry.objects.bulk_create([entry])
+        sql.counters_add(cursor, [posting])
         payment.entry = entry
-        payment.nonce = authorization.as_json()["nonce"]
-        payment.valid_after = datetime.fromtimestamp(authorization.valid_after, tz=now.tzinfo)
-        payment.valid_before = datetime.fromtimestamp(authorization.valid_before, tz=now.tzinfo)
-        payment.header_name = offer.header_name
-        payment.header_value_encrypted = seal(_HEADER_VALUE, header_value)
         payment.save(force_insert=True)
-        return PayOutcome(payment=payment)
+    return payment, wallet
+
+
+def _signed_header(offer: protocol.Offer, payment: X402Payment, wallet: tuple[str, str]) -> str:
+    """The header value carrying the payment's EIP-3009 authorization, signed."""
+    address, sealed_key = wallet
+    authorization = TransferAuthorization(
+        payer=address,
+        pay_to=payment.pay_to,
+        value=int(payment.atomic_amount or 0),
+        valid_after=int(payment.valid_after.timestamp()),  # type: ignore[union-attr]
+        valid_before=int(payment.valid_before.timestamp()),  # type: ignore[union-attr]
+        nonce=bytes.fromhex((payment.nonce or "0x")[2:]),
+    )
+    signature = sign_transfer(unseal_private_key(sealed_key), offer.network, authorization)
+    return protocol.payment_header_value(offer, signature, authorization.as_json())
 
 
 def _wallet_of(agent_id: uuid.UUID, facts: x402_sql.PayerFacts) -> tuple[str, str]:
@@ -290,21 +334,22 @@ def _approval_request(
     )
 
 
-def _declined(payment: X402Payment, reason: str) -> PayOutcome:
+def _declined(payment: X402Payment, reason: str) -> X402Payment:
     payment.status = X402PaymentStatus.DECLINED
     payment.reason = reason
     payment.save(force_insert=True)
-    return PayOutcome(payment=payment)
+    return payment
 
 
-def _replay(existing: X402Payment, request: PayRequest) -> PayOutcome:
-    """The first answer for this key, if the request is the same one."""
+def _replay(existing: X402Payment, request: PayRequest) -> X402Payment:
+    """The payment this key made, if the request is the same one (the same body: the
+    same requirement is chosen from it again)."""
     if existing.request_sha256 != request.sha256:
         raise Conflict(
             f"Idempotency-Key {request.idempotency_key!r} was used for another request: "
             "use a new key for a new payment."
         )
-    return PayOutcome(payment=existing, replayed=True)
+    return existing
 
 
 def _money(cents: int | None, currency: str) -> Money | None:

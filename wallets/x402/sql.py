@@ -1,10 +1,10 @@
-"""The x402 payment's one read, in plain SQL, as the card decision's (ledger/sql.py).
+"""The x402 payment's read and write, in plain SQL, as the card decision's (ledger/sql.py).
 
-It runs while the payment takes its agent's row lock, so what it costs is how long the
-agent's other payments and card decisions wait: the ORM built this read (with the
-payee's vendor) in about four times the time PostgreSQL took to answer it
-(bench/x402.py, bench/README.md). Only names are written into the SQL; every value is a
-parameter.
+They run while the payment holds its agent's row lock, so what they cost is how long
+the agent's other payments and card decisions wait: the ORM built the read (with the
+payee's vendor) in about four times the time PostgreSQL took to answer it, and the write
+is one statement instead of three (bench/x402.py, bench/README.md). Only names are
+written into the SQL; every value is a parameter.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, models
 
 from ledger import sql as ledger_sql
+from ledger.models import LedgerEntry
+from wallets.models import X402Payment
 
 # What a payment reads about its agent: each column by the name the code knows it by.
 _PAYER_COLUMNS = {
@@ -142,3 +144,43 @@ def payer_facts_lock(
         vendor_name=got["vendor_name"] or "",
         vendor_cap_cents=cents(got["vendor_cap"]),
     )
+
+
+# --- The write: the ledger entry, its counters and the payment, in one statement ----
+
+
+# Every column of each row, by its field: the entry's id is the database's, the payment's
+# our UUID, its entry_id the new entry's.
+_ENTRY_FIELDS = tuple(f for f in LedgerEntry._meta.concrete_fields if not f.primary_key)
+_PAYMENT_FIELDS = tuple(f for f in X402Payment._meta.concrete_fields if f.column != "entry_id")
+# PostgreSQL: the entry, its counter buckets and the payment (pointing at the entry) in
+# one round trip, with data-modifying CTEs.
+PAYMENT_INSERT = (
+    f"WITH new_entry AS (INSERT INTO ledger_ledgerentry "
+    f"({', '.join(f.column for f in _ENTRY_FIELDS)}) "
+    f"VALUES ({', '.join(f'%(e_{f.column})s' for f in _ENTRY_FIELDS)}) RETURNING id), "
+    f"new_counters AS ({ledger_sql.COUNTERS_UPSERT}) "
+    f"INSERT INTO wallets_x402payment ({', '.join(f.column for f in _PAYMENT_FIELDS)}, entry_id) "
+    f"SELECT {', '.join(f'%(p_{f.column})s' for f in _PAYMENT_FIELDS)}, id FROM new_entry "
+    "RETURNING entry_id"
+)
+
+
+def payment_insert(
+    cursor: Any, entry: LedgerEntry, payment: X402Payment, posting: ledger_sql.Posting
+) -> int:
+    """Write the approved payment's ledger entry, its spend counters and the payment row
+    (PostgreSQL only; SQLite, whose writers are serialized anyway, saves them with the
+    ORM). Sets and returns the entry's id."""
+    params = {f"e_{f.column}": _db_value(f, entry) for f in _ENTRY_FIELDS}
+    params |= {f"p_{f.column}": _db_value(f, payment) for f in _PAYMENT_FIELDS}
+    params |= ledger_sql.counters_upsert_params([posting])
+    cursor.execute(PAYMENT_INSERT, params)
+    entry.pk = int(cursor.fetchone()[0])
+    payment.entry = entry
+    return entry.pk
+
+
+def _db_value(field: models.Field, instance: models.Model) -> Any:
+    """The value the ORM would write for this field (Field's public save API)."""
+    return field.get_db_prep_save(field.pre_save(instance, add=True), connection=connection)
