@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 DEMO_ADMIN_PASSWORD ?= agentwallet-demo
 
-.PHONY: run test install install-dev lint bench bench-portal bench-reconcile clean
+.PHONY: run test install install-dev lint bench bench-portal bench-reconcile bench-x402 clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,9 +45,14 @@ bench: install-dev
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/portal.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/x402.py
 
 bench-portal: install-dev    # the portal's pages on 1,000,000 entries (the data set is kept)
 	$(BIN)/python bench/portal.py
+
+bench-x402: install-dev    # x402 pay: in process, over HTTP (wrk), round trip via the official paywall
+	command -v wrk >/dev/null || apt-get install -y -q wrk
+	$(BIN)/python bench/x402.py
 
 bench-reconcile: install-dev    # exports, runaway sweep, what-if, sprint report (portal.py's data)
 	$(BIN)/python bench/reconcile.py

@@ -249,6 +249,12 @@ def decide(
         )
     if not limits.card.admits(cents):
         return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_CARD, limits.card)
+    return _spend_caps(limits, cents)
+
+
+def _spend_caps(limits: Limits, cents: int) -> RuleDecision:
+    """The caps cards and x402 share, in order: the vendor's month, the rolling 24
+    hours, the month, the trace."""
     if not limits.vendor.admits(cents):
         return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_VENDOR, limits.vendor)
     if not limits.daily.admits(cents):
@@ -295,15 +301,7 @@ def decide_x402(*, payment: X402Facts, limits: Limits) -> RuleDecision:
             spent_cents=0,
             remaining_cents=payment.per_call_cap_cents,
         )
-    if not limits.vendor.admits(cents):
-        return _cap_decline(CARD_CAP_EXCEEDED, SCOPE_VENDOR, limits.vendor)
-    if not limits.daily.admits(cents):
-        return _cap_decline(DAILY_CAP_EXCEEDED, SCOPE_DAILY, limits.daily)
-    if not limits.monthly.admits(cents):
-        return _cap_decline(MONTHLY_CAP_EXCEEDED, SCOPE_MONTHLY, limits.monthly)
-    if not limits.trace.admits(cents):
-        return _cap_decline(TRACE_CAP_EXCEEDED, SCOPE_TRACE, limits.trace)
-    return APPROVED
+    return _spend_caps(limits, cents)
 
 
 def merchant_lock_refusing(card: CardFacts, charge: ChargeFacts) -> str:

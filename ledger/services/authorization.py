@@ -7,11 +7,12 @@ and expiry of what it approves are in `ledger/services/postings.py`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -263,14 +264,8 @@ def _limits(
     facts: sql.CardFacts, spend: sql.Spend, capped_trace: str, now: datetime
 ) -> rules.Limits:
     """Each cap with what is spent against it and the bumps approved on it."""
-    bumps = (
-        bumps_by_scope(agent_id=facts.agent_id, now=now)
-        if facts.bumps_valid_until is not None and facts.bumps_valid_until > now
-        else {}
-    )
+    bumps = bumps_in_force(facts, now)
     card_key = rules.cap_key(rules.SCOPE_CARD, card_id=facts.card_id)
-    vendor_key = rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=facts.vendor_slug)
-    trace_key = rules.cap_key(rules.SCOPE_TRACE, trace_id=capped_trace)
     return rules.Limits(
         per_authorization_cents=facts.per_authorization_cap_cents,
         velocity_per_hour=facts.velocity_per_hour,
@@ -278,22 +273,57 @@ def _limits(
         card=rules.Limit(
             facts.card_cap_cents, spend.card_month_cents[facts.card_id], bumps.get(card_key, 0)
         ),
-        vendor=rules.Limit(
+        **spend_limits(facts, spend, bumps, capped_trace),
+    )
+
+
+class CapFacts(Protocol):
+    """What a card decision's and an x402 payment's facts share about the caps."""
+
+    agent_id: uuid.UUID
+    bumps_valid_until: datetime | None
+    vendor_id: int | None
+    vendor_slug: str
+    vendor_cap_cents: int | None
+    daily_cap_cents: int
+    monthly_cap_cents: int
+    per_trace_cap_cents: int | None
+
+
+def bumps_in_force(facts: CapFacts, now: datetime) -> dict[str, int]:
+    """The agent's approved bumps valid at `now`, by cap key (none to look for when the
+    last one lapsed: Agent.bumps_valid_until)."""
+    if facts.bumps_valid_until is None or facts.bumps_valid_until <= now:
+        return {}
+    return bumps_by_scope(agent_id=facts.agent_id, now=now)
+
+
+def spend_limits(
+    facts: CapFacts, spend: sql.Spend, bumps: dict[str, int], capped_trace: str
+) -> dict[str, rules.Limit]:
+    """The caps cards and x402 share (rules.Limits' vendor, daily, monthly and trace),
+    each with what is spent against it and its bump."""
+    vendor_key = rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=facts.vendor_slug)
+    trace_key = rules.cap_key(rules.SCOPE_TRACE, trace_id=capped_trace)
+    return {
+        "vendor": rules.Limit(
             facts.vendor_cap_cents,
-            spend.vendor_month_cents[facts.vendor_id],
+            spend.vendor_month_cents.get(facts.vendor_id, 0),  # type: ignore[arg-type]
             bumps.get(vendor_key, 0),
         ),
-        daily=rules.Limit(facts.daily_cap_cents, spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)),
-        monthly=rules.Limit(
+        "daily": rules.Limit(
+            facts.daily_cap_cents, spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)
+        ),
+        "monthly": rules.Limit(
             facts.monthly_cap_cents, spend.month_cents, bumps.get(rules.SCOPE_MONTHLY, 0)
         ),
         # Unattributed spend has no trace budget to draw on.
-        trace=rules.Limit(
+        "trace": rules.Limit(
             facts.per_trace_cap_cents if capped_trace else None,
             spend.trace_cents.get(capped_trace, 0),
             bumps.get(trace_key, 0),
         ),
-    )
+    }
 
 
 def _authorization_row(

@@ -28,11 +28,11 @@ from djmoney.money import Money
 from agentwallet.db import deadline
 from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import convert_up, from_cents, round_against_agent, to_cents
-from approvals.selectors import bumps_by_scope
 from approvals.services import DeclineContext, approval_request_for_decline
 from ledger import sql
 from ledger.fx import fx_quote
 from ledger.models import EntryKind, LedgerEntry, Rail
+from ledger.services.authorization import bumps_in_force, spend_limits
 from ledger.services.postings import entries_post
 from policies import rules
 from wallets.models import Agent, WalletStatus, X402Payment, X402PaymentStatus
@@ -185,7 +185,11 @@ def _decide(
             pay_to=offer.pay_to,
             cap_cents=cap_cents,
         ),
-        limits=_limits(request.agent_id, facts, spend, trace_id if trace_capped else "", now),
+        limits=rules.Limits(
+            **spend_limits(
+                facts, spend, bumps_in_force(facts, now), trace_id if trace_capped else ""
+            )
+        ),
     )
     if not decision.approved or cap_cents is None or quote is None:
         if decision.scope:
@@ -268,40 +272,6 @@ def _wallet_of(agent_id: uuid.UUID, facts: x402_sql.PayerFacts) -> tuple[str, st
 
 def _validity_seconds(offer: protocol.Offer) -> int:
     return min(offer.max_timeout_seconds, settings.AGENTWALLET_X402_MAX_VALIDITY_SECONDS)
-
-
-def _limits(
-    agent_id: uuid.UUID,
-    facts: x402_sql.PayerFacts,
-    spend: sql.Spend,
-    capped_trace: str,
-    now: datetime,
-) -> rules.Limits:
-    """The caps a payment counts against (the agent's, its vendor's, its trace's), each
-    with what is spent and the bumps approved on it: the same as a card's."""
-    bumps = (
-        bumps_by_scope(agent_id=agent_id, now=now)
-        if facts.bumps_valid_until is not None and facts.bumps_valid_until > now
-        else {}
-    )
-    vendor_key = rules.cap_key(rules.SCOPE_VENDOR, vendor_slug=facts.vendor_slug)
-    trace_key = rules.cap_key(rules.SCOPE_TRACE, trace_id=capped_trace)
-    return rules.Limits(
-        vendor=rules.Limit(
-            facts.vendor_cap_cents,
-            spend.vendor_month_cents.get(facts.vendor_id, 0) if facts.vendor_id else 0,
-            bumps.get(vendor_key, 0),
-        ),
-        daily=rules.Limit(facts.daily_cap_cents, spend.day_cents, bumps.get(rules.SCOPE_DAILY, 0)),
-        monthly=rules.Limit(
-            facts.monthly_cap_cents, spend.month_cents, bumps.get(rules.SCOPE_MONTHLY, 0)
-        ),
-        trace=rules.Limit(
-            facts.per_trace_cap_cents if capped_trace else None,
-            spend.trace_cents.get(capped_trace, 0),
-            bumps.get(trace_key, 0),
-        ),
-    )
 
 
 def _approval_request(

@@ -22,6 +22,7 @@ from wallets.models import X402Payment
 
 # What a payment reads about its agent: each column by the name the code knows it by.
 _PAYER_COLUMNS = {
+    "agent_id": "a.id",
     "agent_status": "a.status",
     "agent_trace_id": "a.trace_id",
     "agent_trace_expires_at": "a.trace_expires_at",
@@ -75,6 +76,7 @@ class PayerFacts:
     """What the x402 rules need about the agent, its policy, its wallet and the payee.
     Caps in cents of the policy's currency; None where the policy sets none."""
 
+    agent_id: uuid.UUID
     agent_status: str
     agent_trace_id: str
     agent_trace_expires_at: datetime | None
@@ -121,6 +123,7 @@ def payer_facts_lock(
     got = dict(zip(_PAYER_COLUMNS, row, strict=True))
     cents = ledger_sql.cents_of
     return PayerFacts(
+        agent_id=ledger_sql.uuid_of(got["agent_id"]),
         agent_status=got["agent_status"],
         agent_trace_id=got["agent_trace_id"],
         agent_trace_expires_at=ledger_sql.datetime_of(got["agent_trace_expires_at"]),
