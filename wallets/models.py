@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
@@ -329,3 +330,17 @@ class X402Payment(models.Model):
 
     def __str__(self) -> str:
         return f"x402 {self.status} {self.cap_amount} to {self.pay_to or '?'}"
+
+    @property
+    def usdc_amount(self) -> Decimal | None:
+        """The price in USDC, exact: cents at least, more decimals (up to USDC's 6) only
+        when it has them."""
+        if self.atomic_amount is None:
+            return None
+        amount = Decimal(self.atomic_amount).scaleb(-6).normalize()
+        return amount.quantize(Decimal("0.01")) if amount.as_tuple().exponent > -2 else amount
+
+    @property
+    def pay_to_short(self) -> str:
+        """0x2096…287C: enough to tell payees apart at a glance."""
+        return f"{self.pay_to[:6]}…{self.pay_to[-4:]}" if self.pay_to else ""

@@ -12,12 +12,10 @@ from agentwallet.api.fields import (
     StrictIntegerField,
     StrictRegexField,
 )
-from agentwallet.lib.money import CENT
 from cards.serializers import IssuedCardOutputSerializer
 from policies.models import Policy, Vendor
 from wallets.models import Agent
 from wallets.services import MAX_TRACE_TTL_SECONDS, TRACE_ID_PATTERN
-from wallets.x402.networks import USDC_DECIMALS
 
 
 class AgentTraceOutputSerializer(serializers.Serializer[Any]):
@@ -144,12 +142,8 @@ class X402PaymentOutputSerializer(serializers.Serializer[Any]):
 
 
 def x402_amount_json(payment: Any) -> dict[str, str]:
-    """A payment's USDC amount in the money shape, exact: cents at least, more decimals
-    (up to USDC's 6) only when it has them."""
-    amount = payment.atomic_amount.scaleb(-USDC_DECIMALS).normalize()
-    if amount.as_tuple().exponent > -2:
-        amount = amount.quantize(CENT)
-    return {"amount": f"{amount:f}", "currency": "USD"}
+    """A payment's USDC amount in the money shape, exact (X402Payment.usdc_amount)."""
+    return {"amount": f"{payment.usdc_amount:f}", "currency": "USD"}
 
 
 class X402SettledInputSerializer(StrictInputSerializer):
