@@ -279,3 +279,34 @@ def test_a_lost_answer_is_asked_again_and_never_paid_twice(alice, funded, x402_n
     assert X402Payment.objects.filter(agent=alice.agent).count() == 1
     assert LedgerEntry.objects.filter(agent=alice.agent).count() == 1
     assert x402_network.balance(funded) == FUNDS - 10_000
+
+
+def test_two_sweeps_release_a_lapsed_payment_once(
+    transactional_db, django_db_serialized_rollback, alice, requires_postgres
+):
+    from datetime import timedelta
+
+    from wallets.x402.services import x402_release_lapsed
+
+    payment = x402_pay(request=_request(alice, "lapses", "3000000")).payment
+    later = payment.valid_before + timedelta(hours=1)
+    barrier = threading.Barrier(2)
+    released: list[int] = []
+
+    def sweep() -> None:
+        try:
+            barrier.wait()
+            released.append(x402_release_lapsed(now=later))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(released) == [0, 1]
+    entries = LedgerEntry.objects.filter(agent=alice.agent)
+    assert sorted(e.kind for e in entries) == ["release", "x402_payment"]
+    assert sum(e.cap_cents for e in entries) == 0
