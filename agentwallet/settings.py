@@ -237,6 +237,9 @@ AGENTWALLET_X402_NETWORKS = env.list(
 AGENTWALLET_X402_MAX_VALIDITY_SECONDS = env.int(
     "AGENTWALLET_X402_MAX_VALIDITY_SECONDS", default=300
 )
+# The in-app MCP server's pay_x402 fetches URLs from inside the deployment: never on a
+# private network (loopback, RFC 1918, link-local) unless this is set (tests, demos).
+AGENTWALLET_MCP_FETCH_PRIVATE = env.bool("AGENTWALLET_MCP_FETCH_PRIVATE", default=False)
 # How long after its valid-before an unsettled payment is released (reports come late).
 AGENTWALLET_X402_RELEASE_MARGIN_SECONDS = env.int(
     "AGENTWALLET_X402_RELEASE_MARGIN_SECONDS", default=120

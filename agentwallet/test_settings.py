@@ -8,6 +8,8 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-01234567
 os.environ.setdefault("AGENTWALLET_NETWORK_SECRET", "test-network-secret")
 # Tests pay on Base Sepolia only (test money), as the demo does.
 os.environ.setdefault("AGENTWALLET_X402_NETWORKS", "eip155:84532")
+# The in-app MCP server fetches the tests' loopback paywall.
+os.environ.setdefault("AGENTWALLET_MCP_FETCH_PRIVATE", "1")
 
 from agentwallet.settings import *  # noqa: F403
 

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from agentwallet import views
+from agentwallet.mcp import mcp_endpoint
 from approvals.slack.views import slack_interactivity
 
 urlpatterns = [
@@ -17,6 +18,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("agentwallet.api_urls")),
     path("slack/interactivity", slack_interactivity, name="slack-interactivity"),
+    path("mcp", mcp_endpoint, name="mcp"),
     path("admin/", admin.site.urls),
 ]
 

@@ -9,6 +9,7 @@ stopped it, the headroom, and what to do next, never an error that ends the turn
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -73,11 +74,17 @@ def _error_result(error: AgentWalletError) -> dict[str, Any]:
     return {"error": {"status": error.status, "code": error.code, "message": error.message}}
 
 
-def build_server(wallet: AgentWallet) -> MCPServer:
-    """The MCP server whose tools act through `wallet` (one agent's key)."""
+def build_server(
+    wallet_for: Callable[[], AgentWallet],
+    *,
+    check_url: Callable[[str], None] | None = None,
+) -> MCPServer:
+    """The MCP server whose tools act through `wallet_for()`: one agent's client (the
+    stdio server's, or the one of the HTTP request being answered). `check_url` may
+    refuse a URL pay_x402 would fetch (the in-app server refuses private networks)."""
     server = MCPServer(name="agentwallet", instructions=INSTRUCTIONS)
 
-    def answer(call: Any) -> dict[str, Any]:
+    def answer(call: Callable[[], Any]) -> dict[str, Any]:
         try:
             return {"result": _plain(call())}
         except PaymentDeclined as declined:
@@ -90,11 +97,11 @@ def build_server(wallet: AgentWallet) -> MCPServer:
         "hours, the month, each card and vendor, each open trace, and x402."
     )
     def get_budget() -> dict[str, Any]:
-        return answer(wallet.budget)
+        return answer(lambda: wallet_for().budget())
 
     @server.tool(description="This agent's cards: vendor, last four digits, status, cap.")
     def list_cards() -> dict[str, Any]:
-        return answer(wallet.cards)
+        return answer(lambda: wallet_for().cards())
 
     @server.tool(
         description="Issue a card for one vendor (slug, e.g. openai), optionally with a "
@@ -109,7 +116,7 @@ def build_server(wallet: AgentWallet) -> MCPServer:
         single_use: bool = False,
     ) -> dict[str, Any]:
         def issue() -> dict[str, Any]:
-            issued = wallet.request_card(
+            issued = wallet_for().request_card(
                 vendor,
                 monthly_cap=monthly_cap,
                 trace_id=trace_id,
@@ -125,15 +132,15 @@ def build_server(wallet: AgentWallet) -> MCPServer:
         "e.g. owner/repo#123) until cleared or ttl_seconds pass."
     )
     def set_trace(trace_id: str, ttl_seconds: int | None = None) -> dict[str, Any]:
-        return answer(lambda: wallet.set_trace(trace_id, ttl_seconds=ttl_seconds))
+        return answer(lambda: wallet_for().set_trace(trace_id, ttl_seconds=ttl_seconds))
 
     @server.tool(description="Stop attributing this agent's spend to its current trace.")
     def clear_trace() -> dict[str, Any]:
-        return answer(lambda: wallet.clear_trace() or {"cleared": True})
+        return answer(lambda: wallet_for().clear_trace() or {"cleared": True})
 
     @server.tool(description="What a trace has spent, across agents and vendors.")
     def get_trace_spend(trace_id: str) -> dict[str, Any]:
-        return answer(lambda: wallet.trace_spend(trace_id))
+        return answer(lambda: wallet_for().trace_spend(trace_id))
 
     @server.tool(
         description="Ask a lead ahead for more room on one cap: scope daily, monthly, "
@@ -147,12 +154,14 @@ def build_server(wallet: AgentWallet) -> MCPServer:
         vendor: str | None = None,
     ) -> dict[str, Any]:
         return answer(
-            lambda: wallet.ask_approval(scope, amount, reason, trace_id=trace_id, vendor=vendor)
+            lambda: wallet_for().ask_approval(
+                scope, amount, reason, trace_id=trace_id, vendor=vendor
+            )
         )
 
     @server.tool(description="An approval request's status: pending, approved, denied.")
     def get_approval(approval_id: int) -> dict[str, Any]:
-        return answer(lambda: wallet.approval(approval_id))
+        return answer(lambda: wallet_for().approval(approval_id))
 
     @server.tool(
         description="Fetch a URL (GET); when it answers 402 Payment Required (x402), pay "
@@ -161,7 +170,9 @@ def build_server(wallet: AgentWallet) -> MCPServer:
     )
     def pay_x402(url: str, trace_id: str | None = None) -> dict[str, Any]:
         def fetch() -> dict[str, Any]:
-            transport = X402Transport(wallet, trace_id=trace_id or "")
+            if check_url is not None:
+                check_url(url)
+            transport = X402Transport(wallet_for(), trace_id=trace_id or "")
             with httpx.Client(transport=transport, timeout=30) as http:
                 response = http.get(url, headers={"Accept": "application/json"})
             return {"status": response.status_code, "body": response.text[:20_000]}
@@ -173,11 +184,12 @@ def build_server(wallet: AgentWallet) -> MCPServer:
         "now (a person unfreezes). Use it when something is spending that should not."
     )
     def freeze_my_cards(reason: str) -> dict[str, Any]:
-        return answer(lambda: {"frozen_card_ids": wallet.freeze(reason)})
+        return answer(lambda: {"frozen_card_ids": wallet_for().freeze(reason)})
 
     return server
 
 
 def main() -> None:
     """`agentwallet-mcp`: the stdio server for the agent of AGENTWALLET_API_KEY."""
-    build_server(AgentWallet()).run("stdio")
+    wallet = AgentWallet()
+    build_server(lambda: wallet).run("stdio")
