@@ -46,6 +46,7 @@ bench: install-dev
 	$(BIN)/python bench/portal.py
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/x402.py
+	$(BIN)/python bench/mcp_tools.py
 
 bench-portal: install-dev    # the portal's pages on 1,000,000 entries (the data set is kept)
 	$(BIN)/python bench/portal.py

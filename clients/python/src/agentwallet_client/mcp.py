@@ -9,6 +9,7 @@ stopped it, the headroom, and what to do next, never an error that ends the turn
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
@@ -191,5 +192,6 @@ def build_server(
 
 def main() -> None:
     """`agentwallet-mcp`: the stdio server for the agent of AGENTWALLET_API_KEY."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # stdout is the protocol's
     wallet = AgentWallet()
     build_server(lambda: wallet).run("stdio")

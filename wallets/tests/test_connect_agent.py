@@ -1,0 +1,40 @@
+"""manage.py connect_agent: a new agent, its key and its MCP configuration, at once."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from conftest import keyed_client
+
+
+def test_an_agent_is_provisioned_with_its_mcp_configuration(db):
+    out = StringIO()
+    call_command(
+        "connect_agent", "--name", "claude-pr-bot", "--email", "lead@acme.dev",
+        "--url", "https://wallet.acme.dev/", "--json", stdout=out,
+    )  # fmt: skip
+    config = json.loads(out.getvalue())
+
+    stdio = config["stdio"]["mcpServers"]["agentwallet"]
+    assert stdio["command"] == "agentwallet-mcp"
+    assert stdio["env"] == {
+        "AGENTWALLET_URL": "https://wallet.acme.dev",
+        "AGENTWALLET_API_KEY": config["api_key"],
+    }
+    http = config["http"]["mcpServers"]["agentwallet"]
+    assert http == {
+        "type": "http",
+        "url": "https://wallet.acme.dev/mcp",
+        "headers": {"Authorization": f"Bearer {config['api_key']}"},
+    }
+    budget = keyed_client(config["api_key"]).get(f"/api/agents/{config['agent_id']}/budget")
+    assert budget.status_code == 200
+
+
+def test_an_unknown_policy_is_a_command_error(db):
+    with pytest.raises(CommandError, match="No policy"):
+        call_command("connect_agent", "--name", "x", "--email", "a@b.dev", "--policy", "nope")
