@@ -78,6 +78,8 @@ _CARD_FACTS_COLUMNS = {
     "per_authorization_cap": "p.per_authorization_cap",
     "velocity_per_hour": "p.velocity_per_hour",
     "warning_thresholds": "p.warning_thresholds",
+    "principal_verified": "pr.email_verified_at IS NOT NULL",
+    "unverified_charge_limit": "p.unverified_charge_limit",
     "month_time_zone": "COALESCE(z.time_zone, p.time_zone)",
     # Network ids are unique across all events: is this one a posting's already?
     "event_id_taken": (
@@ -89,6 +91,7 @@ SELECT {", ".join(f"{source} AS {name}" for name, source in _CARD_FACTS_COLUMNS.
 FROM cards_card c
 JOIN wallets_agent a ON a.id = c.agent_id
 JOIN policies_policy p ON p.id = a.policy_id
+JOIN wallets_principal pr ON pr.id = a.principal_id
 JOIN policies_vendor v ON v.id = c.vendor_id
 LEFT JOIN policies_policyvendorcap vc ON vc.policy_id = p.id AND vc.vendor_id = c.vendor_id
 LEFT JOIN ledger_monthcounterzone z ON z.agent_id = a.id
@@ -129,6 +132,9 @@ class CardFacts:
     per_authorization_cap_cents: int | None
     velocity_per_hour: int | None
     warning_thresholds: tuple[int, ...]
+    # The policy's limit on one charge while the principal is unverified (None: none,
+    # or verified).
+    unverified_charge_cents: int | None
     # The zone the agent's month counters are cut in: its policy's, except while they are
     # being cut again after the policy's zone changed (ledger.models.MonthCounterZone).
     month_time_zone: str
@@ -191,6 +197,9 @@ def card_facts_lock(cursor: Any, *, card_id: str, network_id: str) -> CardFacts 
         per_authorization_cap_cents=cents_of(got["per_authorization_cap"]),
         velocity_per_hour=got["velocity_per_hour"],
         warning_thresholds=tuple(json_of(got["warning_thresholds"]) or ()),
+        unverified_charge_cents=None
+        if got["principal_verified"]
+        else cents_of(got["unverified_charge_limit"]),
         month_time_zone=got["month_time_zone"],
         event_id_taken=bool(got["event_id_taken"]),
     )

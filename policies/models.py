@@ -104,6 +104,11 @@ class Policy(models.Model):
     x402_per_call_cap = MoneyField(
         max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
     )
+    # Until the agent's principal has verified their email, its card charges above this
+    # are declined (principal_unverified); empty: no such hold.
+    unverified_charge_limit = MoneyField(
+        max_digits=14, decimal_places=2, null=True, blank=True, default_currency="USD"
+    )
     # When not empty, x402 pays only these addresses (checksummed); empty: any payee.
     x402_payees = models.JSONField(default=list, blank=True)
     time_zone = models.CharField(max_length=64, default="UTC")
@@ -171,6 +176,14 @@ class Policy(models.Model):
                 )
                 & (Q(x402_per_call_cap__isnull=True) | Q(x402_per_call_cap_currency=F("currency"))),
                 name="policies_policy_optional_caps_in_policy_currency",
+            ),
+            models.CheckConstraint(
+                condition=Q(unverified_charge_limit__isnull=True)
+                | (
+                    Q(unverified_charge_limit__gt=Decimal("0"))
+                    & Q(unverified_charge_limit_currency=F("currency"))
+                ),
+                name="policies_policy_unverified_limit_valid",
             ),
             models.CheckConstraint(
                 condition=Q(bump_valid_hours__isnull=True) | Q(bump_valid_hours__gt=0),

@@ -20,6 +20,7 @@ AGENT_SUSPENDED = "agent_suspended"
 MCC_NOT_ALLOWED = "mcc_not_allowed"
 MERCHANT_NOT_ALLOWED = "merchant_not_allowed"
 CURRENCY_NOT_SUPPORTED = "currency_not_supported"
+PRINCIPAL_UNVERIFIED = "principal_unverified"
 PER_AUTHORIZATION_CAP_EXCEEDED = "per_authorization_cap_exceeded"
 VELOCITY_EXCEEDED = "velocity_exceeded"
 CARD_CAP_EXCEEDED = "card_cap_exceeded"
@@ -42,6 +43,7 @@ RULE_ORDER = (
     MCC_NOT_ALLOWED,
     MERCHANT_NOT_ALLOWED,
     CURRENCY_NOT_SUPPORTED,
+    PRINCIPAL_UNVERIFIED,
     PER_AUTHORIZATION_CAP_EXCEEDED,
     VELOCITY_EXCEEDED,
     CARD_CAP_EXCEEDED,
@@ -73,6 +75,7 @@ SCOPE_DAILY = "daily"
 SCOPE_MONTHLY = "monthly"
 SCOPE_TRACE = "trace"
 SCOPE_PER_CALL = "x402_per_call"
+SCOPE_UNVERIFIED = "unverified_principal"
 
 
 # The merchant locks a merchant_not_allowed decline names, checked in this order.
@@ -143,6 +146,9 @@ class Limit:
 
 @dataclass(frozen=True)
 class Limits:
+    # The policy's limit on one charge while the agent's principal has not verified
+    # their email; None once verified (or when the policy sets none).
+    unverified_charge_cents: int | None = None
     per_authorization_cents: int | None = None
     velocity_per_hour: int | None = None
     holds_last_hour: int = 0
@@ -227,6 +233,16 @@ def decide(
     if charge.cap_cents is None:
         return RuleDecision(approved=False, reason=CURRENCY_NOT_SUPPORTED)
     cents = charge.cap_cents
+    unverified = limits.unverified_charge_cents
+    if unverified is not None and cents > unverified:
+        return RuleDecision(
+            approved=False,
+            reason=PRINCIPAL_UNVERIFIED,
+            scope=SCOPE_UNVERIFIED,
+            limit_cents=unverified,
+            spent_cents=0,
+            remaining_cents=unverified,
+        )
     per_auth = limits.per_authorization_cents
     if per_auth is not None and cents > per_auth:
         return RuleDecision(

@@ -95,6 +95,7 @@ class PolicyOutputSerializer(serializers.ModelSerializer[Policy]):
     per_trace_cap = MoneyField(allow_null=True)
     per_authorization_cap = MoneyField(allow_null=True)
     x402_per_call_cap = MoneyField(allow_null=True)
+    unverified_charge_limit = MoneyField(allow_null=True)
     default_vendors = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     vendor_caps = VendorCapSerializer(many=True, read_only=True)
 
@@ -113,6 +114,7 @@ class PolicyOutputSerializer(serializers.ModelSerializer[Policy]):
             "x402_allowed",
             "x402_per_call_cap",
             "x402_payees",
+            "unverified_charge_limit",
             "time_zone",
             "warning_thresholds",
             "approvals_channel",
@@ -143,6 +145,12 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
         max_length=100,
         required=False,
         help_text="When set, x402 pays only these addresses; empty: any payee.",
+    )
+    unverified_charge_limit = MoneyField(
+        required=False,
+        allow_null=True,
+        help_text="Until the agent's principal verifies their email, card charges above "
+        "this are declined principal_unverified (empty: no such hold).",
     )
     time_zone = serializers.CharField(max_length=64, required=False)
     warning_thresholds = serializers.ListField(
@@ -196,6 +204,7 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
             "per_trace_cap",
             "per_authorization_cap",
             "x402_per_call_cap",
+            "unverified_charge_limit",
         ):
             money = attrs.get(name)
             if money is not None and str(money.currency) != currency:

@@ -27,6 +27,7 @@ CAP_FIELDS = (
     "per_trace_cap",
     "per_authorization_cap",
     "x402_per_call_cap",
+    "unverified_charge_limit",
 )
 RELATED_FIELDS = ("default_vendors", "vendor_caps")
 PLAIN_FIELDS = (
@@ -147,6 +148,7 @@ def policy_create(
     x402_allowed: bool = False,
     x402_per_call_cap: Decimal | None = None,
     x402_payees: Iterable[str] = (),
+    unverified_charge_limit: Decimal | None = None,
     time_zone: str = "UTC",
     description: str = "",
     default_vendors: Iterable[Vendor] = (),
@@ -174,6 +176,7 @@ def policy_create(
         x402_allowed=x402_allowed,
         x402_per_call_cap=_cap(x402_per_call_cap, currency),
         x402_payees=_addresses(x402_payees),
+        unverified_charge_limit=_cap(unverified_charge_limit, currency),
         time_zone=time_zone,
         warning_thresholds=sorted(set(warning_thresholds)),
         approvals_channel=approvals_channel,

@@ -61,6 +61,7 @@ LABELS = {
     "x402_allowed": "x402 payments allowed",
     "x402_per_call_cap": "x402 per-call cap",
     "x402_payees": "x402 payees (only these, when set)",
+    "unverified_charge_limit": "Charge limit until the principal verifies their email",
     "time_zone": "Time zone",
     "warning_thresholds": "Warning thresholds (% of a cap)",
     "approvals_channel": "Approvals channel (Slack channel id)",

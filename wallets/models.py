@@ -17,6 +17,9 @@ class Principal(models.Model):
     name = models.CharField(max_length=100, blank=True)
     # Slack user id (U…/W…), used to recognise approvers in Slack.
     slack_user_id = models.CharField(max_length=32, blank=True)
+    # When they followed the signed link mailed to them (wallets.verification); until
+    # then a policy may hold their agents' card charges to a small amount.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -34,6 +37,10 @@ class Principal(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.email
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class TeamLead(models.Model):

@@ -28,6 +28,11 @@ class AgentOutputSerializer(serializers.ModelSerializer[Agent]):
     principal_slack_user_id = serializers.CharField(
         source="principal.slack_user_id", read_only=True
     )
+    principal_email_verified = serializers.BooleanField(
+        source="principal.email_verified",
+        read_only=True,
+        help_text="Whether the principal followed the signed link mailed to them.",
+    )
     policy = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     trace = serializers.SerializerMethodField()
 
@@ -39,6 +44,7 @@ class AgentOutputSerializer(serializers.ModelSerializer[Agent]):
             "status",
             "principal_email",
             "principal_slack_user_id",
+            "principal_email_verified",
             "policy",
             "trace",
             "created_at",

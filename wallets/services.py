@@ -19,6 +19,7 @@ from cards.services import NewCard, cards_issue_for_new_agent, issuer_compensati
 from policies.models import Policy, Vendor
 from wallets.actors import Actor
 from wallets.models import Agent, ApiKey, ApiKeyKind, Principal
+from wallets.verification import verification_send
 from wallets.x402.keys import wallet_create
 
 TRACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}$")
@@ -131,6 +132,8 @@ def agent_provision(
         principal = principal_get_or_create(
             email=principal_email, slack_user_id=principal_slack_user_id
         )
+        if not principal.email_verified:  # a link to verify, mailed once this commits
+            verification_send(principal)
         agent = Agent(name=name.strip(), principal=principal, policy=policy)
         # Field checks only: the foreign keys were just resolved and the database
         # constraints hold the rest, so full_clean's dozen queries buy nothing here.

@@ -5,6 +5,8 @@ from django.urls import path, re_path
 from wallets import views
 
 urlpatterns = [
+    # The link mailed to a principal: no sign-in, the signed token is the credential.
+    path("principals/verify/<str:token>/", views.principal_verify_page, name="principal-verify"),
     path("agents/", views.agent_list, name="portal-agents"),
     path("agents/new/", views.agent_new, name="portal-agent-new"),
     path("agents/<str:agent_id>/", views.agent_detail, name="portal-agent"),

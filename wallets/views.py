@@ -37,6 +37,7 @@ from wallets.actors import Actor
 from wallets.models import Agent, AgentStatus, ApiKey, Principal
 from wallets.selectors import wallet_of, x402_payments_latest
 from wallets.services import agent_provision, api_key_create, api_key_revoke
+from wallets.verification import InvalidLink, principal_verify
 
 PAGE_SIZE = 25
 
@@ -310,3 +311,16 @@ def _freeze_action(agent: Agent, action: str, card_id: str, actor: Actor, reason
         card_freeze(card=card, actor=actor, reason=reason)
     else:
         card_unfreeze(card=card, actor=actor, reason=reason)
+
+
+def principal_verify_page(request, token: str) -> HttpResponse:
+    """GET shows a button, POST verifies: a mail scanner that follows links verifies
+    nothing."""
+    context: dict = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            context["principal"] = principal_verify(token=token)
+        except InvalidLink as error:
+            context["error"], status = str(error), 400
+    return render(request, "wallets/principal_verify.html", context, status=status)

@@ -267,6 +267,7 @@ def _limits(
     bumps = bumps_in_force(facts, now)
     card_key = rules.cap_key(rules.SCOPE_CARD, card_id=facts.card_id)
     return rules.Limits(
+        unverified_charge_cents=facts.unverified_charge_cents,
         per_authorization_cents=facts.per_authorization_cap_cents,
         velocity_per_hour=facts.velocity_per_hour,
         holds_last_hour=spend.holds_last_hour,

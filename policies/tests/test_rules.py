@@ -47,6 +47,7 @@ BREAKERS = {
     rules.MCC_NOT_ALLOWED: {"charge": replace(CHARGE, mcc="5812")},
     rules.MERCHANT_NOT_ALLOWED: {"card": replace(CARD, allowed_merchant_ids=("M2",))},
     rules.CURRENCY_NOT_SUPPORTED: {"charge": replace(CHARGE, cap_cents=None)},
+    rules.PRINCIPAL_UNVERIFIED: {"limits": replace(LIMITS, unverified_charge_cents=999)},
     rules.PER_AUTHORIZATION_CAP_EXCEEDED: {"limits": replace(LIMITS, per_authorization_cents=999)},
     rules.VELOCITY_EXCEEDED: {"limits": replace(LIMITS, holds_last_hour=10)},
     rules.CARD_CAP_EXCEEDED: {"limits": replace(LIMITS, card=rules.Limit(10_000, 9_500))},
