@@ -8,8 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentwallet.api.exceptions import error_body
 from agentwallet.api.fields import validate_input
 from agentwallet.api.schema import error_response
+from agentwallet.lib.money import cents_json
 from cards import selectors, services
 from cards.serializers import (
     CardCreateInputSerializer,
@@ -18,6 +20,7 @@ from cards.serializers import (
     CardUnfreezeInputSerializer,
     IssuedCardOutputSerializer,
 )
+from ledger.services.card_requests import CardRequestDeclined, single_use_card_request
 from wallets.actors import actor_from_request
 from wallets.permissions import require_staff
 from wallets.selectors import agent_get_for_actor
@@ -41,6 +44,10 @@ class CardListCreateApi(APIView):
         request=CardCreateInputSerializer,
         responses={
             201: IssuedCardOutputSerializer,
+            403: error_response(
+                "A single-use card's max_amount does not fit the caps: the cap, its "
+                "headroom and the approval request opened (error.cap, error.approval_id)."
+            ),
             409: error_response("The agent has an open card for this vendor already."),
         },
     )
@@ -50,9 +57,42 @@ class CardListCreateApi(APIView):
         data = validate_input(
             CardCreateInputSerializer, request.data, context={"currency": agent.policy.currency}
         )
-        new_card = services.card_create_for_agent(agent=agent, actor=actor, **data)
+        ceiling = data.pop("max_amount", None)
+        if ceiling is None:
+            new_card = services.card_create_for_agent(agent=agent, actor=actor, **data)
+        else:
+            try:
+                new_card = single_use_card_request(
+                    agent=agent,
+                    vendor=data["vendor"],
+                    max_amount=ceiling,
+                    expires_in_seconds=data["expires_in_seconds"],
+                    trace_id=data.get("trace_id", ""),
+                    actor=actor,
+                )
+            except CardRequestDeclined as declined:
+                return Response(card_request_declined_body(declined), status=403)
         body = IssuedCardOutputSerializer(IssuedCardOutputSerializer.shape(new_card)).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+def card_request_declined_body(declined: CardRequestDeclined) -> dict:
+    """The error shape with the cap that stopped it, as a declined charge names it."""
+    decision, currency = declined.decision, declined.currency
+    body = error_body(decision.reason, "The card's ceiling does not fit the agent's caps now.")
+
+    def money(cents: int | None) -> dict[str, str] | None:
+        return None if cents is None else cents_json(cents, currency)
+
+    body["error"] |= {
+        "cap": {
+            "scope": decision.scope,
+            "limit": money(decision.limit_cents),
+            "remaining": money(decision.remaining_cents),
+        },
+        "approval_id": declined.approval_id,
+    }
+    return body
 
 
 class CardDetailApi(APIView):

@@ -15,6 +15,7 @@ from cards.services import NewCard
 from policies.models import Vendor
 
 MAX_EPHEMERAL_SECONDS = 90 * 24 * 3600
+MAX_SINGLE_USE_SECONDS = 24 * 3600  # a card asked for one purchase: minutes to hours
 
 
 class CardOutputSerializer(serializers.ModelSerializer[Card]):
@@ -73,10 +74,35 @@ class CardCreateInputSerializer(StrictInputSerializer):
         min_value=60, max_value=MAX_EPHEMERAL_SECONDS, required=False
     )
     single_use = serializers.BooleanField(required=False, default=False)
+    max_amount = MoneyField(
+        required=False,
+        help_text="A single-use card for one charge up to this (with expires_in_seconds, "
+        f"at most {MAX_SINGLE_USE_SECONDS // 3600} hours): issued only if it fits the caps "
+        "now, else declined with the cap and an approval request.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         cap = attrs.get("monthly_cap")
         currency: str = self.context["currency"]
+        ceiling = attrs.get("max_amount")
+        if ceiling is not None:
+            errors = {}
+            if cap is not None:
+                errors["max_amount"] = "A single-use card's ceiling is its cap: not both."
+            if str(ceiling.currency) != currency:
+                errors["max_amount"] = f"Amounts must be in the policy currency {currency}."
+            elif ceiling.amount <= 0:
+                errors["max_amount"] = "Must be more than zero."
+            seconds = attrs.get("expires_in_seconds")
+            if seconds is None or seconds > MAX_SINGLE_USE_SECONDS:
+                errors["expires_in_seconds"] = (
+                    "A single-use card lives minutes to hours: give 60 to "
+                    f"{MAX_SINGLE_USE_SECONDS} seconds."
+                )
+            if errors:
+                raise serializers.ValidationError(errors)
+            attrs["max_amount"] = ceiling.amount
+            attrs["single_use"] = True
         if cap is not None:
             if str(cap.currency) != currency:
                 raise serializers.ValidationError(

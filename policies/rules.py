@@ -320,6 +320,27 @@ def decide_x402(*, payment: X402Facts, limits: Limits) -> RuleDecision:
     return _spend_caps(limits, cents)
 
 
+def decide_card_request(*, ceiling_cents: int, limits: Limits) -> RuleDecision:
+    """Whether a single-use card with this ceiling fits the agent's caps now: its one
+    charge within the per-authorization cap, and room for it in the rolling 24 hours and
+    the month. A cap decline opens an approval request (as a charge's would)."""
+    per_auth = limits.per_authorization_cents
+    if per_auth is not None and ceiling_cents > per_auth:
+        return RuleDecision(
+            approved=False,
+            reason=PER_AUTHORIZATION_CAP_EXCEEDED,
+            scope=SCOPE_PER_AUTHORIZATION,
+            limit_cents=per_auth,
+            spent_cents=0,
+            remaining_cents=per_auth,
+        )
+    if not limits.daily.admits(ceiling_cents):
+        return _cap_decline(DAILY_CAP_EXCEEDED, SCOPE_DAILY, limits.daily)
+    if not limits.monthly.admits(ceiling_cents):
+        return _cap_decline(MONTHLY_CAP_EXCEEDED, SCOPE_MONTHLY, limits.monthly)
+    return APPROVED
+
+
 def merchant_lock_refusing(card: CardFacts, charge: ChargeFacts) -> str:
     """The first merchant lock the charge fails, or "" (MCCs are checked before). As
     issuers do it: the card's own merchant ids; the vendor's verified merchant ids, or,

@@ -222,3 +222,18 @@ def test_another_agents_objects_answer_404(alice, bob):
     with pytest.raises(AgentWalletError) as error:
         wallet.budget()
     assert error.value.status == 404
+
+
+def test_a_single_use_card_above_the_room_left_raises_declined(alice):
+    alice.agent.policy.daily_cap = Decimal("20.00")
+    alice.agent.policy.save()
+    wallet = wallet_of(alice)
+    card = wallet.request_card("openai", max_amount="15.00", expires_in_seconds=900)
+    assert (card.card.single_use, card.card.monthly_cap) == (True, Money(Decimal("15.00"), "USD"))
+
+    with pytest.raises(Declined) as declined:
+        wallet.request_card("anthropic", max_amount="25.00", expires_in_seconds=900)
+
+    assert declined.value.reason == "daily_cap_exceeded"
+    assert declined.value.headroom == Decimal("20.00")
+    assert wallet.approval(declined.value.approval_id).status == "pending"

@@ -169,12 +169,18 @@ class AgentWallet:
         trace_id: str | None = None,
         expires_in_seconds: int | None = None,
         single_use: bool = False,
+        max_amount: Decimal | str | None = None,
     ) -> IssuedCard:
         """A new card for one vendor (ephemeral with a lifetime, or single use): its
-        number and CVC are in this answer only. Never sent twice (it would issue two)."""
+        number and CVC are in this answer only. Never sent twice (it would issue two).
+        `max_amount` (with `expires_in_seconds`): a single-use card for one charge up to
+        it, issued only if it fits the caps now; else Declined, with the approval request
+        it opened."""
         body: dict[str, Any] = {"vendor": vendor, "single_use": single_use}
         if monthly_cap is not None:
             body["monthly_cap"] = Money(Decimal(str(monthly_cap)), currency).json()
+        if max_amount is not None:
+            body["max_amount"] = Money(Decimal(str(max_amount)), currency).json()
         if trace := trace_id or ci_trace_id():
             body["trace_id"] = trace
         if expires_in_seconds is not None:
@@ -322,7 +328,8 @@ def _answer(response: httpx.Response) -> Any:
         code, message = error["code"], error["message"]
     except (ValueError, KeyError, TypeError):
         body, code, message = {}, f"http_{response.status_code}", response.text[:200]
-    declined = response.status_code == 403 and "payment_id" in (body.get("error") or {})
+    error = body.get("error") or {}
+    declined = response.status_code == 403 and ("payment_id" in error or "cap" in error)
     raise (PaymentDeclined if declined else AgentWalletError)(
         response.status_code, code, message, body
     )

@@ -105,9 +105,11 @@ def build_server(
         return answer(lambda: wallet_for().cards())
 
     @server.tool(
-        description="Issue a card for one vendor (slug, e.g. openai), optionally with a "
-        "monthly cap in dollars, a trace and a lifetime in seconds; single_use closes it "
-        "after its first charge. The number and CVC are shown in this answer only."
+        description="Issue a card for one vendor (slug, e.g. openai). For one purchase, "
+        "give max_amount (dollars) and expires_in_seconds (minutes to hours): a single-use "
+        "card up to that amount, if it fits the caps (else a decline and an approval "
+        "request). Otherwise an optional monthly cap, trace and lifetime. The number and "
+        "CVC are shown in this answer only."
     )
     def request_card(
         vendor: str,
@@ -115,6 +117,7 @@ def build_server(
         trace_id: str | None = None,
         expires_in_seconds: int | None = None,
         single_use: bool = False,
+        max_amount: str | None = None,
     ) -> dict[str, Any]:
         def issue() -> dict[str, Any]:
             issued = wallet_for().request_card(
@@ -123,6 +126,7 @@ def build_server(
                 trace_id=trace_id,
                 expires_in_seconds=expires_in_seconds,
                 single_use=single_use,
+                max_amount=max_amount,
             )
             return {"card": _plain(issued.card), "number": issued.number, "cvc": issued.cvc}
 
