@@ -11,12 +11,17 @@ from django.core.management import CommandError, call_command
 from conftest import keyed_client
 
 
-def test_an_agent_is_provisioned_with_its_mcp_configuration(db):
+def test_an_agent_is_provisioned_with_its_mcp_configuration(
+    transactional_db, django_db_serialized_rollback, settings, capsys
+):
+    # The embedded default's console mail must not land in the JSON.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
     out = StringIO()
     call_command(
         "connect_agent", "--name", "claude-pr-bot", "--email", "lead@acme.dev",
         "--url", "https://wallet.acme.dev/", "--json", stdout=out,
     )  # fmt: skip
+    assert "Verify your email" in capsys.readouterr().err
     config = json.loads(out.getvalue())
 
     stdio = config["stdio"]["mcpServers"]["agentwallet"]

@@ -7,7 +7,9 @@ the streamable HTTP URL with its header. The key is shown once.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -69,12 +71,15 @@ class Command(BaseCommand):
         except Policy.DoesNotExist as exc:
             raise CommandError(f"No policy {options['policy']!r}.") from exc
         try:
-            provisioned = agent_provision(
-                name=options["name"],
-                principal_email=options["email"],
-                policy=policy,
-                actor=Actor.system("manage.py connect_agent"),
-            )
+            # The principal's verification mail (the console backend's, in the embedded
+            # default) goes to stderr: stdout is the configuration, --json parseable.
+            with contextlib.redirect_stdout(sys.stderr):
+                provisioned = agent_provision(
+                    name=options["name"],
+                    principal_email=options["email"],
+                    policy=policy,
+                    actor=Actor.system("manage.py connect_agent"),
+                )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         agent = provisioned.agent
