@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentwallet.api.exceptions import error_body
+from agentwallet.api.exceptions import decline_body
 from agentwallet.api.fields import validate_input
 from agentwallet.api.schema import error_response
 from agentwallet.lib.money import cents_json
@@ -79,20 +79,18 @@ class CardListCreateApi(APIView):
 def card_request_declined_body(declined: CardRequestDeclined) -> dict:
     """The error shape with the cap that stopped it, as a declined charge names it."""
     decision, currency = declined.decision, declined.currency
-    body = error_body(decision.reason, "The card's ceiling does not fit the agent's caps now.")
 
     def money(cents: int | None) -> dict[str, str] | None:
         return None if cents is None else cents_json(cents, currency)
 
-    body["error"] |= {
-        "cap": {
-            "scope": decision.scope,
-            "limit": money(decision.limit_cents),
-            "remaining": money(decision.remaining_cents),
-        },
-        "approval_id": declined.approval_id,
-    }
-    return body
+    return decline_body(
+        decision.reason,
+        "The card's ceiling does not fit the agent's caps now.",
+        scope=decision.scope,
+        limit=money(decision.limit_cents),
+        remaining=money(decision.remaining_cents),
+        approval_id=declined.approval_id,
+    )
 
 
 class CardDetailApi(APIView):

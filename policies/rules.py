@@ -196,6 +196,18 @@ def card_is_expired(card: CardFacts, now: datetime) -> bool:
     return (now.year, now.month) > (card.exp_year, card.exp_month)
 
 
+def _one_charge_decline(reason: str, scope: str, limit_cents: int) -> RuleDecision:
+    """A limit on one charge (not on spend over a window): all of it is the headroom."""
+    return RuleDecision(
+        approved=False,
+        reason=reason,
+        scope=scope,
+        limit_cents=limit_cents,
+        spent_cents=0,
+        remaining_cents=limit_cents,
+    )
+
+
 def _cap_decline(reason: str, scope: str, limit: Limit) -> RuleDecision:
     return RuleDecision(
         approved=False,
@@ -235,23 +247,11 @@ def decide(
     cents = charge.cap_cents
     unverified = limits.unverified_charge_cents
     if unverified is not None and cents > unverified:
-        return RuleDecision(
-            approved=False,
-            reason=PRINCIPAL_UNVERIFIED,
-            scope=SCOPE_UNVERIFIED,
-            limit_cents=unverified,
-            spent_cents=0,
-            remaining_cents=unverified,
-        )
+        return _one_charge_decline(PRINCIPAL_UNVERIFIED, SCOPE_UNVERIFIED, unverified)
     per_auth = limits.per_authorization_cents
     if per_auth is not None and cents > per_auth:
-        return RuleDecision(
-            approved=False,
-            reason=PER_AUTHORIZATION_CAP_EXCEEDED,
-            scope=SCOPE_PER_AUTHORIZATION,
-            limit_cents=per_auth,
-            spent_cents=0,
-            remaining_cents=per_auth,
+        return _one_charge_decline(
+            PER_AUTHORIZATION_CAP_EXCEEDED, SCOPE_PER_AUTHORIZATION, per_auth
         )
     velocity = limits.velocity_per_hour
     if velocity is not None and limits.holds_last_hour >= velocity:
@@ -309,13 +309,8 @@ def decide_x402(*, payment: X402Facts, limits: Limits) -> RuleDecision:
         return RuleDecision(approved=False, reason=CURRENCY_NOT_SUPPORTED)
     cents = payment.cap_cents
     if cents > payment.per_call_cap_cents:
-        return RuleDecision(
-            approved=False,
-            reason=X402_PER_CALL_CAP_EXCEEDED,
-            scope=SCOPE_PER_CALL,
-            limit_cents=payment.per_call_cap_cents,
-            spent_cents=0,
-            remaining_cents=payment.per_call_cap_cents,
+        return _one_charge_decline(
+            X402_PER_CALL_CAP_EXCEEDED, SCOPE_PER_CALL, payment.per_call_cap_cents
         )
     return _spend_caps(limits, cents)
 
@@ -326,13 +321,8 @@ def decide_card_request(*, ceiling_cents: int, limits: Limits) -> RuleDecision:
     the month. A cap decline opens an approval request (as a charge's would)."""
     per_auth = limits.per_authorization_cents
     if per_auth is not None and ceiling_cents > per_auth:
-        return RuleDecision(
-            approved=False,
-            reason=PER_AUTHORIZATION_CAP_EXCEEDED,
-            scope=SCOPE_PER_AUTHORIZATION,
-            limit_cents=per_auth,
-            spent_cents=0,
-            remaining_cents=per_auth,
+        return _one_charge_decline(
+            PER_AUTHORIZATION_CAP_EXCEEDED, SCOPE_PER_AUTHORIZATION, per_auth
         )
     if not limits.daily.admits(ceiling_cents):
         return _cap_decline(DAILY_CAP_EXCEEDED, SCOPE_DAILY, limits.daily)

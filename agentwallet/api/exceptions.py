@@ -62,6 +62,25 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def decline_body(
+    code: str,
+    message: str,
+    *,
+    scope: str,
+    limit: dict[str, str] | None,
+    remaining: dict[str, str] | None,
+    approval_id: int | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A policy's no (403) in the error shape, with the cap that stopped it as a card
+    decline names it (`cap`: scope, limit, remaining; None when no cap did) and the
+    approval request it opened, so that an agent stops and asks instead of retrying."""
+    body = error_body(code, message)
+    cap = {"scope": scope, "limit": limit, "remaining": remaining} if scope else None
+    body["error"] |= {"cap": cap, "approval_id": approval_id, **extra}
+    return body
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentwallet.api.exceptions import error_body
+from agentwallet.api.exceptions import decline_body, error_body
 from agentwallet.api.fields import validate_input
 from agentwallet.api.pagination import CreatedCursorPagination
 from agentwallet.lib.money import money_json
@@ -69,21 +69,17 @@ def _idempotency_key(request: Request) -> str:
 
 def declined_body(payment: X402Payment) -> dict[str, Any]:
     """DESIGN's error shape, with the cap that stopped it (as a card decline names it)."""
-    body = error_body(payment.reason, DECLINE_MESSAGES.get(payment.reason, "Declined."))
-    body["error"] |= {
-        "payment_id": str(payment.pk),
-        "cap": {
-            "scope": payment.cap_scope,
-            "limit": money_json(payment.cap_limit),
-            "remaining": money_json(payment.cap_remaining),
-        }
-        if payment.cap_scope
-        else None,
-        "approval_id": payment.approval_request_id,
-        "amount": x402_amount_json(payment) if payment.atomic_amount else None,
-        "trace_id": payment.trace_id,
-    }
-    return body
+    return decline_body(
+        payment.reason,
+        DECLINE_MESSAGES.get(payment.reason, "Declined."),
+        scope=payment.cap_scope,
+        limit=money_json(payment.cap_limit),
+        remaining=money_json(payment.cap_remaining),
+        approval_id=payment.approval_request_id,
+        payment_id=str(payment.pk),
+        amount=x402_amount_json(payment) if payment.atomic_amount else None,
+        trace_id=payment.trace_id,
+    )
 
 
 class X402PayApi(APIView):

@@ -96,18 +96,18 @@ def decode_payment_required(value: Any) -> dict[str, Any]:
     return document
 
 
-def _json_or_base64_json(text: str) -> Any:
+def _json_or_base64_json(text: str, name: str = "payment_required") -> Any:
     if text.startswith("{"):
         try:
             return json.loads(text)
         except ValueError as error:
-            raise MalformedPaymentRequired(f"payment_required is not valid JSON: {error}") from None
+            raise MalformedPaymentRequired(f"{name} is not valid JSON: {error}") from None
     try:
         raw = base64.b64decode(text, validate=True)
         return json.loads(raw.decode("utf-8"))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise MalformedPaymentRequired(
-            "payment_required is neither base64 of JSON (v2's PAYMENT-REQUIRED) nor JSON."
+            f"{name} is neither base64 of JSON (a header's value) nor JSON."
         ) from None
 
 
@@ -225,7 +225,7 @@ def decode_settlement(value: Any) -> Settlement:
     """The settlement response header's value (base64 JSON), or its decoded object."""
     document = value if isinstance(value, dict) else None
     if isinstance(value, str) and len(value) <= MAX_PAYMENT_REQUIRED_BYTES:
-        document = _json_or_base64_json(value.strip())
+        document = _json_or_base64_json(value.strip(), "payment_response")
     if not isinstance(document, dict) or not isinstance(document.get("success"), bool):
         raise MalformedPaymentRequired(
             "payment_response must be the PAYMENT-RESPONSE header value: base64 of a JSON "
