@@ -15,6 +15,7 @@ import contextvars
 import ipaddress
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,6 @@ from agentwallet_client import AgentWallet, AgentWalletError
 from agentwallet_client.mcp import build_server
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -41,16 +41,29 @@ _wallet: contextvars.ContextVar[AgentWallet] = contextvars.ContextVar("agentwall
 MAX_BODY = 1024 * 1024
 
 
+# The tools' calls into this application run on these long-lived threads, which keep
+# their database connections between calls as any request thread does (CONN_MAX_AGE,
+# through the app's own request_started/finished). The mcp package runs a tool in a
+# thread of the request's event loop, which ends with the request: a new connection per
+# tool call made get_budget over /mcp 44 ms at the median instead of 26 ms.
+_app_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="agentwallet-mcp")
+
+
 class _InProcess(httpx.WSGITransport):
-    """The tools' calls into this application. They run in the mcp package's worker
-    threads, which outlive the request: each call closes the thread's database
-    connections when done, so that no thread keeps one open."""
+    """The tools' calls into this application, on the app threads; the body is read and
+    the response closed there, so that the request ends (request_finished) on the thread
+    that holds its connection."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return _app_threads.submit(self._call_app, request).result()
+
+    def _call_app(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
         try:
-            return super().handle_request(request)
+            response.read()
         finally:
-            connections.close_all()
+            response.close()
+        return response
 
 
 def _in_process_transport() -> httpx.BaseTransport:

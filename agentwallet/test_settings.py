@@ -16,3 +16,8 @@ from agentwallet.settings import *  # noqa: F403
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+
+# Request threads (the live server's, the in-app MCP server's app threads) close their
+# database connections when a request ends, so that none outlives a test into the
+# test database's teardown. Production keeps them (CONN_MAX_AGE, settings.py).
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
