@@ -316,19 +316,20 @@ def decide_x402(*, payment: X402Facts, limits: Limits) -> RuleDecision:
 
 
 def decide_card_request(*, ceiling_cents: int, limits: Limits) -> RuleDecision:
-    """Whether a single-use card with this ceiling fits the agent's caps now: its one
-    charge within the per-authorization cap, and room for it in the rolling 24 hours and
-    the month. A cap decline opens an approval request (as a charge's would)."""
+    """Whether a single-use card with this ceiling fits the agent's limits now, as one
+    charge of the ceiling would: the limits on one charge (the unverified principal's,
+    the per-authorization cap), then room in the caps charges share (the vendor's month,
+    the rolling 24 hours, the month, the trace). A cap decline opens an approval
+    request, as a charge's would."""
+    unverified = limits.unverified_charge_cents
+    if unverified is not None and ceiling_cents > unverified:
+        return _one_charge_decline(PRINCIPAL_UNVERIFIED, SCOPE_UNVERIFIED, unverified)
     per_auth = limits.per_authorization_cents
     if per_auth is not None and ceiling_cents > per_auth:
         return _one_charge_decline(
             PER_AUTHORIZATION_CAP_EXCEEDED, SCOPE_PER_AUTHORIZATION, per_auth
         )
-    if not limits.daily.admits(ceiling_cents):
-        return _cap_decline(DAILY_CAP_EXCEEDED, SCOPE_DAILY, limits.daily)
-    if not limits.monthly.admits(ceiling_cents):
-        return _cap_decline(MONTHLY_CAP_EXCEEDED, SCOPE_MONTHLY, limits.monthly)
-    return APPROVED
+    return _spend_caps(limits, ceiling_cents)
 
 
 def merchant_lock_refusing(card: CardFacts, charge: ChargeFacts) -> str:

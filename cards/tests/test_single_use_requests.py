@@ -9,6 +9,7 @@ from decimal import Decimal
 from approvals.models import ApprovalRequest
 from cards.models import Card
 from conftest import merchant_of
+from policies.models import PolicyVendorCap
 
 
 def ask(client, agent, amount="30.00", seconds=1800, **extra):
@@ -97,3 +98,50 @@ def test_bad_single_use_requests_are_400s(alice, alice_client):
         format="json",
     )
     assert "expires_in_seconds" in no_lifetime.json()["error"]["fields"]
+
+
+def test_a_ceiling_above_the_vendors_month_left_opens_an_approval_for_that_cap(
+    alice, alice_client, network, starter_policy
+):
+    openai = Card.objects.get(agent=alice.agent, vendor__slug="openai", is_ephemeral=False)
+    PolicyVendorCap.objects.update_or_create(
+        policy=starter_policy, vendor=openai.vendor, defaults={"monthly_cap": Decimal("40.00")}
+    )
+    assert network.authorize(openai, "30.00", **merchant_of(openai)).json()["decision"] == (
+        "approved"
+    )
+
+    error = ask(alice_client, alice.agent, amount="10.01").json()["error"]
+
+    assert (error["code"], error["cap"]["scope"]) == ("card_cap_exceeded", "vendor")
+    assert error["cap"]["remaining"] == {"amount": "10.00", "currency": "USD"}
+    assert ApprovalRequest.objects.get(pk=error["approval_id"]).scope == "vendor"
+    assert ask(alice_client, alice.agent, amount="10.00").status_code == 201
+
+
+def test_a_ceiling_above_the_traces_budget_left_is_declined_for_that_trace(
+    alice, alice_client, starter_policy
+):
+    starter_policy.per_trace_cap = Decimal("12.00")
+    starter_policy.save()
+
+    error = ask(alice_client, alice.agent, amount="12.50", trace_id="acme/api#9").json()["error"]
+
+    assert (error["code"], error["cap"]["scope"]) == ("trace_cap_exceeded", "trace")
+    assert ApprovalRequest.objects.get(pk=error["approval_id"]).trace_id == "acme/api#9"
+    # No trace, none set on the agent: no trace budget to draw on.
+    assert ask(alice_client, alice.agent, amount="12.50").status_code == 201
+
+
+def test_an_unverified_principals_agent_gets_cards_only_up_to_the_unverified_limit(
+    alice, alice_client, starter_policy
+):
+    starter_policy.unverified_charge_limit = Decimal("5.00")
+    starter_policy.save()
+    alice.agent.principal.email_verified_at = None
+    alice.agent.principal.save()
+
+    error = ask(alice_client, alice.agent, amount="5.01").json()["error"]
+
+    assert (error["code"], error["approval_id"]) == ("principal_unverified", None)
+    assert ask(alice_client, alice.agent, amount="5.00").status_code == 201

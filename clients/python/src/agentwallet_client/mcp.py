@@ -47,16 +47,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Limits on one charge, not on spend over a window (policies.rules' one-charge scopes).
+_ONE_CHARGE_SCOPES = ("per_authorization", "x402_per_call")
+
+
 def declined_result(declined: PaymentDeclined) -> dict[str, Any]:
     """What an LLM needs from a decline: why, which cap, how much is left, what next."""
     cap = declined.cap
+    headroom = None if declined.headroom is None else f"{declined.headroom} {cap.currency}"
     if declined.approval_id is not None:
         step = (
             f"An approval request ({declined.approval_id}) was opened for a lead: poll "
             "get_approval and retry once it is approved."
         )
+    elif cap is not None and cap.scope == "unverified_principal":
+        step = (
+            f"The agent's principal has not verified their email yet: until they open the "
+            f"link mailed to them, keep each charge within {headroom}."
+        )
+    elif cap is not None and cap.scope in _ONE_CHARGE_SCOPES:
+        step = (
+            f"This limit is on one charge and no approval raises it: keep the amount "
+            f"within {headroom}, or ask a lead to change the policy."
+        )
+    elif cap is not None and cap.scope == "velocity":
+        step = "Too many charges in the rolling hour: wait before the next one."
     elif cap is not None:
-        step = "Lower the amount to the headroom, or request_approval for this cap."
+        step = f"Lower the amount to the headroom ({headroom}), or request_approval for this cap."
     else:
         step = "Do not retry: this is not a cap a lead can raise (see reason)."
     return {
