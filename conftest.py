@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from eth_account import Account
 from eth_utils import keccak
 from rest_framework.test import APIClient
@@ -45,12 +46,20 @@ def starter_policy(db: None) -> Policy:
 @pytest.fixture
 def provision(starter_policy: Policy):
     def make(
-        name: str = "agent", email: str = "owner@example.com", **kwargs: Any
+        name: str = "agent", email: str = "owner@example.com", verified: bool = True, **kwargs: Any
     ) -> ProvisionedAgent:
+        """An agent of `email`'s principal; `verified`: as if they had followed the link
+        mailed to them (else the policy's unverified charge limit holds its cards)."""
         kwargs.setdefault("policy", starter_policy)
-        return agent_provision(
+        provisioned = agent_provision(
             name=name, principal_email=email, actor=Actor.system("test"), **kwargs
         )
+        if verified:
+            principal = provisioned.agent.principal
+            if principal.email_verified_at is None:
+                principal.email_verified_at = timezone.now()
+                principal.save(update_fields=["email_verified_at"])
+        return provisioned
 
     return make
 

@@ -31,6 +31,8 @@ class AuditAction(models.TextChoices):
     POLICY_CREATED = "policy.created", "Policy created"
     POLICY_CHANGED = "policy.changed", "Policy changed"
     VENDOR_CREATED = "vendor.created", "Vendor added"
+    PRINCIPAL_LINK_SENT = "principal.link_sent", "Verification link sent"
+    PRINCIPAL_VERIFIED = "principal.verified", "Principal verified"
 
 
 # Actions that must say why: a freeze stops an agent's work, so the reason is the record.

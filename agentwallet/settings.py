@@ -258,6 +258,7 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds; a slow server is retried
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AgentWallet <agentwallet@localhost>")
 
 # --- Slack ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ def main() -> int:
     code = args.code.resolve()
     harness.django_setup(code, args.postgres_url)
     harness.recreate_database(args.postgres_url)
+    harness.principals_verified(["lead@example.com"])
 
     from agentwallet.celery import app
     from cards.services import card_freeze

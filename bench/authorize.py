@@ -713,6 +713,7 @@ def main() -> int:
     harness.django_setup(code, args.postgres_url)
     harness.log(f"seeding a fresh database ({args.postgres_url})")
     harness.recreate_database(args.postgres_url)
+    harness.principals_verified(["bench@example.com"])
     world = seed(sizes["spread_agents"], sizes["hot_prior"])
     ceiling_setup(args.postgres_url, sizes["ceiling_budgets"], sizes["hot_prior"])
     result: dict[str, Any] = {"sizes": sizes, "gunicorn_workers": args.workers}

@@ -69,6 +69,8 @@ def django_setup(code: Path, database_url: str) -> None:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="0",
         LOG_LEVEL="WARNING",
+        # Principals' verification mail kept in memory: no mail server to wait for.
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         DJANGO_SETTINGS_MODULE="agentwallet.settings",
     )
     os.environ.pop("REDIS_URL", None)  # Celery eager, as in the embedded default
@@ -97,6 +99,19 @@ def recreate_database(url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def principals_verified(emails: list[str]) -> None:
+    """These principals as if they had followed the link mailed to them: the benches
+    measure an established team's decisions, not the unverified principal's limit."""
+    from django.utils import timezone
+
+    from wallets.services import principal_get_or_create
+
+    for email in emails:
+        principal = principal_get_or_create(email=email)
+        principal.email_verified_at = timezone.now()
+        principal.save(update_fields=["email_verified_at"])
 
 
 def settle(url: str) -> None:

@@ -73,6 +73,7 @@ def main() -> int:
     code = args.code.resolve()
     harness.django_setup(code, args.postgres_url)
     harness.recreate_database(args.postgres_url)
+    harness.principals_verified(["lead@example.com"])
 
     from policies.models import Policy
     from wallets.actors import Actor

@@ -229,6 +229,7 @@ def _agents(sizes: Sizes, policies: dict[str, Any], rng: random.Random, now: dat
     vendors = sorted(policies["vendors"].values(), key=lambda vendor: vendor.slug)
     popular = ["openai", "anthropic", "aws", "github"]
     teams = TEAMS[: sizes.teams]
+    harness.principals_verified([f"{team}@example.com" for team in teams])
     for team in teams:
         principal_get_or_create(email=f"{team}@example.com", name=f"{team.title()} team")
     made = []

@@ -63,6 +63,7 @@ def main() -> int:
     os.environ["AGENTWALLET_X402_NETWORKS"] = NETWORK  # the bench pays test money
     harness.django_setup(code, args.postgres_url)
     harness.recreate_database(args.postgres_url)
+    harness.principals_verified(["lead@example.com"])
 
     from policies.models import Policy
     from wallets.actors import Actor

@@ -150,7 +150,8 @@ class _PolicyFieldsSerializer(StrictInputSerializer):
         required=False,
         allow_null=True,
         help_text="Until the agent's principal verifies their email, card charges above "
-        "this are declined principal_unverified (empty: no such hold).",
+        "this are declined principal_unverified (null: no such hold). A new policy "
+        "holds them to 25.00 of its currency unless told otherwise.",
     )
     time_zone = serializers.CharField(max_length=64, required=False)
     warning_thresholds = serializers.ListField(

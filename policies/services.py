@@ -21,6 +21,9 @@ from policies.models import Policy, PolicyChange, PolicyVendorCap, Vendor, Vendo
 from policies.signals import policy_time_zone_changed
 from wallets.actors import Actor
 
+# Until the principal verifies their email, one charge of their agents' cards is at most
+# this much (in the policy's currency), unless the policy says otherwise.
+DEFAULT_UNVERIFIED_CHARGE_LIMIT = Decimal("25.00")
 CAP_FIELDS = (
     "daily_cap",
     "monthly_cap",
@@ -148,7 +151,7 @@ def policy_create(
     x402_allowed: bool = False,
     x402_per_call_cap: Decimal | None = None,
     x402_payees: Iterable[str] = (),
-    unverified_charge_limit: Decimal | None = None,
+    unverified_charge_limit: Decimal | None = DEFAULT_UNVERIFIED_CHARGE_LIMIT,
     time_zone: str = "UTC",
     description: str = "",
     default_vendors: Iterable[Vendor] = (),
@@ -160,7 +163,8 @@ def policy_create(
     actor: Actor | None = None,
 ) -> Policy:
     """Create a policy; every amount is in `currency`, the policy's cap currency. Audited
-    when a person (`actor`) creates it."""
+    when a person (`actor`) creates it. A new policy holds an unverified principal's
+    agents to small charges unless told otherwise (`unverified_charge_limit=None`)."""
     if Policy.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": f"A policy with slug {slug!r} already exists."})
     policy = Policy(

@@ -78,6 +78,8 @@ HELP = {
     "per_authorization_cap": "Largest single charge. Empty: none.",
     "velocity_per_hour": "Empty: no limit.",
     "x402_per_call_cap": "Needed when x402 is allowed.",
+    "unverified_charge_limit": "Largest single charge until the agent's principal follows "
+    "the link mailed to them. Empty: no such hold.",
     "time_zone": "IANA name, e.g. Europe/Paris: where the month starts.",
     "warning_thresholds": "Percent, comma-separated: Slack hears once per cap and window.",
     "approvals_channel": "e.g. C0FINANCE. Empty: the default channel.",
@@ -87,7 +89,16 @@ HELP = {
 }
 GROUPS = (
     ("Caps", ("daily_cap", "monthly_cap", "per_trace_cap", "per_authorization_cap")),
-    ("Limits and x402", ("velocity_per_hour", "runaway", "x402_allowed", "x402_per_call_cap")),
+    (
+        "Limits and x402",
+        (
+            "velocity_per_hour",
+            "unverified_charge_limit",
+            "runaway",
+            "x402_allowed",
+            "x402_per_call_cap",
+        ),
+    ),
     ("Approvals and warnings", ("warning_thresholds", "approvals_channel", "bump_valid_hours")),
     ("About", ("name", "time_zone", "description")),
 )

@@ -20,6 +20,8 @@ class Principal(models.Model):
     # When they followed the signed link mailed to them (wallets.verification); until
     # then a policy may hold their agents' card charges to a small amount.
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # When the last link was mailed: a new one at most once a minute (no mail bombs).
+    verification_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -15,7 +15,7 @@ urlpatterns = [
     ),
     re_path(
         r"^agents/(?P<agent_id>[^/]+)/(?P<action>freeze-card|unfreeze-card|freeze-agent|"
-        r"unfreeze-agent|create-key|revoke-key)$",
+        r"unfreeze-agent|create-key|revoke-key|resend-verification)$",
         views.agent_action,
         name="portal-agent-action",
     ),

@@ -1,6 +1,9 @@
 """A principal verifies their email through a signed link (Django's signing, no table):
 until then a policy may hold their agents' card charges to a small amount
-(Policy.unverified_charge_limit, decided as `principal_unverified`)."""
+(Policy.unverified_charge_limit, decided as `principal_unverified`).
+
+The link is mailed by a Celery task once the caller's transaction commits, retried while
+the mail server is away; a new one at most once a minute per principal."""
 
 from __future__ import annotations
 
@@ -13,14 +16,29 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from agentwallet.audit import audit_record
+from agentwallet.models import AuditAction
 from wallets.models import Principal
 
 _SALT = "agentwallet.principal-email.v1"
 LINK_LIFETIME = timedelta(days=3)
+RESEND_INTERVAL = timedelta(minutes=1)
 
 
 class InvalidLink(Exception):
     """The link was altered, is for another address, or is too old."""
+
+
+class ExpiredLink(InvalidLink):
+    """A genuine link, too old: its principal may ask for a new one."""
+
+    def __init__(self, message: str, principal: Principal) -> None:
+        super().__init__(message)
+        self.principal = principal
+
+
+def principal_subject(principal: Principal) -> str:
+    return f"principal {principal.email}"
 
 
 def verification_link(principal: Principal) -> str:
@@ -31,24 +49,56 @@ def verification_link(principal: Principal) -> str:
     return f"{settings.AGENTWALLET_PORTAL_URL.rstrip('/')}{path}"
 
 
-def verification_send(principal: Principal) -> None:
-    """Mail the link once the caller's transaction commits (the console backend prints
-    it in the embedded default)."""
-    link = verification_link(principal)
+def verification_mail(principal: Principal) -> None:
+    """Mail a fresh link (the console backend prints it in the embedded default)."""
+    send_mail(
+        subject="Verify your email for AgentWallet",
+        message=(
+            "An agent you are accountable for was set up in AgentWallet. Until you "
+            "verify this address its cards may be held to small charges.\n\n"
+            f"Verify: {verification_link(principal)}\n\n"
+            f"The link works for {LINK_LIFETIME.days} days."
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[principal.email],
+    )
 
-    def send() -> None:
-        send_mail(
-            subject="Verify your email for AgentWallet",
-            message=(
-                "An agent you are accountable for was set up in AgentWallet. Until you "
-                "verify this address its cards may be held to small charges.\n\n"
-                f"Verify: {link}\n\nThe link works for {LINK_LIFETIME.days} days."
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[principal.email],
+
+def verification_send(principal: Principal, *, actor: str = "") -> bool:
+    """Mail the principal a link once the caller's transaction commits, unless they are
+    verified or one went out less than a minute ago (then False, nothing sent). `actor`:
+    who asked for it again (audited); provisioning's own mail is in its audit row."""
+    from wallets.tasks import principal_verification_mail_task  # tasks import services
+
+    now = timezone.now()
+    with transaction.atomic():
+        principal = Principal.objects.select_for_update().get(pk=principal.pk)
+        sent = principal.verification_sent_at
+        if principal.email_verified_at is not None or (
+            sent is not None and now - sent < RESEND_INTERVAL
+        ):
+            return False
+        principal.verification_sent_at = now
+        principal.save(update_fields=["verification_sent_at"])
+        if actor:
+            audit_record(
+                actor=actor,
+                action=AuditAction.PRINCIPAL_LINK_SENT,
+                subject=principal_subject(principal),
+                object_id=principal.pk,
+            )
+        principal_id = principal.pk
+        transaction.on_commit(
+            lambda: principal_verification_mail_task.delay(principal_id), robust=True
         )
+    return True
 
-    transaction.on_commit(send, robust=True)
+
+def _claimed_principal(claim: dict) -> Principal:
+    principal = Principal.objects.filter(pk=claim.get("principal")).first()
+    if principal is None or principal.email != claim.get("email"):
+        raise InvalidLink("This link is not valid for this address any more.")
+    return principal
 
 
 def principal_verify(*, token: str) -> Principal:
@@ -56,14 +106,36 @@ def principal_verify(*, token: str) -> Principal:
     try:
         claim = signing.loads(token, salt=_SALT, max_age=LINK_LIFETIME)
     except signing.SignatureExpired as error:
-        raise InvalidLink("This link has expired: ask for a new one.") from error
+        # Genuine but old: its principal may have a new one sent to the same address.
+        principal = _claimed_principal(signing.loads(token, salt=_SALT))
+        raise ExpiredLink("This link has expired.", principal) from error
     except signing.BadSignature as error:
         raise InvalidLink("This link is not valid.") from error
     with transaction.atomic():
-        principal = Principal.objects.select_for_update().filter(pk=claim.get("principal")).first()
-        if principal is None or principal.email != claim.get("email"):
-            raise InvalidLink("This link is not valid for this address any more.")
+        principal = _claimed_principal(claim)
+        principal = Principal.objects.select_for_update().get(pk=principal.pk)
         if principal.email_verified_at is None:
             principal.email_verified_at = timezone.now()
             principal.save(update_fields=["email_verified_at"])
+            audit_record(
+                actor=f"principal:{principal.email}",
+                action=AuditAction.PRINCIPAL_VERIFIED,
+                subject=principal_subject(principal),
+                object_id=principal.pk,
+                detail={"agents": sorted(principal.agents.values_list("name", flat=True))},
+            )
     return principal
+
+
+def verification_resend_for_expired(*, token: str) -> tuple[Principal, bool]:
+    """A new link for the principal an expired (genuine) link names, to the same address:
+    the principal and whether it went out (not within a minute of the last)."""
+    try:
+        signing.loads(token, salt=_SALT, max_age=LINK_LIFETIME)
+    except signing.SignatureExpired:
+        principal = _claimed_principal(signing.loads(token, salt=_SALT))
+    except signing.BadSignature as error:
+        raise InvalidLink("This link is not valid.") from error
+    else:
+        raise InvalidLink("This link still works: use it to verify.")
+    return principal, verification_send(principal, actor=f"principal:{principal.email}")

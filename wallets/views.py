@@ -37,7 +37,13 @@ from wallets.actors import Actor
 from wallets.models import Agent, AgentStatus, ApiKey, Principal
 from wallets.selectors import wallet_of, x402_payments_latest
 from wallets.services import agent_provision, api_key_create, api_key_revoke
-from wallets.verification import InvalidLink, principal_verify
+from wallets.verification import (
+    ExpiredLink,
+    InvalidLink,
+    principal_verify,
+    verification_resend_for_expired,
+    verification_send,
+)
 
 PAGE_SIZE = 25
 
@@ -168,6 +174,7 @@ def _agent_page(request, agent: Agent, *, status: int = 200, **extra) -> HttpRes
         "keys": ApiKey.objects.filter(agent=agent).order_by("-created"),
         "may_freeze": request.user.has_perm("cards.change_card"),
         "may_manage_keys": request.user.has_perm("wallets.add_apikey"),
+        "may_resend_verification": request.user.has_perm("wallets.add_agent"),
         "may_issue": may_issue,
         "vendors": list(Vendor.objects.order_by("name")) if may_issue else [],
         "issue": {"lifetime_unit": "hours", **extra.pop("issue", {})},
@@ -256,7 +263,8 @@ def _card_input(form: dict, *, currency: str) -> tuple[dict, dict[str, list[str]
 @login_required
 @require_POST
 def agent_action(request, agent_id: str, action: str) -> HttpResponse:
-    """Freeze or unfreeze one card or the whole agent; create or revoke a key."""
+    """Freeze or unfreeze one card or the whole agent; create or revoke a key; mail the
+    principal a new verification link."""
     scope = portal_scope_required(user=request.user)
     agent = _agent_in_scope(scope, agent_id)
     actor = Actor.for_user(request.user)
@@ -272,6 +280,15 @@ def agent_action(request, agent_id: str, action: str) -> HttpResponse:
                 name=request.POST.get("name", ""), agent=agent, created_by=actor
             )
             return _agent_page(request, agent, new_key=raw_key)
+        elif action == "resend-verification":
+            _require(request, "wallets.add_agent")
+            principal = agent.principal
+            if principal.email_verified:
+                messages.info(request, f"{principal.email} is verified already.")
+            elif verification_send(principal, actor=actor.label):
+                messages.success(request, f"A new link is on its way to {principal.email}.")
+            else:
+                messages.info(request, "A link went out less than a minute ago: nothing sent.")
         elif action == "revoke-key":
             _require(request, "wallets.change_apikey")
             key = ApiKey.objects.filter(agent=agent, pk=request.POST.get("key", "")).first()
@@ -315,12 +332,21 @@ def _freeze_action(agent: Agent, action: str, card_id: str, actor: Actor, reason
 
 def principal_verify_page(request, token: str) -> HttpResponse:
     """GET shows a button, POST verifies: a mail scanner that follows links verifies
-    nothing."""
+    nothing. An expired link offers to mail a new one to the same address."""
     context: dict = {}
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("action") == "resend":
+        try:
+            principal, sent = verification_resend_for_expired(token=token)
+        except InvalidLink as error:
+            context["error"], status = str(error), 400
+        else:
+            context["resent_to"], context["resent"] = principal.email, sent
+    elif request.method == "POST":
         try:
             context["principal"] = principal_verify(token=token)
+        except ExpiredLink as error:
+            context["error"], context["expired"], status = str(error), True, 400
         except InvalidLink as error:
             context["error"], status = str(error), 400
     return render(request, "wallets/principal_verify.html", context, status=status)

@@ -173,6 +173,8 @@ def test_a_policy_change_in_the_admin_goes_through_the_service(admin_client, sta
             "per_authorization_cap_1": "USD",
             "x402_per_call_cap_0": "5.00",
             "x402_per_call_cap_1": "USD",
+            "unverified_charge_limit_0": "25.00",
+            "unverified_charge_limit_1": "USD",
             "warning_thresholds": "[80, 95]",
             "default_vendors": [v.pk for v in starter_policy.default_vendors.all()],
             "vendor_caps-TOTAL_FORMS": "3",

@@ -58,6 +58,7 @@ def form_data(policy: Policy, **overrides: Any) -> dict[str, Any]:
         "per_authorization_cap": amount(policy.per_authorization_cap),
         "velocity_per_hour": policy.velocity_per_hour or "",
         "x402_per_call_cap": amount(policy.x402_per_call_cap),
+        "unverified_charge_limit": amount(policy.unverified_charge_limit),
         "time_zone": policy.time_zone,
         "warning_thresholds": ", ".join(map(str, policy.warning_thresholds)),
         "approvals_channel": policy.approvals_channel,

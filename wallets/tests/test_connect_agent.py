@@ -38,6 +38,18 @@ def test_an_agent_is_provisioned_with_its_mcp_configuration(
     }
     budget = keyed_client(config["api_key"]).get(f"/api/agents/{config['agent_id']}/budget")
     assert budget.status_code == 200
+    assert config["principal"] == {
+        "email": "lead@acme.dev",
+        "email_verified": False,
+        "unverified_charge_limit": "25.00",
+    }
+
+
+def test_the_text_says_how_charges_are_held_until_the_principal_verifies(db):
+    out = StringIO()
+    call_command("connect_agent", "--name", "bot", "--email", "new@acme.dev", stdout=out)
+    assert "Until new@acme.dev follows the verification link" in out.getvalue()
+    assert "held to 25.00 USD" in out.getvalue()
 
 
 def test_an_unknown_policy_is_a_command_error(db):

@@ -41,7 +41,7 @@ from policies.models import Policy, Vendor
 from policies.services import policy_create, policy_update
 from wallets.actors import Actor
 from wallets.models import Agent, ApiKey, ApiKeyKind, TeamLead, X402Payment
-from wallets.services import agent_provision, api_key_create
+from wallets.services import agent_provision, api_key_create, principal_get_or_create
 
 DEMO_POLICIES: list[dict[str, Any]] = [
     {
@@ -136,6 +136,12 @@ class Command(BaseCommand):
                 name=spec["name"], principal__email=spec["principal_email"]
             ).exists():
                 continue
+            principal = principal_get_or_create(
+                email=spec["principal_email"], slack_user_id=spec["principal_slack_user_id"]
+            )
+            if principal.email_verified_at is None:  # the demo's teams verified long ago
+                principal.email_verified_at = timezone.now() - timedelta(days=DAYS)
+                principal.save(update_fields=["email_verified_at"])
             provisioned = agent_provision(
                 actor=actor,
                 policy=Policy.objects.get(slug=spec["policy"]),

@@ -86,10 +86,32 @@ class Command(BaseCommand):
         config = mcp_configuration(
             url=options["url"], agent_id=str(agent.pk), raw_key=provisioned.raw_key
         )
+        principal = agent.principal
+        limit = policy.unverified_charge_limit
+        held = not principal.email_verified and limit is not None
         if options["json"]:
-            self.stdout.write(json.dumps(config | {"api_key": provisioned.raw_key}, indent=2))
+            self.stdout.write(
+                json.dumps(
+                    config
+                    | {
+                        "api_key": provisioned.raw_key,
+                        "principal": {
+                            "email": principal.email,
+                            "email_verified": principal.email_verified,
+                            "unverified_charge_limit": None if not held else f"{limit.amount}",
+                        },
+                    },
+                    indent=2,
+                )
+            )
             return
         cards = ", ".join(card.card.vendor.slug for card in provisioned.cards) or "none"
+        if held:
+            self.stdout.write(
+                f"Until {principal.email} follows the verification link mailed to them (the "
+                f"console prints it in the embedded mode), each card charge is held to "
+                f"{limit.amount} {limit.currency}.\n"
+            )
         self.stdout.write(
             f"Agent {agent.name} ({agent.pk}) on policy {policy.slug}; cards: {cards}.\n"
             f"API key (shown once): {provisioned.raw_key}\n\n"
