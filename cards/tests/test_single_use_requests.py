@@ -9,6 +9,7 @@ from decimal import Decimal
 from approvals.models import ApprovalRequest
 from cards.models import Card
 from conftest import merchant_of
+from ledger.models import LedgerEntry
 from policies.models import PolicyVendorCap
 
 
@@ -35,10 +36,19 @@ def test_a_single_use_card_up_to_an_amount(alice, alice_client, network):
 
     over = network.authorize(card, "15.01", **merchant_of(card))
     assert over.json()["reason"] == "card_cap_exceeded"
-    first = network.authorize(card, "14.99", **merchant_of(card))
+    first = network.authorize(card, "14.99", network_id="su-first", **merchant_of(card))
     assert first.json()["decision"] == "approved"
     second = network.authorize(card, "1.00", **merchant_of(card))
     assert second.json()["reason"] == "card_closed"
+    # Its one charge still settles on the closed card, attributed to the trace.
+    captured = network.capture("su-first", "14.99")
+    assert captured.status_code == 201, captured.json()
+    assert captured.json()["hold_state"] == "closed"
+    entries = LedgerEntry.objects.filter(card=card).order_by("id")
+    assert {entry.trace_id for entry in entries} == {"acme/api#5"}
+    assert "capture" in [entry.kind for entry in entries]
+    card.refresh_from_db()
+    assert card.status == "closed"
 
 
 def test_a_ceiling_above_the_room_left_opens_an_approval(alice, alice_client, starter_policy):
