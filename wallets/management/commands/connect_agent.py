@@ -108,8 +108,8 @@ class Command(BaseCommand):
         cards = ", ".join(card.card.vendor.slug for card in provisioned.cards) or "none"
         if held:
             self.stdout.write(
-                f"Until {principal.email} follows the verification link mailed to them (the "
-                f"console prints it in the embedded mode), each card charge is held to "
+                f"Until {principal.email} follows the verification link mailed to them "
+                f"(printed above, in the embedded mode), each card charge is held to "
                 f"{limit.amount} {limit.currency}.\n"
             )
         self.stdout.write(
