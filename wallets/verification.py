@@ -32,10 +32,6 @@ class InvalidLink(Exception):
 class ExpiredLink(InvalidLink):
     """A genuine link, too old: its principal may ask for a new one."""
 
-    def __init__(self, message: str, principal: Principal) -> None:
-        super().__init__(message)
-        self.principal = principal
-
 
 def principal_subject(principal: Principal) -> str:
     return f"principal {principal.email}"
@@ -68,7 +64,7 @@ def verification_send(principal: Principal, *, actor: str = "") -> bool:
     """Mail the principal a link once the caller's transaction commits, unless they are
     verified or one went out less than a minute ago (then False, nothing sent). `actor`:
     who asked for it again (audited); provisioning's own mail is in its audit row."""
-    from wallets.tasks import principal_verification_mail_task  # tasks import services
+    from wallets.tasks import principal_verification_mail_task  # it imports this module
 
     now = timezone.now()
     with transaction.atomic():
@@ -94,26 +90,29 @@ def verification_send(principal: Principal, *, actor: str = "") -> bool:
     return True
 
 
-def _claimed_principal(claim: dict) -> Principal:
-    principal = Principal.objects.filter(pk=claim.get("principal")).first()
+def _link_principal(token: str, *, lock: bool = False) -> tuple[Principal, bool]:
+    """The principal a genuine link names (locked, with `lock`), and whether the link has
+    expired; a forged link, or one for an address the principal no longer has, is
+    InvalidLink."""
+    try:
+        claim, expired = signing.loads(token, salt=_SALT, max_age=LINK_LIFETIME), False
+    except signing.SignatureExpired:
+        claim, expired = signing.loads(token, salt=_SALT), True  # genuine, only old
+    except signing.BadSignature as error:
+        raise InvalidLink("This link is not valid.") from error
+    principals = Principal.objects.select_for_update() if lock else Principal.objects
+    principal = principals.filter(pk=claim.get("principal")).first()
     if principal is None or principal.email != claim.get("email"):
         raise InvalidLink("This link is not valid for this address any more.")
-    return principal
+    return principal, expired
 
 
 def principal_verify(*, token: str) -> Principal:
     """Verify the principal the link names, once it checks out; verifying again is fine."""
-    try:
-        claim = signing.loads(token, salt=_SALT, max_age=LINK_LIFETIME)
-    except signing.SignatureExpired as error:
-        # Genuine but old: its principal may have a new one sent to the same address.
-        principal = _claimed_principal(signing.loads(token, salt=_SALT))
-        raise ExpiredLink("This link has expired.", principal) from error
-    except signing.BadSignature as error:
-        raise InvalidLink("This link is not valid.") from error
     with transaction.atomic():
-        principal = _claimed_principal(claim)
-        principal = Principal.objects.select_for_update().get(pk=principal.pk)
+        principal, expired = _link_principal(token, lock=True)
+        if expired:
+            raise ExpiredLink("This link has expired.")
         if principal.email_verified_at is None:
             principal.email_verified_at = timezone.now()
             principal.save(update_fields=["email_verified_at"])
@@ -130,12 +129,7 @@ def principal_verify(*, token: str) -> Principal:
 def verification_resend_for_expired(*, token: str) -> tuple[Principal, bool]:
     """A new link for the principal an expired (genuine) link names, to the same address:
     the principal and whether it went out (not within a minute of the last)."""
-    try:
-        signing.loads(token, salt=_SALT, max_age=LINK_LIFETIME)
-    except signing.SignatureExpired:
-        principal = _claimed_principal(signing.loads(token, salt=_SALT))
-    except signing.BadSignature as error:
-        raise InvalidLink("This link is not valid.") from error
-    else:
+    principal, expired = _link_principal(token)
+    if not expired:
         raise InvalidLink("This link still works: use it to verify.")
     return principal, verification_send(principal, actor=f"principal:{principal.email}")
