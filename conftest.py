@@ -298,3 +298,24 @@ def x402_server(x402_facilitator: str, x402_pay_to: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def x402_network(x402_facilitator: str, x402_server: str) -> Network:
     return Network(facilitator_url=x402_facilitator, server_url=x402_server)
+
+
+@pytest.fixture
+def fake_stripe(settings: Any) -> Iterator[Any]:
+    """Stripe Issuing as the issuer, its API a local server (cards.tests.fake_stripe)."""
+    from cards.tests.fake_stripe import API_KEY, WEBHOOK_SECRET, start_fake_stripe
+
+    fake = start_fake_stripe()
+    settings.AGENTWALLET_CARD_ISSUER = "stripe"
+    settings.STRIPE_API_KEY = API_KEY
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_API_BASE = fake.base_url
+    settings.STRIPE_CARDHOLDER_ADDRESS = {
+        "line1": "1 Market St",
+        "city": "San Francisco",
+        "state": "CA",
+        "postal_code": "94105",
+        "country": "US",
+    }
+    yield fake
+    fake.stop()

@@ -52,3 +52,38 @@ def check_x402_networks(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="agentwallet.E002",
         )
     ]
+
+
+@register()
+def check_card_issuer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The issuer must be known, and Stripe's must have what it needs to issue a card and
+    to trust its webhooks: a misconfigured issuer would fail only at the first card."""
+    from cards.issuers import ISSUERS
+
+    if settings.AGENTWALLET_CARD_ISSUER not in ISSUERS:
+        return [
+            Error(
+                f"AGENTWALLET_CARD_ISSUER={settings.AGENTWALLET_CARD_ISSUER!r} is not an issuer.",
+                hint=f"Use one of {sorted(ISSUERS)}.",
+                id="agentwallet.E010",
+            )
+        ]
+    if settings.AGENTWALLET_CARD_ISSUER != "stripe":
+        return []
+    missing = [
+        name for name in ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET") if not getattr(settings, name)
+    ]
+    address = settings.STRIPE_CARDHOLDER_ADDRESS
+    if not isinstance(address, dict) or not all(
+        address.get(field) for field in ("line1", "city", "postal_code", "country")
+    ):
+        missing.append("STRIPE_CARDHOLDER_ADDRESS (line1, city, postal_code, country)")
+    if not missing:
+        return []
+    return [
+        Error(
+            f"AGENTWALLET_CARD_ISSUER=stripe needs {', '.join(missing)}.",
+            hint="See README, 'Stripe Issuing'.",
+            id="agentwallet.E011",
+        )
+    ]

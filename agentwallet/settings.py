@@ -12,6 +12,7 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+import stripe
 from celery.schedules import crontab
 
 # Lets ModelAdmin[Model] and friends be subscripted at run time, as the type stubs allow.
@@ -219,6 +220,18 @@ AGENTWALLET_NETWORK_SECRET = env.str(
     "AGENTWALLET_NETWORK_SECRET", default="dev-network-secret" if DEBUG else ""
 )
 AGENTWALLET_CARD_ISSUER = env.str("AGENTWALLET_CARD_ISSUER", default="sandbox")
+# Stripe Issuing (AGENTWALLET_CARD_ISSUER=stripe): the secret key, the signing secret of
+# the webhook endpoint /webhooks/stripe, and the API's address (tests: a local server).
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# The API version requests are made with and real-time answers are given in (the
+# version the pinned `stripe` package was built for).
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default=stripe.api_version)
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+# Each principal is a company cardholder at Stripe, billed at this address (JSON:
+# {"line1", "city", "state", "postal_code", "country"}).
+STRIPE_CARDHOLDER_ADDRESS = env.json("STRIPE_CARDHOLDER_ADDRESS", default={})
 # Test BIN of the sandbox issuer (a Visa test range; never a live BIN).
 AGENTWALLET_SANDBOX_BIN = env.str("AGENTWALLET_SANDBOX_BIN", default="400000")
 AGENTWALLET_CARD_VALIDITY_MONTHS = env.int("AGENTWALLET_CARD_VALIDITY_MONTHS", default=36)

@@ -27,6 +27,7 @@ from approvals.models import (
     OutboxKind,
 )
 from approvals.outbox import outbox_add
+from cards.services import card_controls_push
 from policies import rules
 from policies.models import Policy, Vendor
 from wallets.models import Agent
@@ -287,6 +288,8 @@ def approval_grant(
         valid_until=bump_valid_until(request.agent.policy, now),
     )
     agent_bumps_valid_until_extend(agent=request.agent, valid_until=bump.valid_until)
+    if request.scope == rules.SCOPE_CARD:  # the issuer's limit on the card must let it pass
+        card_controls_push(card_id=request.scope_key.removeprefix("card:"))
     _audit_decision(request, AuditAction.APPROVAL_GRANTED)
     audit_record(
         actor=actor_label,

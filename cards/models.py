@@ -131,3 +131,31 @@ class CardEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.card} {self.kind} by {self.actor}"
+
+
+class IssuerCardholder(models.Model):
+    """The issuer's cardholder for one principal: every card of the principal's agents
+    is issued to it (a team is one company cardholder at Stripe, its agents its cards)."""
+
+    principal = models.ForeignKey(
+        "wallets.Principal", on_delete=models.PROTECT, related_name="issuer_cardholders"
+    )
+    issuer = models.CharField(max_length=20)
+    cardholder_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "principal"], name="cards_issuercardholder_one_per_principal"
+            ),
+            models.UniqueConstraint(
+                fields=["issuer", "cardholder_id"], name="cards_issuercardholder_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=~Q(cardholder_id=""), name="cards_issuercardholder_id_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} cardholder {self.cardholder_id}"

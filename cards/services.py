@@ -3,7 +3,6 @@ CardEvent, and what a person did also an audit row."""
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,11 +20,12 @@ from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import CENT, MAX_AMOUNT
 from agentwallet.models import AuditAction
 from cards.crypto import encrypt_number, number_fingerprint
-from cards.issuers import IssuedCard, get_issuer
-from cards.models import Card, CardEvent, CardEventKind, CardStatus
+from cards.issuers import CardControls, Cardholder, IssuedCard, get_issuer
+from cards.models import Card, CardEvent, CardEventKind, CardStatus, IssuerCardholder
 from policies.models import Vendor
+from policies.rules import SCOPE_CARD, cap_key
 from wallets.actors import Actor
-from wallets.models import Agent
+from wallets.models import Agent, Principal
 from wallets.x402.keys import wallet_status_set
 
 DEFAULT_EPHEMERAL_LIFETIME = timedelta(days=7)
@@ -55,12 +55,43 @@ def issuer_compensation() -> Iterator[list[IssuedCard]]:
         raise
 
 
+def _cardholder_id(issuer_name: str, principal: Principal) -> str:
+    """The issuer's cardholder for the principal, created with its first card (under the
+    principal's row lock, so two first cards of one team make one cardholder)."""
+    found = IssuerCardholder.objects.filter(issuer=issuer_name, principal=principal).first()
+    if found is not None:
+        return found.cardholder_id
+    Principal.objects.select_for_update().filter(pk=principal.pk).first()
+    found = IssuerCardholder.objects.filter(issuer=issuer_name, principal=principal).first()
+    if found is not None:
+        return found.cardholder_id
+    cardholder_id = get_issuer(issuer_name).cardholder_create(
+        cardholder=Cardholder(ref=str(principal.pk), name=principal.name, email=principal.email)
+    )
+    IssuerCardholder.objects.create(
+        issuer=issuer_name, principal=principal, cardholder_id=cardholder_id
+    )
+    return cardholder_id
+
+
+def card_controls(card: Card, *, bump_cents: int = 0) -> CardControls:
+    """What the issuer enforces on the card: its merchant categories and its own monthly
+    cap (plus `bump_cents`, a lead's bump of it in force), in the policy's currency."""
+    cap = card.monthly_cap
+    return CardControls(
+        currency=card.agent.policy.currency,
+        allowed_mccs=tuple(card.allowed_mccs),
+        monthly_cap_cents=None if cap is None else int(cap.amount * 100) + bump_cents,
+    )
+
+
 def _issue_at_issuer(
     *,
     agent: Agent,
     vendor: Vendor,
     issued: list[IssuedCard],
     now: datetime,
+    cardholder_id: str,
     monthly_cap: Decimal | None = None,
     trace_id: str = "",
     expires_in_seconds: int | None = None,
@@ -73,20 +104,11 @@ def _issue_at_issuer(
     else:
         expires_at = now + DEFAULT_EPHEMERAL_LIFETIME if is_ephemeral else None
     issuer = get_issuer()
-    secrets = issuer.issue_card(
-        cardholder_ref=str(agent.pk), spending_currency=agent.policy.currency
-    )
-    issued.append(secrets)
     card = Card(
+        id=uuid.uuid4(),
         agent=agent,
         vendor=vendor,
         issuer=issuer.name,
-        issuer_card_id=secrets.issuer_card_id,
-        last4=secrets.last4,
-        exp_month=secrets.exp_month,
-        exp_year=secrets.exp_year,
-        number_ciphertext=encrypt_number(secrets.number),
-        number_fingerprint=number_fingerprint(secrets.number),
         allowed_mccs=list(vendor.mccs),
         monthly_cap=None if monthly_cap is None else Money(monthly_cap, agent.policy.currency),
         is_ephemeral=is_ephemeral,
@@ -94,6 +116,18 @@ def _issue_at_issuer(
         trace_id=trace_id,
         expires_at=expires_at,
     )
+    secrets = issuer.issue_card(
+        cardholder_id=cardholder_id,
+        controls=card_controls(card),
+        card_ref=str(card.pk),
+    )
+    issued.append(secrets)
+    card.issuer_card_id = secrets.issuer_card_id
+    card.last4 = secrets.last4
+    card.exp_month = secrets.exp_month
+    card.exp_year = secrets.exp_year
+    card.number_ciphertext = encrypt_number(secrets.number)
+    card.number_fingerprint = number_fingerprint(secrets.number)
     return NewCard(card=card, secrets=secrets)
 
 
@@ -115,8 +149,11 @@ def cards_issue_for_new_agent(
     Call inside a transaction and an `issuer_compensation()` block (provisioning).
     """
     now = timezone.now()
+    cardholder_id = _cardholder_id(get_issuer().name, agent.principal) if vendors else ""
     new_cards = [
-        _issue_at_issuer(agent=agent, vendor=vendor, issued=issued, now=now)
+        _issue_at_issuer(
+            agent=agent, vendor=vendor, issued=issued, now=now, cardholder_id=cardholder_id
+        )
         for vendor in sorted(
             {vendor.pk: vendor for vendor in vendors}.values(), key=lambda vendor: vendor.slug
         )
@@ -154,6 +191,7 @@ def card_create_for_agent(
             vendor=vendor,
             issued=issued,
             now=timezone.now(),
+            cardholder_id=_cardholder_id(get_issuer().name, agent.principal),
             monthly_cap=monthly_cap,
             trace_id=trace_id,
             expires_in_seconds=expires_in_seconds,
@@ -203,14 +241,8 @@ _AUDIT_ACTIONS = {
 def _set_status(
     card: Card, status: str, kind: str, actor: Actor, reason: str, *, audit: bool = True
 ) -> Card:
-    """`audit=False` when the caller records one row for many cards (the kill switch)."""
-    issuer = get_issuer(card.issuer)
-    if kind == CardEventKind.FROZEN:
-        issuer.freeze_card(issuer_card_id=card.issuer_card_id)
-    elif kind == CardEventKind.UNFROZEN:
-        issuer.unfreeze_card(issuer_card_id=card.issuer_card_id)
-    else:
-        issuer.close_card(issuer_card_id=card.issuer_card_id)
+    """`audit=False` when the caller records one row for many cards (the kill switch).
+    Our row is what the next authorization reads; the issuer hears once this commits."""
     card.status = status
     card.save(update_fields=["status", "updated_at"])
     CardEvent.objects.create(card=card, kind=kind, actor=actor.label, reason=reason)
@@ -223,7 +255,51 @@ def _set_status(
             object_id=card.pk,
             reason=reason,
         )
+    _tell_issuer(card, ISSUER_STATUS)
     return card
+
+
+ISSUER_STATUS = "status"
+ISSUER_CONTROLS = "controls"
+
+
+def _tell_issuer(card: Card, what: str) -> None:
+    """Once the caller's transaction commits, bring the card's status or controls at the
+    issuer in line with our row (a task that retries an issuer that is away)."""
+    from cards.tasks import issuer_card_sync_task
+
+    card_id = str(card.pk)
+    transaction.on_commit(lambda: issuer_card_sync_task.delay(card_id, what), robust=True)
+
+
+def card_controls_push(*, card_id: uuid.UUID | str) -> None:
+    """Send the card's controls to its issuer once the caller commits (a bump of the
+    card's cap was granted: the issuer's limit must let the charge through too)."""
+    card = Card(pk=card_id)
+    _tell_issuer(card, ISSUER_CONTROLS)
+
+
+def issuer_card_sync(*, card_id: uuid.UUID | str, what: str) -> str:
+    """Push our card's status (or controls) to its issuer, as our row says now: a late or
+    repeated run pushes the newest state, never an old one. Returns what it pushed."""
+    card = Card.objects.select_related("agent__policy").get(pk=card_id)
+    issuer = get_issuer(card.issuer)
+    if what == ISSUER_CONTROLS:
+        from approvals.selectors import bumps_by_scope
+
+        bumps = bumps_by_scope(agent_id=card.agent_id, now=timezone.now())
+        controls = card_controls(
+            card, bump_cents=bumps.get(cap_key(SCOPE_CARD, card_id=card.pk), 0)
+        )
+        issuer.update_controls(issuer_card_id=card.issuer_card_id, controls=controls)
+        return f"controls {controls}"
+    push = {
+        CardStatus.ACTIVE: issuer.unfreeze_card,
+        CardStatus.FROZEN: issuer.freeze_card,
+        CardStatus.CLOSED: issuer.close_card,
+    }[CardStatus(card.status)]
+    push(issuer_card_id=card.issuer_card_id)
+    return card.status
 
 
 @transaction.atomic
@@ -322,10 +398,7 @@ def card_close_after_use(*, card_id: uuid.UUID, used_by: str) -> None:
         object_id=card.pk,
         reason=f"used by {used_by}",
     )
-    issuer = get_issuer(card.issuer)
-    transaction.on_commit(
-        functools.partial(issuer.close_card, issuer_card_id=card.issuer_card_id), robust=True
-    )
+    _tell_issuer(card, ISSUER_STATUS)
 
 
 def card_merchant_learn(*, card_id: uuid.UUID, merchant_id: str) -> bool:
@@ -401,6 +474,7 @@ def card_cap_update(*, card: Card, monthly_cap: Decimal, actor: Actor, reason: s
     reason = reason.strip()
     card.monthly_cap = new_cap
     card.save(update_fields=["monthly_cap", "updated_at"])
+    _tell_issuer(card, ISSUER_CONTROLS)
     CardEvent.objects.create(
         card=card,
         kind=CardEventKind.CAP_CHANGED,

@@ -20,6 +20,7 @@ from agentwallet.lib.errors import Conflict
 from agentwallet.lib.money import from_cents
 from agentwallet.portal.htmx import render_page
 from agentwallet.portal.selectors import PortalScope, portal_scope_required
+from cards.issuers import IssuerError
 from cards.models import Card
 from cards.selectors import cards_last_used
 from cards.serializers import CardCreateInputSerializer
@@ -121,6 +122,7 @@ def agent_new(request) -> HttpResponse:
         )
     form = {"name": "", "principal_email": "", "policy": "starter"}
     errors: dict[str, list[str]] = {}
+    status = 400
     if request.method == "POST":
         form = {key: request.POST.get(key, "").strip() for key in form}
         policy = policies.filter(slug=form["policy"]).first()
@@ -142,13 +144,15 @@ def agent_new(request) -> HttpResponse:
                 errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
             except Conflict as exc:
                 errors = {"name": [str(exc)]}
+            except IssuerError as exc:  # nothing was kept: the issued cards were closed
+                errors, status = {"": [str(exc)]}, 502
             else:
                 return render(request, "wallets/agent_provisioned.html", {"new": provisioned})
     return render(
         request,
         "wallets/agent_new.html",
         {"form": form, "errors": errors, "policies": policies, "teams": teams},
-        status=400 if errors else 200,
+        status=status if errors else 200,
     )
 
 
@@ -216,6 +220,10 @@ def agent_card_issue(request, agent_id: str) -> HttpResponse:
             errors = {"vendor": [str(exc)]}
         except ValidationError as exc:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+        except IssuerError as exc:
+            return _agent_page(
+                request, agent, status=502, issue=form, issue_errors={"": [str(exc)]}
+            )
         else:
             return _agent_page(request, agent, new_card=new_card)
     return _agent_page(request, agent, status=400, issue=form, issue_errors=errors)

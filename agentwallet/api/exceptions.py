@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler
 
 from agentwallet.api.parsers import PayloadTooLarge
 from agentwallet.lib.errors import Conflict
+from cards.issuers import IssuerError
 
 logger = logging.getLogger("agentwallet.api")
 
@@ -30,6 +31,14 @@ class SystemUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The system cannot answer now; try again."
     default_code = "system_unavailable"
+
+
+class IssuerUnavailable(exceptions.APIException):
+    """The card issuer refused or did not answer; nothing was issued or changed."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The card issuer did not issue the card; try again."
+    default_code = "issuer_unavailable"
 
 
 class ConflictError(exceptions.APIException):
@@ -90,6 +99,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = PayloadTooLarge()
     elif isinstance(exc, Conflict):
         exc = ConflictError(str(exc))
+    elif isinstance(exc, IssuerError):
+        exc = IssuerUnavailable(str(exc))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, OperationalError | InterfaceError):

@@ -1,7 +1,7 @@
 """Issuer backends: who creates the card at the card network.
 
-Callers use `get_issuer()` and the `IssuerBackend` protocol only, so a real
-processor (Stripe Issuing) can be added as another module without touching them.
+Callers use `get_issuer()` and the `IssuerBackend` protocol only, so each processor is
+one module (`sandbox`, `stripe`) and none of them is named outside this package.
 """
 
 from __future__ import annotations
@@ -32,10 +32,41 @@ class IssuedCard:
         return f"IssuedCard(issuer_card_id={self.issuer_card_id!r}, last4={self.last4!r})"
 
 
+@dataclass(frozen=True)
+class Cardholder:
+    """Whom the issuer's cards are for: one principal (a person or a team)."""
+
+    ref: str  # our principal's id
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class CardControls:
+    """What the issuer enforces on its own side, as defence in depth: it can only narrow
+    what our rules allow, never widen it. `monthly_cap_cents` is in `currency`."""
+
+    currency: str
+    allowed_mccs: tuple[str, ...]
+    monthly_cap_cents: int | None
+
+
+class IssuerError(Exception):
+    """The issuer refused or could not be reached; nothing was issued or changed there."""
+
+
 class IssuerBackend(Protocol):
     name: str
 
-    def issue_card(self, *, cardholder_ref: str, spending_currency: str) -> IssuedCard: ...
+    def cardholder_create(self, *, cardholder: Cardholder) -> str:
+        """The issuer's id of a new cardholder."""
+        ...
+
+    def issue_card(
+        self, *, cardholder_id: str, controls: CardControls, card_ref: str
+    ) -> IssuedCard: ...
+
+    def update_controls(self, *, issuer_card_id: str, controls: CardControls) -> None: ...
 
     def freeze_card(self, *, issuer_card_id: str) -> None: ...
 
@@ -44,11 +75,18 @@ class IssuerBackend(Protocol):
     def close_card(self, *, issuer_card_id: str) -> None: ...
 
 
-ISSUERS = {"sandbox": "cards.issuers.sandbox.SandboxIssuer"}
+ISSUERS = {
+    "sandbox": "cards.issuers.sandbox.SandboxIssuer",
+    "stripe": "cards.issuers.stripe.StripeIssuer",
+}
+
+
+def get_issuer(name: str | None = None) -> IssuerBackend:
+    """The backend of `name`, or of AGENTWALLET_CARD_ISSUER (read on each call)."""
+    return _backend(name or settings.AGENTWALLET_CARD_ISSUER)
 
 
 @cache
-def get_issuer(name: str | None = None) -> IssuerBackend:
-    backend_path = ISSUERS[name or settings.AGENTWALLET_CARD_ISSUER]
-    backend: IssuerBackend = import_string(backend_path)()
+def _backend(name: str) -> IssuerBackend:
+    backend: IssuerBackend = import_string(ISSUERS[name])()
     return backend

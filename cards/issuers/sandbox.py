@@ -8,7 +8,7 @@ from datetime import date
 from django.conf import settings
 from django.utils import timezone
 
-from cards.issuers import IssuedCard
+from cards.issuers import CardControls, Cardholder, IssuedCard
 
 CARD_NUMBER_LENGTH = 16
 
@@ -45,7 +45,14 @@ class SandboxIssuer:
         if not (self.bin_prefix.isdigit() and 6 <= len(self.bin_prefix) <= 8):
             raise ValueError("The sandbox BIN must be 6 to 8 digits.")
 
-    def issue_card(self, *, cardholder_ref: str, spending_currency: str) -> IssuedCard:
+    def cardholder_create(self, *, cardholder: Cardholder) -> str:
+        return f"sbx_ich_{secrets.token_hex(12)}"
+
+    def issue_card(
+        self, *, cardholder_id: str, controls: CardControls, card_ref: str
+    ) -> IssuedCard:
+        """A card from the test BIN; the sandbox enforces no controls of its own (our
+        rules, which decide every authorization, are the whole of them)."""
         body_length = CARD_NUMBER_LENGTH - len(self.bin_prefix) - 1
         body = "".join(str(secrets.randbelow(10)) for _ in range(body_length))
         partial = self.bin_prefix + body
@@ -61,11 +68,14 @@ class SandboxIssuer:
             exp_year=exp_year,
         )
 
-    def freeze_card(self, *, issuer_card_id: str) -> None:
+    def update_controls(self, *, issuer_card_id: str, controls: CardControls) -> None:
         """The sandbox keeps no state of its own: our card row is the truth."""
 
+    def freeze_card(self, *, issuer_card_id: str) -> None:
+        """As update_controls."""
+
     def unfreeze_card(self, *, issuer_card_id: str) -> None:
-        """As freeze_card."""
+        """As update_controls."""
 
     def close_card(self, *, issuer_card_id: str) -> None:
-        """As freeze_card."""
+        """As update_controls."""

@@ -4,7 +4,10 @@ import pytest
 from django.utils import timezone
 
 from cards.crypto import decrypt_number, encrypt_number, number_fingerprint
+from cards.issuers import CardControls
 from cards.issuers.sandbox import SandboxIssuer, luhn_check_digit, luhn_valid
+
+CONTROLS = CardControls(currency="USD", allowed_mccs=("5734",), monthly_cap_cents=None)
 
 
 @pytest.mark.parametrize(
@@ -21,7 +24,9 @@ def test_luhn_rejects_a_changed_digit():
 
 def test_sandbox_numbers_pass_luhn_use_the_test_bin_and_are_unique(settings):
     issuer = SandboxIssuer(bin_prefix="400000")
-    cards = [issuer.issue_card(cardholder_ref="a", spending_currency="USD") for _ in range(2000)]
+    cards = [
+        issuer.issue_card(cardholder_id="ich", controls=CONTROLS, card_ref="c") for _ in range(2000)
+    ]
     numbers = [card.number for card in cards]
     assert all(len(n) == 16 and n.startswith("400000") and luhn_valid(n) for n in numbers)
     assert len(set(numbers)) == len(numbers)
@@ -31,14 +36,14 @@ def test_sandbox_numbers_pass_luhn_use_the_test_bin_and_are_unique(settings):
 
 def test_sandbox_expiry_is_in_the_future(settings):
     settings.AGENTWALLET_CARD_VALIDITY_MONTHS = 36
-    card = SandboxIssuer().issue_card(cardholder_ref="a", spending_currency="USD")
+    card = SandboxIssuer().issue_card(cardholder_id="ich", controls=CONTROLS, card_ref="c")
     today = timezone.now().date()
     assert (card.exp_year, card.exp_month) > (today.year + 2, today.month)
     assert 1 <= card.exp_month <= 12
 
 
 def test_issued_card_repr_hides_number_and_cvc():
-    card = SandboxIssuer().issue_card(cardholder_ref="a", spending_currency="USD")
+    card = SandboxIssuer().issue_card(cardholder_id="ich", controls=CONTROLS, card_ref="c")
     assert card.number not in repr(card)
     assert card.last4 in repr(card)
 
