@@ -352,6 +352,8 @@ LOGGING = {
         # Django's own console handler would print each record a second time: its
         # records reach the root handler anyway.
         "django": {"handlers": [], "level": "INFO"},
+        # The stripe package logs every request at INFO; its failures reach our own log.
+        "stripe": {"level": "WARNING"},
         # Eager tasks run inside the request or command that queued them, so a line per
         # task that succeeded is noise; failures are still logged.
         **({"celery.app.trace": {"level": "WARNING"}} if CELERY_TASK_ALWAYS_EAGER else {}),

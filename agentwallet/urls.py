@@ -6,6 +6,7 @@ from django.urls import include, path
 from agentwallet import views
 from agentwallet.mcp import mcp_endpoint
 from approvals.slack.views import slack_interactivity
+from ledger.stripe_webhook import stripe_webhook
 
 urlpatterns = [
     path("", include("agentwallet.portal.urls")),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("agentwallet.api_urls")),
     path("slack/interactivity", slack_interactivity, name="slack-interactivity"),
+    path("webhooks/stripe", stripe_webhook, name="stripe-webhook"),
     path("mcp", mcp_endpoint, name="mcp"),
     path("admin/", admin.site.urls),
 ]

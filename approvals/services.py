@@ -288,7 +288,7 @@ def approval_grant(
         valid_until=bump_valid_until(request.agent.policy, now),
     )
     agent_bumps_valid_until_extend(agent=request.agent, valid_until=bump.valid_until)
-    if request.scope == rules.SCOPE_CARD:  # the issuer's limit on the card must let it pass
+    if request.scope_key.startswith("card:"):  # the issuer's limit must let it pass too
         card_controls_push(card_id=request.scope_key.removeprefix("card:"))
     _audit_decision(request, AuditAction.APPROVAL_GRANTED)
     audit_record(

@@ -20,7 +20,12 @@ class Decision(models.TextChoices):
 
 # The rules' reason codes in their order (policies/rules.py), plus failing closed.
 SYSTEM_UNAVAILABLE = "system_unavailable"
-DECLINE_REASONS = [(code, code.replace("_", " ")) for code in (*RULE_ORDER, SYSTEM_UNAVAILABLE)]
+# Declined by the issuer on its own (its spending controls, its fraud checks, a webhook
+# answer that came too late) without asking us: recorded so every attempt is kept.
+ISSUER_DECLINED = "issuer_declined"
+DECLINE_REASONS = [
+    (code, code.replace("_", " ")) for code in (*RULE_ORDER, SYSTEM_UNAVAILABLE, ISSUER_DECLINED)
+]
 
 
 class HoldState(models.TextChoices):

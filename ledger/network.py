@@ -50,11 +50,11 @@ def signature_verify(
         stripe.WebhookSignature.verify_header(body, header, secret, TOLERANCE_SECONDS)
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         _refuse(path, str(exc).split(".")[0], exc)
-    if _signed_at(header) > (now if now is not None else time.time()) + TOLERANCE_SECONDS:
+    if signed_at(header) > (now if now is not None else time.time()) + TOLERANCE_SECONDS:
         _refuse(path, "timestamp in the future")
 
 
-def _signed_at(header: str) -> int:
+def signed_at(header: str) -> int:
     """The header's first `t=`, the one stripe's verifier checked the signature with."""
     for item in header.split(","):
         parts = item.split("=", 2)  # as stripe splits it

@@ -33,6 +33,7 @@ from cards.selectors import card_get
 from ledger import sql
 from ledger.fx import fx_quote
 from ledger.models import (
+    ISSUER_DECLINED,
     Authorization,
     Decision,
     EntryFlag,
@@ -429,6 +430,123 @@ def _refund(
         auth.refunded_cents += refunded
         auth.save(update_fields=["refunded_cents"])
         return _recorded(event, agent, PostingOutcome.of([entry], auth), now)
+
+
+def authorization_record_unasked(
+    *,
+    network_id: str,
+    card_id: str,
+    amount: Decimal,
+    currency: str,
+    approved: bool,
+    holds: bool,
+    merchant_mcc: str = "",
+    merchant_name: str = "",
+    merchant_network_id: str = "",
+    merchant_country: str = "",
+    now: datetime | None = None,
+) -> Authorization | None:
+    """An authorization the issuer decided without asking us: declined by its own
+    controls, or approved on its own (a stand-in, a fallback after our answer came too
+    late). Recorded once per network id, as it happened: an approval that still `holds`
+    holds its amount, flagged as not approved by us. None when it was recorded before."""
+    now = now or timezone.now()
+    card = _card(card_id)
+    with transaction.atomic(durable=True):
+        deadline.transaction_timeouts()  # under a network request's deadline
+        agent = agent_lock(agent_id=card.agent_id)
+        if Authorization.objects.filter(network_id=network_id).exists():
+            return None
+        quote = fx_quote(currency, agent.policy.currency)
+        rate = quote.rate if quote else Decimal(1)
+        cap_cents = to_cents(convert_up(amount, rate))
+        holding = approved and holds
+        auth = Authorization.objects.create(
+            network_id=network_id,
+            card=card,
+            agent=agent,
+            vendor_id=card.vendor_id,
+            requested_card_id=card_id,
+            amount=Money(amount, currency),
+            cap_amount=Money(from_cents(cap_cents), agent.policy.currency) if quote else None,
+            fx_rate=quote.rate if quote else None,
+            fx_rate_date=quote.rates_date if quote else None,
+            merchant_name=merchant_name[:200],
+            merchant_mcc=merchant_mcc[:4],
+            merchant_network_id=merchant_network_id[:64],
+            merchant_country=merchant_country[:2],
+            trace_id=card.trace_id or agent.active_trace_at(now),
+            decision=Decision.APPROVED if approved else Decision.DECLINED,
+            reason="" if approved else ISSUER_DECLINED,
+            hold_state=HoldState.OPEN
+            if holding
+            else (HoldState.CLOSED if approved else HoldState.NONE),
+            held_cents=cap_cents if holding else 0,
+            decided_at=now,
+            resolved_at=None if holding or not approved else now,
+        )
+        if holding:
+            hold = _entry(
+                auth=auth,
+                agent=agent,
+                kind=EntryKind.HOLD,
+                amount=amount,
+                currency=currency,
+                cap_cents=cap_cents,
+                rate=rate,
+                flag=EntryFlag.FORCE_POST,
+                memo="approved by the issuer without asking us",
+                now=now,
+            )
+            entries_post([hold], agent)
+        return auth
+
+
+def authorization_increment(
+    *,
+    network_id: str,
+    amount: Decimal,
+    currency: str,
+    network_txn_id: str,
+    now: datetime | None = None,
+) -> PostingOutcome:
+    """The issuer raised an open hold on its own (a merchant's incremental
+    authorization): the hold grows by `amount`, flagged as not approved by us. Applied
+    once per event id (the entry's network_txn_id)."""
+    now = now or timezone.now()
+    auth_id, agent_id = _find_authorization(network_id)
+    with transaction.atomic(durable=True):
+        deadline.transaction_timeouts()
+        agent = agent_lock(agent_id=agent_id)
+        done = list(LedgerEntry.objects.filter(network_txn_id=network_txn_id))
+        if done:
+            return PostingOutcome(entries=done, authorization=done[0].authorization, replayed=True)
+        auth = _authorization(auth_id)
+        _check_currency(auth, currency)
+        if auth.decision != Decision.APPROVED:
+            raise Conflict(f"Authorization {network_id} was declined: it has no hold to raise.")
+        rate = auth.fx_rate or Decimal(1)
+        cents = to_cents(convert_up(amount, rate))
+        entry = _entry(
+            auth=auth,
+            agent=agent,
+            kind=EntryKind.HOLD,
+            amount=amount,
+            currency=currency,
+            cap_cents=cents,
+            rate=rate,
+            flag=EntryFlag.FORCE_POST,
+            network_txn_id=network_txn_id,
+            memo="increment approved by the issuer without asking us",
+            now=now,
+        )
+        entries_post([entry], agent)
+        auth.amount = Money(auth.amount.amount + amount, currency)
+        auth.held_cents += cents
+        if auth.hold_state != HoldState.OPEN:
+            auth.hold_state, auth.resolved_at = HoldState.OPEN, None
+        auth.save(update_fields=["amount", "held_cents", "hold_state", "resolved_at"])
+        return PostingOutcome.of([entry], auth)
 
 
 def holds_expire(*, now: datetime | None = None, older_than: timedelta | None = None) -> int:

@@ -76,6 +76,31 @@ def test_a_hung_database_gives_a_decline_within_the_deadline(through_proxy, prov
     assert not Authorization.objects.filter(network_id__in=["h0", "h1", "h2"]).exists()
 
 
+def test_stripe_is_answered_with_a_decline_within_the_deadline(
+    through_proxy, fake_stripe, provision, client
+):
+    """Stripe's real-time authorization fails closed too: a hung database gives a 200
+    decline in time (Stripe would wait 2 s, then apply its own default), and an event
+    that could not be applied answers 503 in time, so Stripe sends it again."""
+    from cards.tests.fake_stripe import deliver
+
+    card = card_for(provision(), "openai")
+    purchase = fake_stripe.authorize(card.issuer_card_id, 100, mcc=card.vendor.mccs[0])
+    capture = fake_stripe.capture(None, 100, card_id=card.issuer_card_id)
+    through_proxy.hang()
+    response, took = timed(lambda: deliver(client, purchase))
+    assert response.status_code == 200
+    assert response.json()["approved"] is False
+    assert response.json()["metadata"]["agentwallet_reason"] == "system_unavailable"
+    assert took < DEADLINE_MS / 1000 + SLACK_S, f"took {took:.3f}s"
+    response, took = timed(lambda: deliver(client, capture))
+    assert response.status_code == 503
+    assert took < DEADLINE_MS / 1000 + SLACK_S, f"took {took:.3f}s"
+    through_proxy.resume()
+    assert deliver(client, capture).status_code == 200
+    assert not Authorization.objects.filter(network_id=purchase["data"]["object"]["id"]).exists()
+
+
 def test_a_lock_held_past_the_deadline_gives_a_decline_in_time(through_proxy, provision, network):
     provisioned = provision()
     card = card_for(provisioned, "openai")
