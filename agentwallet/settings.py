@@ -375,6 +375,11 @@ CELERY_BEAT_SCHEDULE = {
     "prune-spend-counters": {"task": "ledger.tasks.prune_spend_counters_task", "schedule": 60 * 60},
     # After a policy's time-zone change (queued by the change itself; this sweeps up).
     "recut-month-counters": {"task": "ledger.tasks.recut_month_counters_task", "schedule": 60},
+    # Yesterday (UTC) at the card issuer against the ledger (nothing to do on the sandbox).
+    "reconcile-issuer": {
+        "task": "ledger.tasks.reconcile_issuer_task",
+        "schedule": crontab(hour=3, minute=15),
+    },
     # The ECB publishes around 16:00 CET on business days.
     "load-fx-rates": {
         "task": "ledger.tasks.load_fx_rates_task",

@@ -132,6 +132,7 @@ POSTED = {
     OutboxKind.WARNING: (blocks.warning_text, blocks.warning_blocks),
     OutboxKind.RUNAWAY: (blocks.runaway_text, blocks.runaway_blocks),
     OutboxKind.SPRINT_REPORT: (blocks.sprint_report_text, blocks.sprint_report_blocks),
+    OutboxKind.RECONCILIATION: (blocks.reconciliation_text, blocks.reconciliation_blocks),
 }
 
 

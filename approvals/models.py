@@ -161,6 +161,7 @@ class OutboxKind(models.TextChoices):
     WARNING = "warning", "Early warning"
     RUNAWAY = "runaway", "Runaway spend"
     SPRINT_REPORT = "sprint_report", "Sprint report"
+    RECONCILIATION = "reconciliation", "Issuer reconciliation"
 
 
 class OutboxStatus(models.TextChoices):

@@ -34,3 +34,15 @@ def bumps_by_scope(*, agent_id: object, now: datetime) -> dict[str, int]:
         .annotate(total=Sum("amount"))
     )
     return {row["scope_key"]: to_cents(Decimal(row["total"])) for row in rows}
+
+
+def card_bumps_in_force(*, now: datetime) -> dict[str, int]:
+    """Cents of the bumps on cards' own caps valid at `now`, per card id."""
+    rows = (
+        CapBump.objects.filter(
+            scope_key__startswith="card:", valid_from__lte=now, valid_until__gt=now
+        )
+        .values("scope_key")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["scope_key"].removeprefix("card:"): to_cents(Decimal(row["total"])) for row in rows}

@@ -10,6 +10,7 @@ from ledger.fx import fx_warning
 from ledger.models import (
     Authorization,
     FxSnapshot,
+    IssuerReconciliation,
     LedgerEntry,
     Runaway,
     SprintCalendar,
@@ -125,3 +126,28 @@ class SprintReportAdmin(ReadOnlyAdmin):
 
     list_display = ["first_day", "starts_at", "ends_at", "built_at"]
     date_hierarchy = "first_day"
+
+
+@admin.register(IssuerReconciliation)
+class IssuerReconciliationAdmin(ReadOnlyAdmin):
+    """Written by the nightly task and `manage.py reconcile_issuer`
+    (ledger.services.reconciliation)."""
+
+    list_display = ["day", "issuer", "authorizations", "transactions", "cards", "mismatch_count"]
+    list_filter = ["issuer"]
+    date_hierarchy = "day"
+    fields = ["issuer", "day", "ran_at", "authorizations", "transactions", "cards", "mismatch_list"]
+    readonly_fields = fields
+
+    @admin.display(description="Mismatches")
+    def mismatch_count(self, run: IssuerReconciliation) -> int:
+        return len(run.mismatches)
+
+    @admin.display(description="What differs")
+    def mismatch_list(self, run: IssuerReconciliation) -> str:
+        return (
+            "\n".join(
+                f"{row['kind']} {row['object_id']}: {row['detail']}" for row in run.mismatches
+            )
+            or "Nothing."
+        )

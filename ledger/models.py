@@ -663,3 +663,47 @@ class SprintReport(models.Model):
     def last_day(self) -> date:
         """The sprint's last local day (`ends_at` is the midnight after it)."""
         return self.first_day + timedelta(days=(self.ends_at - self.starts_at).days - 1)
+
+
+class ReconciliationMismatch(models.TextChoices):
+    AUTHORIZATION_MISSING_HERE = "authorization_missing_here", "Authorization at the issuer only"
+    AUTHORIZATION_MISSING_AT_ISSUER = (
+        "authorization_missing_at_issuer",
+        "Authorization in our ledger only",
+    )
+    DECISION_DIFFERS = "decision_differs", "Approved on one side, declined on the other"
+    AMOUNT_DIFFERS = "amount_differs", "Authorized amounts differ"
+    TRANSACTION_MISSING_HERE = "transaction_missing_here", "Transaction at the issuer only"
+    TRANSACTION_MISSING_AT_ISSUER = (
+        "transaction_missing_at_issuer",
+        "Transaction in our ledger only",
+    )
+    TRANSACTION_AMOUNT_DIFFERS = "transaction_amount_differs", "Transaction amounts differ"
+    CARD_MISSING_HERE = "card_missing_here", "Card at the issuer only"
+    CARD_MISSING_AT_ISSUER = "card_missing_at_issuer", "Card here only"
+    CARD_STATUS_DIFFERS = "card_status_differs", "Card status differs (our status re-sent)"
+    CARD_CONTROLS_DIFFER = "card_controls_differ", "Card controls differ (ours re-sent)"
+
+
+class IssuerReconciliation(models.Model):
+    """One UTC day of the issuer's authorizations and transactions, and its cards as they
+    are, held against our ledger (ledger.services.reconciliation): every difference, for
+    finance to look into. Run again for the same day, it is replaced."""
+
+    issuer = models.CharField(max_length=20)
+    day = models.DateField()
+    ran_at = models.DateTimeField()
+    authorizations = models.PositiveIntegerField(default=0)  # the issuer's, that day
+    transactions = models.PositiveIntegerField(default=0)
+    cards = models.PositiveIntegerField(default=0)
+    # [{"kind": ReconciliationMismatch, "object_id", "card_id", "detail"}]
+    mismatches = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-day", "issuer"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "day"], name="ledger_reconciliation_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} {self.day}: {len(self.mismatches)} mismatches"

@@ -65,3 +65,22 @@ def load_fx_rates_task() -> str:
     if age.stale:
         logger.warning("%s (source: %s)", age.warning, snapshot.source)
     return f"{snapshot.currencies} rates for {snapshot.rates_date}"
+
+
+@shared_task(bind=True, acks_late=True, max_retries=12)
+def reconcile_issuer_task(self, day: str | None = None) -> int | None:
+    """Hold yesterday's (UTC) issuer records against the ledger; the number of
+    mismatches, or None when the issuer keeps no records (the sandbox). An issuer that
+    is away is tried again, every 20 minutes for about four hours."""
+    from datetime import date
+
+    from cards.issuers import IssuerError
+    from ledger.services.reconciliation import issuer_reconcile, yesterday_utc
+
+    try:
+        run = issuer_reconcile(day=date.fromisoformat(day) if day else yesterday_utc())
+    except IssuerError as error:
+        if self.request.is_eager:
+            raise
+        raise self.retry(exc=error, countdown=20 * 60) from None
+    return None if run is None else len(run.mismatches)

@@ -13,6 +13,11 @@ urlpatterns = [
     path("reports/<int:report_id>/", views.report_detail, name="portal-report"),
     path("reports/<int:report_id>/report.csv", views.report_csv, name="portal-report-csv"),
     path(
+        "reconciliation/<int:run_id>/",
+        views.reconciliation_detail,
+        name="portal-reconciliation",
+    ),
+    path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
         name="login",

@@ -24,7 +24,7 @@ from agentwallet.portal.selectors import (
     keyset_page,
     portal_scope_required,
 )
-from ledger.models import SprintReport
+from ledger.models import IssuerReconciliation, ReconciliationMismatch, SprintReport
 from ledger.services import reports as reports_service
 
 
@@ -104,6 +104,9 @@ def reports(request) -> HttpResponse:
 def _reports_context(scope, calendar, *, error: str = "") -> dict:
     return {
         "reports": list(SprintReport.objects.all()[:52]) if scope.everything else [],
+        "reconciliations": list(IssuerReconciliation.objects.all()[:31])
+        if scope.everything
+        else [],
         "scope": scope,
         "calendar": calendar,
         "error": error,
@@ -132,6 +135,22 @@ def report_detail(request, report_id: int) -> HttpResponse:
         currencies.append({"currency": currency, **figures, "bars": bars})
     context = {"report": report, "currencies": currencies, "figures": report.figures}
     return render(request, "portal/report_detail.html", context)
+
+
+@login_required
+def reconciliation_detail(request, run_id: int) -> HttpResponse:
+    """One day's reconciliation with the card issuer: every mismatch, by kind. It covers
+    the whole organisation, as the sprint reports do (a lead sees none)."""
+    scope = portal_scope_required(user=request.user)
+    if not scope.everything or not request.user.has_perm("ledger.view_issuerreconciliation"):
+        raise Http404("No such reconciliation.")
+    run = get_object_or_404(IssuerReconciliation, pk=run_id)
+    labels = dict(ReconciliationMismatch.choices)
+    rows = [
+        {**mismatch, "label": labels.get(mismatch["kind"], mismatch["kind"])}
+        for mismatch in run.mismatches
+    ]
+    return render(request, "portal/reconciliation_detail.html", {"run": run, "rows": rows})
 
 
 @login_required

@@ -266,3 +266,31 @@ def sprint_report_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def sprint_report_text(payload: dict[str, Any]) -> str:
     return f"Sprint report {payload['first_day']} to {payload['last_day']}: {payload['url']}"
+
+
+def reconciliation_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issuer's records of a day differ from our ledger: how many, of which kinds,
+    the first few, and where finance looks at them all."""
+    kinds = "\n".join(f"• {label}: {count}" for label, count in payload["by_kind"].items())
+    examples = "\n".join(f"• {example}" for example in payload["examples"])
+    return [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"🧾 {reconciliation_text(payload)}"},
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": kinds}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"First of them:\n{examples}"}},
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"<{payload['url']}|All of them in the portal>"}
+            ],
+        },
+    ]
+
+
+def reconciliation_text(payload: dict[str, Any]) -> str:
+    return (
+        f"Reconciliation with {payload['issuer'].title()} for {payload['day']}: "
+        f"{payload['mismatches']} mismatch{'es' if payload['mismatches'] != 1 else ''}"
+    )

@@ -6,7 +6,10 @@ one module (`sandbox`, `stripe`) and none of them is named outside this package.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from typing import Protocol
 
@@ -90,3 +93,53 @@ def get_issuer(name: str | None = None) -> IssuerBackend:
 def _backend(name: str) -> IssuerBackend:
     backend: IssuerBackend = import_string(ISSUERS[name])()
     return backend
+
+
+@dataclass(frozen=True)
+class IssuerAuthorization:
+    """An authorization as the issuer keeps it (amounts exact, in the merchant's currency)."""
+
+    id: str
+    card_id: str  # the issuer's card id
+    approved: bool
+    requested: Decimal  # what the merchant asked for first
+    currency: str
+
+
+@dataclass(frozen=True)
+class IssuerTransaction:
+    """A capture or refund as the issuer keeps it (the amount positive)."""
+
+    id: str
+    card_id: str
+    authorization_id: str
+    kind: str  # "capture" or "refund"
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class IssuerCardState:
+    id: str
+    status: str  # in our vocabulary: active, frozen, closed
+    controls: dict[str, object]  # the issuer's own representation, for comparing
+
+
+class ReconcilableIssuer(IssuerBackend, Protocol):
+    """An issuer whose records can be read back, for the daily reconciliation."""
+
+    def authorizations_between(
+        self, start: datetime, end: datetime
+    ) -> Iterator[IssuerAuthorization]: ...
+
+    def transactions_between(
+        self, start: datetime, end: datetime
+    ) -> Iterator[IssuerTransaction]: ...
+
+    def transaction_exists(self, transaction_id: str) -> bool: ...
+
+    def cards(self) -> Iterator[IssuerCardState]: ...
+
+    def controls_of(self, controls: CardControls) -> dict[str, object]:
+        """`controls` as the issuer would keep them (to compare with IssuerCardState)."""
+        ...

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -21,7 +22,15 @@ import iso18245
 import stripe
 from django.conf import settings
 
-from cards.issuers import CardControls, Cardholder, IssuedCard, IssuerError
+from cards.issuers import (
+    CardControls,
+    Cardholder,
+    IssuedCard,
+    IssuerAuthorization,
+    IssuerCardState,
+    IssuerError,
+    IssuerTransaction,
+)
 
 logger = logging.getLogger("agentwallet.issuer")
 
@@ -34,8 +43,9 @@ ZERO_DECIMAL = frozenset(
 # Stripe counts these in thousandths, which our cents cannot hold exactly.
 THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
 
-# Our status → Stripe's.
+# Our status → Stripe's, and back.
 STATUS = {"active": "active", "frozen": "inactive", "closed": "canceled"}
+OUR_STATUS = {theirs: ours for ours, theirs in STATUS.items()}
 
 # A Stripe cardholder's name: at most 24 characters, letters, digits and a few marks.
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9 .'-]+")
@@ -198,3 +208,78 @@ class StripeIssuer:
     def _update(self, issuer_card_id: str, params: dict[str, Any]) -> None:
         with stripe_errors(f"update card {issuer_card_id}"):
             client().v1.issuing.cards.update(issuer_card_id, params)  # type: ignore[arg-type]
+
+    # --- Reading back, for the daily reconciliation -------------------------------------
+
+    def authorizations_between(
+        self, start: datetime, end: datetime
+    ) -> Iterator[IssuerAuthorization]:
+        with stripe_errors("list authorizations"):
+            for auth in _created_between(client().v1.issuing.authorizations, start, end):
+                history = auth.get("request_history") or []
+                first = history[0] if history else auth.get("pending_request") or {}
+                minor = first.get("merchant_amount") or auth.get("merchant_amount") or 0
+                currency = str(first.get("merchant_currency") or auth.get("merchant_currency"))
+                yield IssuerAuthorization(
+                    id=str(auth["id"]),
+                    card_id=str(auth["card"]["id"]),
+                    approved=bool(auth.get("approved")),
+                    requested=from_minor(int(minor), currency),
+                    currency=currency.upper(),
+                )
+
+    def transactions_between(self, start: datetime, end: datetime) -> Iterator[IssuerTransaction]:
+        with stripe_errors("list transactions"):
+            for txn in _created_between(client().v1.issuing.transactions, start, end):
+                currency = str(txn["merchant_currency"])
+                yield IssuerTransaction(
+                    id=str(txn["id"]),
+                    card_id=str(txn["card"]),
+                    authorization_id=str(txn.get("authorization") or ""),
+                    kind=str(txn["type"]),
+                    amount=from_minor(abs(int(txn["merchant_amount"])), currency),
+                    currency=currency.upper(),
+                )
+
+    def transaction_exists(self, transaction_id: str) -> bool:
+        try:
+            client().v1.issuing.transactions.retrieve(transaction_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return False
+            raise IssuerError(f"Stripe could not read {transaction_id}: {exc}") from exc
+        except stripe.StripeError as exc:
+            raise IssuerError(f"Stripe could not read {transaction_id}: {exc}") from exc
+        return True
+
+    def cards(self) -> Iterator[IssuerCardState]:
+        with stripe_errors("list cards"):
+            for listed in client().v1.issuing.cards.list({"limit": 100}).auto_paging_iter():
+                card = listed.to_dict()
+                yield IssuerCardState(
+                    id=str(card["id"]),
+                    status=OUR_STATUS.get(str(card["status"]), str(card["status"])),
+                    controls=_comparable(card["spending_controls"]),
+                )
+
+    def controls_of(self, controls: CardControls) -> dict[str, object]:
+        return _comparable(spending_controls(controls))
+
+
+def _created_between(resource: Any, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+    """Every object of a list endpoint created in [start, end), page after page, as
+    plain dicts."""
+    window = {"gte": int(start.timestamp()), "lt": int(end.timestamp())}
+    for obj in resource.list({"created": window, "limit": 100}).auto_paging_iter():
+        yield obj.to_dict()
+
+
+def _comparable(controls: dict[str, Any]) -> dict[str, object]:
+    """The two fields we set, as Stripe keeps them ("" and None: unset)."""
+    return {
+        "allowed_categories": sorted(controls.get("allowed_categories") or []),
+        "spending_limits": sorted(
+            (int(limit["amount"]), str(limit["interval"]))
+            for limit in controls.get("spending_limits") or []
+        ),
+    }

@@ -133,6 +133,8 @@ class FakeStripe:
                 return self._list("/v1/issuing/cards", self.cards, params, self._card_view)
             if route == ("GET", "/v1/issuing/authorizations"):
                 return self._list("/v1/issuing/authorizations", self.authorizations, params)
+            if route == ("GET", "/v1/issuing/transactions/{id}"):
+                return copy.deepcopy(self._get(self.transactions, object_id))
             if route == ("GET", "/v1/issuing/transactions"):
                 return self._list("/v1/issuing/transactions", self.transactions, params)
             raise StripeError(404, f"Unrecognized request URL ({verb}: {path}).")
