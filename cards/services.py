@@ -17,7 +17,7 @@ from djmoney.money import Money
 
 from agentwallet.audit import audit_record, card_subject
 from agentwallet.lib.errors import Conflict
-from agentwallet.lib.money import CENT, MAX_AMOUNT
+from agentwallet.lib.money import CENT, MAX_AMOUNT, to_cents
 from agentwallet.models import AuditAction
 from cards.crypto import encrypt_number, number_fingerprint
 from cards.issuers import CardControls, Cardholder, IssuedCard, get_issuer
@@ -81,7 +81,7 @@ def card_controls(card: Card, *, bump_cents: int = 0) -> CardControls:
     return CardControls(
         currency=card.agent.policy.currency,
         allowed_mccs=tuple(card.allowed_mccs),
-        monthly_cap_cents=None if cap is None else int(cap.amount * 100) + bump_cents,
+        monthly_cap_cents=None if cap is None else to_cents(cap.amount) + bump_cents,
     )
 
 
@@ -255,7 +255,7 @@ def _set_status(
             object_id=card.pk,
             reason=reason,
         )
-    _tell_issuer(card, ISSUER_STATUS)
+    _tell_issuer(card.pk, ISSUER_STATUS)
     return card
 
 
@@ -263,20 +263,19 @@ ISSUER_STATUS = "status"
 ISSUER_CONTROLS = "controls"
 
 
-def _tell_issuer(card: Card, what: str) -> None:
+def _tell_issuer(card_id: uuid.UUID | str, what: str) -> None:
     """Once the caller's transaction commits, bring the card's status or controls at the
     issuer in line with our row (a task that retries an issuer that is away)."""
     from cards.tasks import issuer_card_sync_task
 
-    card_id = str(card.pk)
+    card_id = str(card_id)
     transaction.on_commit(lambda: issuer_card_sync_task.delay(card_id, what), robust=True)
 
 
 def card_controls_push(*, card_id: uuid.UUID | str) -> None:
     """Send the card's controls to its issuer once the caller commits (a bump of the
     card's cap was granted: the issuer's limit must let the charge through too)."""
-    card = Card(pk=card_id)
-    _tell_issuer(card, ISSUER_CONTROLS)
+    _tell_issuer(card_id, ISSUER_CONTROLS)
 
 
 def issuer_card_sync(*, card_id: uuid.UUID | str, what: str) -> str:
@@ -398,7 +397,7 @@ def card_close_after_use(*, card_id: uuid.UUID, used_by: str) -> None:
         object_id=card.pk,
         reason=f"used by {used_by}",
     )
-    _tell_issuer(card, ISSUER_STATUS)
+    _tell_issuer(card.pk, ISSUER_STATUS)
 
 
 def card_merchant_learn(*, card_id: uuid.UUID, merchant_id: str) -> bool:
@@ -474,7 +473,7 @@ def card_cap_update(*, card: Card, monthly_cap: Decimal, actor: Actor, reason: s
     reason = reason.strip()
     card.monthly_cap = new_cap
     card.save(update_fields=["monthly_cap", "updated_at"])
-    _tell_issuer(card, ISSUER_CONTROLS)
+    _tell_issuer(card.pk, ISSUER_CONTROLS)
     CardEvent.objects.create(
         card=card,
         kind=CardEventKind.CAP_CHANGED,

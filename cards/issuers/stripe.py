@@ -22,6 +22,7 @@ import iso18245
 import stripe
 from django.conf import settings
 
+from agentwallet.lib.money import from_cents
 from cards.issuers import (
     CardControls,
     Cardholder,
@@ -98,7 +99,7 @@ def spending_controls(controls: CardControls) -> dict[str, Any]:
     categories = stripe_categories(controls.allowed_mccs) if controls.allowed_mccs else None
     limits: Any = ""
     if controls.monthly_cap_cents is not None:
-        cap = Decimal(controls.monthly_cap_cents) / 100
+        cap = from_cents(controls.monthly_cap_cents)
         limits = [{"amount": to_minor(cap, controls.currency), "interval": "monthly"}]
     return {"allowed_categories": categories or "", "spending_limits": limits}
 
