@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 DEMO_ADMIN_PASSWORD ?= agentwallet-demo
 
-.PHONY: run test install install-dev lint bench bench-portal bench-reconcile bench-x402 clean
+.PHONY: run test install install-dev lint bench bench-portal bench-reconcile bench-x402 bench-stripe clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ bench: install-dev
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/x402.py
 	$(BIN)/python bench/mcp_tools.py
+	$(BIN)/python bench/stripe_webhook.py
 
 bench-portal: install-dev    # the portal's pages on 1,000,000 entries (the data set is kept)
 	$(BIN)/python bench/portal.py
@@ -54,6 +55,10 @@ bench-portal: install-dev    # the portal's pages on 1,000,000 entries (the data
 bench-x402: install-dev    # x402 pay: in process, over HTTP (wrk), round trip via the official paywall
 	command -v wrk >/dev/null || apt-get install -y -q wrk
 	$(BIN)/python bench/x402.py
+
+bench-stripe: install-dev    # Stripe's real-time authorization webhook over HTTP (wrk), and a hung database
+	command -v wrk >/dev/null || apt-get install -y -q wrk
+	$(BIN)/python bench/stripe_webhook.py
 
 bench-reconcile: install-dev    # exports, runaway sweep, what-if, sprint report (portal.py's data)
 	$(BIN)/python bench/reconcile.py

@@ -1,7 +1,8 @@
--- wrk script for bench/authorize.py and bench/x402.py: sends pre-built requests (each
--- with its own network id or idempotency key, read from the file in WRK_REQUESTS,
--- separated by NUL bytes), counts the decisions in the answers (a 201 is a signed x402
--- payment) and prints the figures as one JSON line.
+-- wrk script for bench/authorize.py, bench/x402.py and bench/stripe_webhook.py: sends
+-- pre-built requests (each with its own network id or idempotency key, read from the file
+-- in WRK_REQUESTS, separated by NUL bytes), counts the decisions in the answers (a 201 is
+-- a signed x402 payment; Stripe's answers say "approved": true, or "applied": true for an
+-- event) and prints the figures as one JSON line.
 local threads = {}
 local counter = 0
 
@@ -45,7 +46,9 @@ function response(status, headers, body)
     approved = approved + 1
   elseif status ~= 200 then
     other = other + 1
-  elseif string.find(body, '"decision":"approved"', 1, true) then
+  elseif string.find(body, '"decision":"approved"', 1, true)
+      or string.find(body, '"approved": true', 1, true)
+      or string.find(body, '"applied": true', 1, true) then
     approved = approved + 1
   else
     declined = declined + 1

@@ -375,6 +375,7 @@ def wrk(
     duration = figures["duration_us"] / 1e6
     return {
         "clients": clients,
+        "requests": figures["requests"],
         "per_s": round(figures["requests"] / duration, 1),
         "latency": {
             "p50_ms": figures["p50_us"] / 1000,

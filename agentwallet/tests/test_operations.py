@@ -124,3 +124,30 @@ def test_the_wsgi_entry_point_keeps_what_it_loaded_out_of_full_collections():
 
     assert callable(wsgi.application)
     assert gc.get_freeze_count() > 10_000
+
+
+def test_the_wsgi_application_loads_every_view_before_its_first_request():
+    """A worker's first request may be a card authorization under its deadline: it must
+    not spend half a second importing the views (and the stripe package) first."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "agentwallet.settings",
+        "DEBUG": "1",
+        "DATABASE_URL": "sqlite:////tmp/wsgi-load.sqlite3",
+    }
+    probe = (
+        "import sys, agentwallet.wsgi; "
+        "print(all(m in sys.modules for m in "
+        "('ledger.stripe_webhook', 'ledger.apis', 'wallets.x402.apis', 'stripe')))"
+    )
+    result = subprocess.run(  # noqa: S603 (this interpreter, the test's own arguments)
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
