@@ -307,16 +307,7 @@ def report(result: dict[str, Any]) -> tuple[str, list[Verdict]]:
                         level["errors"] or "",
                     )
                 )
-        header = [
-            "level",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "PG CPU ms/op",
-            "approved",
-            "errors",
-        ]
+        header = ["level", "req/s", "p50 ms", "p99 ms", "max ms", "approved", "errors"]
         lines.append(harness.table(header, rows))
         runs = [f"{k.split('_')[0]} {web['webhook'][k]['runs']} ms" for k in ("spread_8", "hot_8")]
         lines.append("webhook at 8: the median run by p99, of " + "; ".join(runs))

@@ -10,6 +10,7 @@ it again (the postings apply each once).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -64,25 +65,29 @@ class Refused(Exception):
 
 def _verified_event(body: bytes, header: str | None) -> dict[str, Any]:
     """The event, when Stripe signed it within the tolerance: stripe's own verifier
-    (constant-time comparison, age), and no signature from the future either."""
+    (constant-time comparison, age), and no signature from the future either. The body
+    is then read as plain JSON: `Webhook.construct_event` would verify the same way and
+    also build a StripeObject tree, a third of a millisecond per event (bench/README.md)."""
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret or not header or not header.isascii():
         raise Refused("invalid_signature", "Missing, invalid or stale Stripe signature.")
     try:
-        event = stripe.Webhook.construct_event(body, header, secret, tolerance=TOLERANCE_SECONDS)
+        stripe.WebhookSignature.verify_header(body, header, secret, TOLERANCE_SECONDS)
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         logger.warning("refused Stripe event: %s", str(exc).split(".")[0])
         raise Refused("invalid_signature", "Missing, invalid or stale Stripe signature.") from exc
-    except (ValueError, AttributeError, TypeError, RecursionError) as exc:  # signed, not an event
-        raise Refused("malformed_event", "The body is not a Stripe event.") from exc
     if signed_at(header) > time.time() + TOLERANCE_SECONDS:
         logger.warning("refused Stripe event: timestamp in the future")
         raise Refused("invalid_signature", "Missing, invalid or stale Stripe signature.")
-    data: dict[str, Any] = event.to_dict()
-    obj = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) else None
-    if not isinstance(obj, dict) or not isinstance(data.get("id"), str):
+    try:
+        event = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # signed, not JSON
+        raise Refused("malformed_event", "The body is not a Stripe event.") from exc
+    data = event.get("data") if isinstance(event, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict) or not isinstance(event.get("id"), str):
         raise Refused("malformed_event", "The event has no id or no data.object.")
-    return data
+    return event
 
 
 def _decide(auth: dict[str, Any]) -> RequestAnswer:

@@ -166,7 +166,16 @@ def test_an_unsigned_or_tampered_event_is_refused(fake_stripe, stripe_card, clie
 
 
 def test_malformed_events_get_a_4xx_not_a_500(fake_stripe, client):
-    for body in (b"{not json", b"[]", json.dumps({"id": "evt_1", "type": "x"}).encode()):
+    bodies = (
+        b"{not json",
+        b"[]",
+        b"\xff\xfe not utf-8",
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than Python's parser recurses
+        json.dumps({"id": "evt_1", "type": "x"}).encode(),
+        json.dumps({"id": "evt_1", "type": "x", "data": []}).encode(),
+        json.dumps({"id": 5, "type": "x", "data": {"object": {}}}).encode(),
+    )
+    for body in bodies:
         response = client.generic(
             "POST",
             "/webhooks/stripe",
