@@ -402,6 +402,11 @@ class NetworkEvent(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        indexes = [
+            # The captures of an authorization we had not seen yet (issuers' events arrive
+            # in any order).
+            models.Index(fields=["target"], name="ledger_netevent_target"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=NetworkEventKind.values),

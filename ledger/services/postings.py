@@ -460,7 +460,12 @@ def authorization_record_unasked(
         quote = fx_quote(currency, agent.policy.currency)
         rate = quote.rate if quote else Decimal(1)
         cap_cents = to_cents(convert_up(amount, rate))
-        holding = approved and holds
+        # The issuer does not order its events: a capture of this authorization that came
+        # first was booked as a forced post, and holding its amount too would count it twice.
+        captured_first = NetworkEvent.objects.filter(
+            target=network_id, kind=NetworkEventKind.CAPTURE
+        ).exists()
+        holding = approved and holds and not captured_first
         auth = Authorization.objects.create(
             network_id=network_id,
             card=card,

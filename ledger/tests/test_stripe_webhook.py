@@ -326,6 +326,31 @@ def test_stripes_own_approval_holds_flagged(fake_stripe, stripe_card, client):
     assert (hold.kind, hold.flag) == (EntryKind.HOLD, EntryFlag.FORCE_POST)
 
 
+def test_stripes_own_approval_captured_before_its_created_event_counts_once(
+    fake_stripe, stripe_card, client
+):
+    """Stripe does not order its events: the capture of an approval it made alone can
+    arrive before the authorization's `created` (whose snapshot says pending)."""
+    event = purchase(fake_stripe, stripe_card, 2500)
+    auth_id = event["data"]["object"]["id"]
+    created = fake_stripe.decided(auth_id, True, reason="webhook_timeout")
+    captured = fake_stripe.capture(auth_id, 2500)
+    assert deliver(client, captured).json()["detail"] == "capture: forced, no authorization"
+    assert deliver(client, created).json()["detail"] == "recorded: approved at Stripe"
+    auth = Authorization.objects.get(network_id=auth_id)
+    assert (auth.decision, auth.hold_state, auth.held_cents) == (
+        Decision.APPROVED,
+        HoldState.CLOSED,
+        0,
+    )
+    entry = LedgerEntry.objects.get()  # the capture; no hold beside it
+    assert (entry.kind, entry.flag, entry.cap_cents) == (
+        EntryKind.CAPTURE,
+        EntryFlag.FORCE_POST,
+        2500,
+    )
+
+
 def test_a_decline_at_stripe_of_what_we_approved_releases_our_hold(
     fake_stripe, stripe_card, client
 ):
