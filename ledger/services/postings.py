@@ -554,6 +554,31 @@ def authorization_increment(
         return PostingOutcome.of([entry], auth)
 
 
+def authorization_expire(
+    *, network_id: str, network_txn_id: str | None = None, now: datetime | None = None
+) -> PostingOutcome:
+    """The issuer expired an open hold (never captured in its time): all of it released
+    and the authorization marked expired, as our own expiry task does."""
+    event = _event(network_txn_id, NetworkEventKind.REVERSAL, network_id, "")
+    return _once(event, lambda: _expire(network_id, event, now or timezone.now()))
+
+
+def _expire(network_id: str, event: Event | None, now: datetime) -> PostingOutcome:
+    auth_id, agent_id = _find_authorization(network_id)
+    with transaction.atomic(durable=True):
+        deadline.transaction_timeouts()  # under a network request's deadline
+        agent = agent_lock(agent_id=agent_id)
+        if (replay := _replayed(event)) is not None:
+            return replay
+        auth = _authorization(auth_id)
+        if auth.hold_state != HoldState.OPEN:
+            raise Conflict(
+                f"Authorization {network_id} holds nothing to expire ({auth.hold_state})."
+            )
+        released = _hold_expired(auth, agent, now, "hold expired at the issuer", event)
+        return _recorded(event, agent, PostingOutcome.of(released, auth), now)
+
+
 def holds_expire(*, now: datetime | None = None, older_than: timedelta | None = None) -> int:
     """Release holds never captured within the expiry period. Returns how many expired."""
     now = now or timezone.now()
@@ -568,25 +593,36 @@ def holds_expire(*, now: datetime | None = None, older_than: timedelta | None = 
             auth = _authorization(auth_id)
             if auth.hold_state != HoldState.OPEN:
                 continue  # resolved meanwhile
-            if auth.held_cents:
-                entry = _entry(
-                    auth=auth,
-                    agent=agent,
-                    kind=EntryKind.RELEASE,
-                    amount=from_cents(max(_outstanding_cents(auth), 0)),
-                    currency=str(auth.amount.currency),
-                    cap_cents=-auth.held_cents,
-                    rate=auth.fx_rate or Decimal(1),
-                    memo="hold expired",
-                    now=now,
-                )
-                entries_post([entry], agent)
-            auth.held_cents = 0
-            auth.hold_state = HoldState.EXPIRED
-            auth.resolved_at = now
-            auth.save(update_fields=["held_cents", "hold_state", "resolved_at"])
+            _hold_expired(auth, agent, now, "hold expired", None)
             expired += 1
     return expired
+
+
+def _hold_expired(
+    auth: Authorization, agent: Agent, now: datetime, memo: str, event: Event | None
+) -> list[LedgerEntry]:
+    """Release what the open hold still holds and mark it expired (under the agent's lock)."""
+    released = []
+    if auth.held_cents:
+        entry = _entry(
+            auth=auth,
+            agent=agent,
+            kind=EntryKind.RELEASE,
+            amount=from_cents(max(_outstanding_cents(auth), 0)),
+            currency=str(auth.amount.currency),
+            cap_cents=-auth.held_cents,
+            rate=auth.fx_rate or Decimal(1),
+            network_txn_id=event.event_id if event else None,
+            memo=memo,
+            now=now,
+        )
+        entries_post([entry], agent)
+        released.append(entry)
+    auth.held_cents = 0
+    auth.hold_state = HoldState.EXPIRED
+    auth.resolved_at = now
+    auth.save(update_fields=["held_cents", "hold_state", "resolved_at"])
+    return released
 
 
 # --- Helpers -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ledger.services.authorization import (
 )
 from ledger.services.postings import (
     authorization_capture,
+    authorization_expire,
     authorization_increment,
     authorization_record_unasked,
     authorization_reverse,
@@ -154,7 +155,10 @@ def _authorization_changed(event_id: str, auth: dict[str, Any], previous: dict[s
     if status in ("reversed", "expired"):
         if ours.hold_state != HoldState.OPEN:
             return f"nothing: {status}, hold resolved already"
-        authorization_reverse(network_id=network_id, network_txn_id=event_id)
+        if status == "expired":
+            authorization_expire(network_id=network_id, network_txn_id=event_id)
+        else:
+            authorization_reverse(network_id=network_id, network_txn_id=event_id)
         return f"released: {status}"
     if "merchant_amount" in previous and status == "pending":
         was, now = int(previous["merchant_amount"]), int(auth.get("merchant_amount") or 0)

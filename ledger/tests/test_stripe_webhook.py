@@ -374,8 +374,17 @@ def test_reversals_expiry_and_increments(fake_stripe, stripe_card, client):
     assert (auth.hold_state, auth.held_cents) == (HoldState.CLOSED, 0)
 
     lapsing = approved_purchase(fake_stripe, stripe_card, client, 500)
-    assert deliver(client, fake_stripe.expire(lapsing)).json()["detail"] == "released: expired"
-    assert Authorization.objects.get(network_id=lapsing).held_cents == 0
+    expired = fake_stripe.expire(lapsing)
+    assert deliver(client, expired).json()["detail"] == "released: expired"
+    deliver(client, expired)  # once
+    auth = Authorization.objects.get(network_id=lapsing)
+    assert (auth.hold_state, auth.held_cents, auth.reversed_cents) == (HoldState.EXPIRED, 0, 0)
+    release = LedgerEntry.objects.get(network_txn_id=expired["id"])
+    assert (release.kind, release.cap_cents, release.memo) == (
+        EntryKind.RELEASE,
+        -500,
+        "hold expired at the issuer",
+    )
 
     growing = approved_purchase(fake_stripe, stripe_card, client, 500)
     event = fake_stripe.increment(growing, 250)
