@@ -16,15 +16,12 @@ import http.client
 import itertools
 import os
 import random
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import harness
 import psutil
@@ -352,69 +349,21 @@ def freeze_to_decline(world: dict[str, Any], port: int, rounds: int) -> dict[str
 
 
 def hung_database(world: dict[str, Any], code: Path, url: str, sizes: dict[str, Any]) -> dict:
-    """Gunicorn's connections go through a proxy that stops forwarding (the database
-    hangs, as a stopped server or a dropped network does): how long each authorization
-    sent meanwhile takes to be declined `system_unavailable`, with as many clients as
-    workers, beside AGENTWALLET_DECISION_DEADLINE_MS; then whether the first after the
-    database is back is decided normally."""
-    sys.path.insert(0, str(harness.ROOT))  # the proxy of this checkout's tests
-    from ledger.tests.tcp_proxy import HangingProxy
-
-    parts = urlsplit(url)
-    proxy = HangingProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    deadline_ms = 1500
-    workers = 3
-    env = {"DATABASE_URL": proxied, "AGENTWALLET_DECISION_DEADLINE_MS": str(deadline_ms)}
-    cards = world["spread"][:workers]
-    took: list[float] = []
-    answers: Counter[str] = Counter()
+    """The hung-database part (harness.hung_database) on /api/network/authorizations."""
+    cards = world["spread"][:3]
     serial = itertools.count()
 
-    def client(card: tuple[str, str, str], rounds: int) -> None:
+    def send(port: int, index: int) -> str:
+        _, card_id, mcc = cards[index]
+        body = harness.authorization_body(f"hung-{next(serial)}", card_id, mcc)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for _ in range(rounds):
-            body = harness.authorization_body(f"hung-{next(serial)}", card[1], card[2])
-            started = time.perf_counter()
-            status, answer = harness.post(
-                conn, harness.AUTH_PATH, body, {"AgentWallet-Signature": harness.signature(body)}
-            )
-            took.append(time.perf_counter() - started)
-            answers[f"{status} {answer.get('reason') or answer.get('decision')}"] += 1
+        status, answer = harness.post(
+            conn, harness.AUTH_PATH, body, {"AgentWallet-Signature": harness.signature(body)}
+        )
+        conn.close()
+        return f"{status} {answer.get('reason') or answer.get('decision')}"
 
-    try:
-        with harness.gunicorn(code, workers=workers, env=env) as port:
-            for card in cards * 4:  # every worker holds a connection through the proxy
-                client(card, 1)
-            took.clear()
-            answers.clear()
-            harness.log("hung database: the proxy stops forwarding")
-            proxy.hang()
-            threads = [
-                threading.Thread(target=client, args=(card, sizes["hung_rounds"])) for card in cards
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            hung = list(took)
-            hung_answers = dict(answers)
-            proxy.resume()
-            took.clear()
-            answers.clear()
-            for card in cards * 2:
-                client(card, 1)
-            after = dict(answers)
-    finally:
-        proxy.close()
-    return {
-        "deadline_ms": deadline_ms,
-        "workers": workers,
-        "clients": len(cards),
-        "to_decline": harness.summary(hung),
-        "answers_while_hung": hung_answers,
-        "answers_after": after,
-    }
+    return harness.hung_database(code, url, send, rounds=sizes["hung_rounds"])
 
 
 def statement_costs(world: dict[str, Any], url: str, repeats: int) -> dict[str, Any]:
@@ -652,22 +601,9 @@ def report(result: dict[str, Any]) -> tuple[str, list[Verdict]]:
             )
         )
     if hung := result.get("hung"):
-        to_decline = hung["to_decline"]
-        lines.append(
-            f"\nHung database to decline ({hung['clients']} clients, {hung['workers']} workers): "
-            f"p50 {to_decline['p50_ms']} ms, p99 {to_decline['p99_ms']} ms, max "
-            f"{to_decline['max_ms']} ms (deadline {hung['deadline_ms']} ms); answers "
-            f"{hung['answers_while_hung']}; after the database is back {hung['answers_after']}"
-        )
-        only_declines = set(hung["answers_while_hung"]) == {"200 system_unavailable"}
-        back = set(hung["answers_after"]) == {"200 approved"}
-        verdicts.append(
-            (
-                "hung database to decline p99 within the deadline; decided again after",
-                to_decline["p99_ms"] < hung["deadline_ms"] and only_declines and back,
-                f"{to_decline['p99_ms']} ms of {hung['deadline_ms']}",
-            )
-        )
+        line, verdict = harness.hung_report(hung)
+        lines.append("\n" + line)
+        verdicts.append(verdict)
     if hist := result.get("history"):
         sizes = result["sizes"]
         lines.append(

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -397,6 +398,91 @@ def raw_request(port: int, body: bytes) -> bytes:
         f"AgentWallet-Signature: {signature(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+# --- A hung database -------------------------------------------------------------------
+
+# One request of the hung-database part: (gunicorn's port, the client's index) -> its
+# answer as "<status> <reason or decision>".
+HungRequest = Callable[[int, int], str]
+
+
+def hung_database(
+    code: Path, url: str, send: HungRequest, *, rounds: int, deadline_ms: int = 1500
+) -> dict[str, Any]:
+    """Gunicorn (3 workers) reaches PostgreSQL through a proxy that stops forwarding (the
+    database hangs, as a stopped server or a dropped network does): how long each request
+    sent meanwhile by 3 clients takes to be answered, beside the deadline; then the
+    answers to the first requests after the database is back."""
+    sys.path.insert(0, str(ROOT))  # the proxy of this checkout's tests
+    from ledger.tests.tcp_proxy import HangingProxy
+
+    parts = urlsplit(url)
+    proxy = HangingProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    workers = clients = 3
+    env = {"DATABASE_URL": proxied, "AGENTWALLET_DECISION_DEADLINE_MS": str(deadline_ms)}
+    took: list[float] = []
+    answers: Counter[str] = Counter()
+
+    def client(port: int, index: int, count: int) -> None:
+        for _ in range(count):
+            started = time.perf_counter()
+            answer = send(port, index)
+            took.append(time.perf_counter() - started)
+            answers[answer] += 1
+
+    try:
+        with gunicorn(code, workers=workers, env=env) as port:
+            for index in list(range(clients)) * 4:  # every worker connected through the proxy
+                client(port, index, 1)
+            took.clear()
+            answers.clear()
+            log("hung database: the proxy stops forwarding")
+            proxy.hang()
+            threads = [
+                threading.Thread(target=client, args=(port, index, rounds))
+                for index in range(clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            hung, hung_answers = list(took), dict(answers)
+            proxy.resume()
+            answers.clear()
+            for index in list(range(clients)) * 2:
+                client(port, index, 1)
+            after = dict(answers)
+    finally:
+        proxy.close()
+    return {
+        "deadline_ms": deadline_ms,
+        "workers": workers,
+        "clients": clients,
+        "to_decline": summary(hung),
+        "answers_while_hung": hung_answers,
+        "answers_after": after,
+    }
+
+
+def hung_report(hung: dict[str, Any]) -> tuple[str, tuple[str, bool, str]]:
+    """The hung-database part's line, and its verdict: every request declined
+    `system_unavailable` within the deadline at p99, and approved once it is back."""
+    to_decline = hung["to_decline"]
+    line = (
+        f"Hung database to decline ({hung['clients']} clients, {hung['workers']} workers): "
+        f"p50 {to_decline['p50_ms']} ms, p99 {to_decline['p99_ms']} ms, max "
+        f"{to_decline['max_ms']} ms (deadline {hung['deadline_ms']} ms); answers "
+        f"{hung['answers_while_hung']}; after the database is back {hung['answers_after']}"
+    )
+    only_declines = set(hung["answers_while_hung"]) == {"200 system_unavailable"}
+    back = set(hung["answers_after"]) == {"200 approved"}
+    return line, (
+        "hung database to decline p99 within the deadline; decided again after",
+        to_decline["p99_ms"] < hung["deadline_ms"] and only_declines and back,
+        f"{to_decline['p99_ms']} ms of {hung['deadline_ms']}",
+    )
 
 
 # --- Results --------------------------------------------------------------------------

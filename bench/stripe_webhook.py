@@ -20,13 +20,10 @@ import itertools
 import json
 import os
 import sys
-import threading
 import time
-from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import harness
 
@@ -201,71 +198,24 @@ def lifecycle(
 def hung_database(
     world: dict[str, Any], deliveries: Deliveries, code: Path, url: str, rounds: int
 ) -> dict[str, Any]:
-    """Gunicorn reaches PostgreSQL through a proxy that stops forwarding: how long each
-    authorization request Stripe delivers meanwhile takes to be declined, with as many
-    deliveries at once as workers, beside the deadline; then whether the first after the
-    database is back are approved."""
-    from ledger.tests.tcp_proxy import HangingProxy
-
-    parts = urlsplit(url)
-    proxy = HangingProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    deadline_ms, workers = 1500, 3
-    env = {"DATABASE_URL": proxied, "AGENTWALLET_DECISION_DEADLINE_MS": str(deadline_ms)}
-    cards = world["spread"][:workers]
-    took: list[float] = []
-    answers: Counter[str] = Counter()
+    """The hung-database part (harness.hung_database): Stripe's deliveries of
+    authorization requests, declined (fail closed) within the deadline."""
+    cards = world["spread"][:3]
     serial = itertools.count()
 
-    def client(card: tuple[str, str, str], count: int) -> None:
-        for _ in range(count):
-            raw = deliveries.request(card, "request", f"iauth_hung_{next(serial)}")
-            head, body = raw.split(b"\r\n\r\n", 1)
-            headers = dict(
-                line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
-            )
-            conn = http.client.HTTPConnection("127.0.0.1", deliveries.port, timeout=30)
-            started = time.perf_counter()
-            conn.request("POST", WEBHOOK_PATH, body=body, headers=headers)
-            response = conn.getresponse()
-            answer = json.loads(response.read())
-            took.append(time.perf_counter() - started)
-            conn.close()
-            meta = answer.get("metadata") or {}
-            outcome = meta.get("agentwallet_reason") or meta.get("agentwallet_decision")
-            answers[f"{response.status} {outcome}"] += 1
+    def send(port: int, index: int) -> str:
+        raw = deliveries.request(cards[index], "request", f"iauth_hung_{next(serial)}")
+        head, body = raw.split(b"\r\n\r\n", 1)
+        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", WEBHOOK_PATH, body=body, headers=headers)
+        response = conn.getresponse()
+        meta = json.loads(response.read()).get("metadata") or {}
+        conn.close()
+        outcome = meta.get("agentwallet_reason") or meta.get("agentwallet_decision")
+        return f"{response.status} {outcome}"
 
-    try:
-        with harness.gunicorn(code, workers=workers, env=env) as port:
-            deliveries.port = port
-            for card in cards * 4:  # every worker holds a connection through the proxy
-                client(card, 1)
-            took.clear()
-            answers.clear()
-            harness.log("hung database: the proxy stops forwarding")
-            proxy.hang()
-            threads = [threading.Thread(target=client, args=(card, rounds)) for card in cards]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            hung, hung_answers = list(took), dict(answers)
-            proxy.resume()
-            took.clear()
-            answers.clear()
-            for card in cards * 2:
-                client(card, 1)
-            after = dict(answers)
-    finally:
-        proxy.close()
-    return {
-        "deadline_ms": deadline_ms,
-        "workers": workers,
-        "clients": len(cards),
-        "to_decline": harness.summary(hung),
-        "answers_while_hung": hung_answers,
-        "answers_after": after,
-    }
+    return harness.hung_database(code, url, send, rounds=rounds)
 
 
 def ledger_written_once() -> dict[str, Any]:
@@ -343,22 +293,9 @@ def report(result: dict[str, Any]) -> tuple[str, list[Verdict]]:
             f"{created['outcomes']['approved']}, errors {created['errors'] or 'none'}"
         )
     if hung := result.get("hung"):
-        to_decline = hung["to_decline"]
-        lines.append(
-            f"\nHung database to decline ({hung['clients']} deliveries at once, {hung['workers']} "
-            f"workers): p50 {to_decline['p50_ms']} ms, p99 {to_decline['p99_ms']} ms, max "
-            f"{to_decline['max_ms']} ms (deadline {hung['deadline_ms']} ms); answers "
-            f"{hung['answers_while_hung']}; after the database is back {hung['answers_after']}"
-        )
-        only_declines = set(hung["answers_while_hung"]) == {"200 system_unavailable"}
-        back = set(hung["answers_after"]) == {"200 approved"}
-        verdicts.append(
-            (
-                "hung database declined within the deadline at p99; approved again after",
-                to_decline["p99_ms"] < hung["deadline_ms"] and only_declines and back,
-                f"{to_decline['p99_ms']} ms of {hung['deadline_ms']}",
-            )
-        )
+        line, verdict = harness.hung_report(hung)
+        lines.append("\n" + line)
+        verdicts.append(verdict)
     lines.append("")
     lines += [f"{'PASS' if ok else 'MISS'}  {what}: {figure}" for what, ok, figure in verdicts]
     return "\n".join(lines), verdicts
