@@ -37,7 +37,6 @@ TARGETS = {
     "postgres_cpu_vs_ceiling_goal_at_most": 2.0,  # a goal to report, not a gate
     "hung_database_to_decline_p99_within_deadline_ms": 1500,
 }
-BIG = Decimal("900000000")  # caps no load reaches: every decision is a full approval
 PARTS = ("rate", "hot", "statements", "http", "freeze", "history", "hung")
 
 
@@ -50,29 +49,15 @@ def seed(spread_agents: int, hot_prior: int) -> dict[str, Any]:
     from django.utils import timezone
 
     from ledger.services import AuthorizationRequest, authorization_decide
-    from policies.models import Vendor
-    from policies.services import policy_create
     from wallets.actors import Actor
-    from wallets.services import agent_provision, api_key_create
+    from wallets.services import api_key_create
 
-    policy = policy_create(
-        slug="bench",
-        name="bench",
-        currency="USD",
-        daily_cap=BIG,
-        monthly_cap=BIG,
-        default_vendors=list(Vendor.objects.filter(slug="openai")),
-    )
-
-    def provision(name: str) -> tuple[str, str, str]:
-        made = agent_provision(
-            name=name, principal_email="bench@example.com", policy=policy, actor=Actor.system()
-        )
-        card = made.cards[0].card
-        return str(made.agent.pk), str(card.pk), card.allowed_mccs[0]
-
-    spread = [provision(f"spread-{n}") for n in range(spread_agents)]
-    hot, large = provision("hot"), provision("hot-large-history")
+    names = [f"spread-{n}" for n in range(spread_agents)] + ["hot", "hot-large-history"]
+    cards = [
+        (str(card.agent_id), str(card.pk), card.allowed_mccs[0])
+        for card in harness.openai_cards(names)
+    ]
+    spread, hot, large = cards[:-2], cards[-2], cards[-1]
     now = timezone.now()
     for n in range(hot_prior):  # the hot agent's rolling day holds `hot_prior` entries
         authorization_decide(
@@ -298,7 +283,8 @@ def http_levels(world: dict[str, Any], port: int, sizes: dict[str, Any]) -> dict
 def freeze_to_decline(world: dict[str, Any], port: int, rounds: int) -> dict[str, Any]:
     """A client authorizes back to back on one card while the card is frozen over HTTP:
     the time from the freeze call returning to the first `card_frozen` decline, and
-    approvals of authorizations sent after it returned (violations)."""
+    approvals of authorizations sent after it returned and answered before the unfreeze
+    was sent (violations), and how long the unfreeze call took."""
     agent_id, card_id, mcc = world["spread"][0]
     events: list[tuple[float, float, str]] = []  # (sent, answered, reason or decision)
     stop = threading.Event()
@@ -322,6 +308,7 @@ def freeze_to_decline(world: dict[str, Any], port: int, rounds: int) -> dict[str
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
     to_decline: list[float] = []
+    unfreeze_took: list[float] = []
     violations = 0
     try:
         for _ in range(rounds):
@@ -329,9 +316,13 @@ def freeze_to_decline(world: dict[str, Any], port: int, rounds: int) -> dict[str
             harness.post(staff, f"{base}/freeze", b'{"reason": "bench"}', headers)
             returned = time.perf_counter()
             time.sleep(0.05)
+            # Frozen for certain: sent after the freeze returned, answered before the
+            # unfreeze was sent (the unfreeze commits before it returns, by how long its
+            # after-commit work takes).
+            unfreezing = time.perf_counter()
             harness.post(staff, f"{base}/unfreeze", b"{}", headers)
-            unfrozen = time.perf_counter()
-            after = [e for e in list(events) if returned < e[0] < unfrozen - 0.01]
+            unfreeze_took.append(time.perf_counter() - unfreezing)
+            after = [e for e in list(events) if returned < e[0] and e[1] < unfreezing]
             violations += sum(1 for e in after if e[2] == "approved")
             frozen = [e[1] for e in after if e[2] == "card_frozen"]
             if frozen:
@@ -344,6 +335,7 @@ def freeze_to_decline(world: dict[str, Any], port: int, rounds: int) -> dict[str
         "rounds": rounds,
         "rounds_measured": len(to_decline),
         "freeze_to_decline": harness.summary(to_decline),
+        "unfreeze_call": harness.summary(unfreeze_took),
         "violations": violations,
     }
 

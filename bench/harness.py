@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -113,6 +114,36 @@ def principals_verified(emails: list[str]) -> None:
         principal = principal_get_or_create(email=email)
         principal.email_verified_at = timezone.now()
         principal.save(update_fields=["email_verified_at"])
+
+
+# Caps no load reaches: every decision is a full approval.
+BIG = Decimal("900000000")
+
+
+def openai_cards(names: Sequence[str]) -> list[Any]:
+    """An agent of bench@example.com per name, under one policy whose caps no load
+    reaches, each with the one card of that policy: OpenAI's. Returns the cards."""
+    from policies.models import Vendor
+    from policies.services import policy_create
+    from wallets.actors import Actor
+    from wallets.services import agent_provision
+
+    policy = policy_create(
+        slug="bench",
+        name="bench",
+        currency="USD",
+        daily_cap=BIG,
+        monthly_cap=BIG,
+        default_vendors=list(Vendor.objects.filter(slug="openai")),
+    )
+    return [
+        agent_provision(
+            name=name, principal_email="bench@example.com", policy=policy, actor=Actor.system()
+        )
+        .cards[0]
+        .card
+        for name in names
+    ]
 
 
 def settle(url: str) -> None:

@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ TARGETS = {
     "webhook_p99_ms_at_8_below": 100.0,
     "hung_database_to_decline_p99_within_deadline_ms": 1500,
 }
-BIG = Decimal("900000000")  # caps no load reaches: every decision is a full approval
 PARTS = ("http", "lifecycle", "hung")
 WEBHOOK_PATH = "/webhooks/stripe"
 CARDHOLDER_ADDRESS = {
@@ -64,31 +62,13 @@ def stripe_environment(code: Path) -> Any:
 
 def seed(spread_agents: int) -> dict[str, Any]:
     """Agents with one OpenAI card each, issued at Stripe: (our card id, Stripe's, MCC)."""
-    from policies.models import Vendor
-    from policies.services import policy_create
-    from wallets.actors import Actor
-    from wallets.services import agent_provision
-
-    policy = policy_create(
-        slug="bench",
-        name="bench",
-        currency="USD",
-        daily_cap=BIG,
-        monthly_cap=BIG,
-        default_vendors=list(Vendor.objects.filter(slug="openai")),
-    )
-
-    def provision(name: str) -> tuple[str, str, str]:
-        made = agent_provision(
-            name=name, principal_email="bench@example.com", policy=policy, actor=Actor.system()
-        )
-        card = made.cards[0].card
+    names = [f"spread-{n}" for n in range(spread_agents)] + ["hot"]
+    cards = []
+    for card in harness.openai_cards(names):
         if card.issuer != "stripe" or not card.issuer_card_id:
             raise SystemExit(f"card {card.pk} was not issued at Stripe")
-        return str(card.pk), card.issuer_card_id, card.allowed_mccs[0]
-
-    spread = [provision(f"spread-{n}") for n in range(spread_agents)]
-    return {"spread": spread, "hot": [provision("hot")]}
+        cards.append((str(card.pk), card.issuer_card_id, card.allowed_mccs[0]))
+    return {"spread": cards[:-1], "hot": cards[-1:]}
 
 
 class Deliveries:

@@ -11,7 +11,7 @@ for finance to look into, not for code to guess at.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -19,6 +19,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import OutboxKind
@@ -289,9 +290,8 @@ def _cards(issuer: ReconcilableIssuer, now: datetime, found: list[dict[str, Any]
 
 def reconciliation_payload(run: IssuerReconciliation) -> dict[str, Any]:
     """What the Slack message says (approvals.slack.blocks.reconciliation_blocks)."""
-    by_kind: dict[str, int] = defaultdict(int)
-    for mismatch in run.mismatches:
-        by_kind[mismatch["kind"]] += 1
+    by_kind = Counter(mismatch["kind"] for mismatch in run.mismatches)
+    path = reverse("portal-reconciliation", args=[run.pk])
     return {
         "issuer": run.issuer,
         "day": run.day.isoformat(),
@@ -300,7 +300,7 @@ def reconciliation_payload(run: IssuerReconciliation) -> dict[str, Any]:
             ReconciliationMismatch(kind).label: count for kind, count in sorted(by_kind.items())
         },
         "examples": [mismatch["detail"] for mismatch in run.mismatches[:5]],
-        "url": f"{settings.AGENTWALLET_PORTAL_URL.rstrip('/')}/reconciliation/{run.pk}/",
+        "url": f"{settings.AGENTWALLET_PORTAL_URL.rstrip('/')}{path}",
     }
 
 
